@@ -1,0 +1,166 @@
+"""Benchmark driver for the pgqueuer peer (https://github.com/janbjorge/pgqueuer).
+
+Usage:
+    python bench/peers/pgqueuer_peer.py drain   --dsn DSN --jobs N --workers K --batch B
+    python bench/peers/pgqueuer_peer.py latency --dsn DSN --samples S
+
+Each subcommand prints one JSON object as the last line of stdout. The caller
+hands us a fresh, empty database; we install pgqueuer's schema into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import statistics
+import time
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import asyncpg
+from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
+
+PEER = "pgqueuer"
+# Spawn, not fork: the parent holds an asyncpg connection and an event loop,
+# neither of which may be shared with a forked child.
+CTX = mp.get_context("spawn")
+
+
+async def _worker(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out: Any) -> None:
+    # One consumer = one QueueManager on one asyncpg connection, which is how
+    # pgqueuer's own docs run a worker. We skip PgQueuer/SchedulerManager: there
+    # are no cron schedules here, so it would only add an idle polling task.
+    conn = await asyncpg.connect(dsn)
+    qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+    @qm.entrypoint("noop")
+    async def noop(job: Job) -> None:
+        return None
+
+    @qm.entrypoint("probe")
+    async def probe(job: Job) -> None:
+        assert job.payload is not None
+        out.put(time.time() - float(job.payload.decode()))
+
+    loop = asyncio.get_running_loop()
+    ready.set()
+    # Imports and connect are done; only start consuming when the parent says
+    # so, so the drain clock measures consumption, not interpreter start-up.
+    await loop.run_in_executor(None, go.wait)
+
+    async def stopper() -> None:
+        await loop.run_in_executor(None, stop.wait)
+        qm.shutdown.set()  # graceful: qm.run flushes its status buffers and returns
+
+    stop_task = asyncio.create_task(stopper())
+    # dequeue_timeout is left at its default (30 s): it is only the fallback
+    # poll; wake-ups come from pgqueuer's LISTEN/NOTIFY trigger.
+    await qm.run(batch_size=batch)
+    await stop_task
+    if not conn.is_closed():
+        await conn.close()
+
+
+def worker_main(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out: Any) -> None:
+    asyncio.run(_worker(dsn, batch, ready, go, stop, out))
+
+
+def start_workers(dsn: str, count: int, batch: int, out: Any) -> tuple[list[Any], Event, Event]:
+    go, stop = CTX.Event(), CTX.Event()
+    readies = [CTX.Event() for _ in range(count)]
+    procs = [
+        CTX.Process(target=worker_main, args=(dsn, batch, r, go, stop, out), daemon=True)
+        for r in readies
+    ]
+    for p in procs:
+        p.start()
+    for r in readies:
+        if not r.wait(60):
+            raise RuntimeError("worker did not become ready")
+    return procs, go, stop
+
+
+def stop_workers(procs: list[Any], stop: Event) -> None:
+    stop.set()
+    for p in procs:
+        p.join(30)
+        if p.is_alive():  # only if graceful shutdown hung; should not happen
+            p.terminate()
+            p.join()
+
+
+async def install(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await Queries(AsyncpgDriver(conn)).install()
+    return conn
+
+
+async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]:
+    conn = await install(dsn)
+    # One multi-row INSERT (pgqueuer's list form of enqueue); not timed.
+    await Queries(AsyncpgDriver(conn)).enqueue(["noop"] * jobs, [None] * jobs, [0] * jobs)
+    procs, go, stop = start_workers(dsn, workers, batch, CTX.Queue())
+    t0 = time.perf_counter()
+    go.set()
+    # pgqueuer deletes a job's row from the queue table once it is done (moving
+    # it to pgqueuer_log), so "any row left" means "not finished". EXISTS stops
+    # at the first live row: one cheap query per 20 ms, nothing per job.
+    while await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pgqueuer)"):
+        await asyncio.sleep(0.02)
+    seconds = time.perf_counter() - t0
+    stop_workers(procs, stop)
+    await conn.close()
+    return {"peer": PEER, "jobs": jobs, "workers": workers, "batch": batch,
+            "seconds": round(seconds, 4), "jobs_per_s": round(jobs / seconds, 1)}
+
+
+def summarize(deltas_s: list[float]) -> dict[str, float]:
+    ms = [d * 1000 for d in deltas_s]
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"p50_ms": round(statistics.median(ms), 3), "p99_ms": round(q[98], 3),
+            "mean_ms": round(statistics.fmean(ms), 3)}
+
+
+async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
+    conn = await install(dsn)
+    queries = Queries(AsyncpgDriver(conn))
+    out = CTX.Queue()
+    # Batch size 1 is irrelevant to an idle queue (one job at a time) but makes
+    # the single worker fetch exactly what it is woken for.
+    procs, go, stop = start_workers(dsn, 1, 1, out)
+    go.set()
+    await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
+    deltas: list[float] = []
+    for _ in range(samples + warmup):
+        t0 = time.time()
+        await queries.enqueue("probe", repr(t0).encode())
+        deltas.append(out.get(timeout=30))  # blocking is fine: the delta is taken in the worker
+        await asyncio.sleep(0.02)  # let the worker go idle (back to waiting on NOTIFY)
+    stop_workers(procs, stop)
+    await conn.close()
+    return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("drain")
+    d.add_argument("--dsn", required=True)
+    d.add_argument("--jobs", type=int, required=True)
+    d.add_argument("--workers", type=int, required=True)
+    d.add_argument("--batch", type=int, required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--dsn", required=True)
+    lat.add_argument("--samples", type=int, required=True)
+    a = ap.parse_args()
+    if a.cmd == "drain":
+        result = asyncio.run(drain(a.dsn, a.jobs, a.workers, a.batch))
+    else:
+        result = asyncio.run(latency(a.dsn, a.samples))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

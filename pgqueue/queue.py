@@ -1,0 +1,219 @@
+"""The run queue's data operations: submit, claim, complete, release.
+
+Plain functions over an asyncpg connection (or pool), so callers choose the
+transaction: ``submit`` inside a caller's transaction notifies only if that
+transaction commits. Every statement comes from ``pgqueue.sql``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from pgqueue.ids import uuid7
+from pgqueue.sql import queries
+
+log = logging.getLogger(__name__)
+
+WAKE_CHANNEL = "pgqueue_runs"
+TERMINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to submit. ``delay`` seconds from now it becomes claimable."""
+
+    run_id: UUID = field(default_factory=uuid7)
+    thread_id: UUID | None = None
+    assistant_id: UUID | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    max_attempts: int = 3
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class SubmittedRun:
+    run_id: UUID
+    seq: int
+    created_at: datetime
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run this worker holds; ``attempt`` is the lease's fencing token."""
+
+    run_id: UUID
+    thread_id: UUID | None
+    assistant_id: UUID | None
+    attempt: int
+    max_attempts: int
+    releases: int
+    kwargs: dict[str, Any]
+    metadata: dict[str, Any]
+    seq: int
+
+    @property
+    def lease(self) -> tuple[UUID, int]:
+        return (self.run_id, self.attempt)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A final write for a held run. ``retry_delay`` (only with status
+    'error') asks for a retry that many seconds later while attempts remain."""
+
+    run_id: UUID
+    attempt: int
+    status: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+    retry_delay: float | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: int
+    failed: int
+    workers_removed: int
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+async def submit(
+    conn: Executor,
+    runs: Sequence[NewRun],
+    *,
+    wake: bool = True,
+    create_threads: bool = True,
+) -> list[SubmittedRun]:
+    """Insert pending runs in one round trip (two if threads must be created).
+
+    With ``wake`` the statement also sends one NOTIFY, delivered when the
+    surrounding transaction commits and never if it rolls back.
+    """
+    if not runs:
+        return []
+    for run in runs:
+        if run.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {run.max_attempts}")
+        if run.delay < 0:
+            raise ValueError(f"delay must not be negative, got {run.delay}")
+    thread_ids = [r.thread_id for r in runs if r.thread_id is not None]
+    if create_threads and thread_ids:
+        await conn.execute(queries.ensure_threads, thread_ids)
+    rows = await conn.fetch(
+        queries.submit_runs,
+        [r.run_id for r in runs],
+        [r.thread_id for r in runs],
+        [r.assistant_id for r in runs],
+        [json.dumps(r.kwargs) for r in runs],
+        [json.dumps(r.metadata) for r in runs],
+        [r.priority for r in runs],
+        [r.max_attempts for r in runs],
+        [float(r.delay) for r in runs],
+        wake,
+    )
+    return [SubmittedRun(r["run_id"], r["seq"], r["created_at"], r["not_before"]) for r in rows]
+
+
+async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
+    """Claim up to ``limit`` ready runs for ``worker_id`` in one statement."""
+    if limit <= 0:
+        return []
+    try:
+        rows = await conn.fetch(queries.claim_runs, worker_id, limit)
+    except asyncpg.UniqueViolationError:
+        # Two claimers raced for runs of one thread (possible only when
+        # submits on that thread commit out of seq order); the unique index
+        # refused the second. Nothing was claimed; the caller claims again.
+        log.info("claim lost a per-thread race", extra={"event": "claim_thread_race"})
+        return []
+    return [
+        ClaimedRun(
+            run_id=r["run_id"],
+            thread_id=r["thread_id"],
+            assistant_id=r["assistant_id"],
+            attempt=r["attempt"],
+            max_attempts=r["max_attempts"],
+            releases=r["releases"],
+            kwargs=json.loads(r["kwargs"]),
+            metadata=json.loads(r["metadata"]),
+            seq=r["seq"],
+        )
+        for r in rows
+    ]
+
+
+async def next_due_in(conn: Executor) -> float | None:
+    """Seconds until the earliest delayed pending run is ready, if any."""
+    row = await conn.fetchrow(queries.next_due_at)
+    if row is None or row["due_at"] is None:
+        return None
+    return max(0.0, (row["due_at"] - row["db_now"]).total_seconds())
+
+
+async def complete(conn: Executor, completions: Sequence[Completion]) -> dict[UUID, str]:
+    """Write final outcomes, fenced; returns {run_id: new status} for the runs
+    whose lease was still held. Runs absent from the result wrote nothing."""
+    if not completions:
+        return {}
+    for c in completions:
+        if c.status not in TERMINAL_STATUSES:
+            raise ValueError(f"status must be one of {sorted(TERMINAL_STATUSES)}, got {c.status!r}")
+    rows = await conn.fetch(
+        queries.complete_runs,
+        [c.run_id for c in completions],
+        [c.attempt for c in completions],
+        [c.status for c in completions],
+        [_dumps(c.output) for c in completions],
+        [_dumps(c.error) for c in completions],
+        [c.retry_delay for c in completions],
+    )
+    return {r["run_id"]: r["status"] for r in rows}
+
+
+async def release(conn: Executor, leases: Iterable[tuple[UUID, int]]) -> set[UUID]:
+    """Hand held runs back to pending (not counted as a failed attempt)."""
+    leases = list(leases)
+    if not leases:
+        return set()
+    rows = await conn.fetch(
+        queries.release_runs, [run_id for run_id, _ in leases], [a for _, a in leases]
+    )
+    return {r["run_id"] for r in rows}
+
+
+async def sweep(conn: Executor, stale_after: float | None = None) -> SweepResult:
+    """Run ``pgqueue_sweep`` once (a no-op if another sweeper holds its lock)."""
+    interval = None if stale_after is None else timedelta(seconds=stale_after)
+    row = await conn.fetchrow(queries.sweep, interval)
+    assert row is not None
+    return SweepResult(row["requeued"], row["failed"], row["workers_removed"])
+
+
+async def get_run(conn: Executor, run_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(queries.get_run, run_id)
+    if row is None:
+        return None
+    run = dict(row)
+    for key in ("kwargs", "metadata", "output", "error"):
+        run[key] = _loads(run[key])
+    return run

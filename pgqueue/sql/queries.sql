@@ -1,0 +1,142 @@
+-- Every statement pgqueue runs at runtime, one named block each.
+-- Loaded by pgqueue/sql/__init__.py; referenced as queries.NAME.
+-- Schema, indexes and the SQL functions called here live in migrations/.
+
+-- name: submit_runs
+-- Inserts a batch of pending runs (in the given order: seq follows it) and
+-- marks their threads busy, in one round trip. $9 says whether to wake
+-- workers: pg_notify folds duplicates within a transaction and is delivered
+-- only if the transaction commits, so a rolled-back submit wakes nobody.
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::jsonb[],
+                         $6::integer[], $7::integer[], $8::double precision[])
+        WITH ORDINALITY
+        AS i(run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, delay, ord)
+), busy AS (
+    UPDATE threads SET status = 'busy', updated_at = now()
+    WHERE thread_id IN (SELECT thread_id FROM input WHERE thread_id IS NOT NULL)
+), inserted AS (
+    INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, not_before)
+    SELECT run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,
+           now() + make_interval(secs => delay)
+    FROM input
+    ORDER BY ord
+    RETURNING run_id, seq, created_at, not_before
+)
+SELECT inserted.run_id, inserted.seq, inserted.created_at, inserted.not_before
+FROM inserted, (SELECT CASE WHEN $9::boolean THEN pg_notify('pgqueue_runs', '') END) AS wake
+ORDER BY inserted.seq;
+
+-- name: ensure_threads
+-- Creates the threads a submit refers to, if missing.
+INSERT INTO threads (thread_id)
+SELECT DISTINCT t FROM unnest($1::uuid[]) AS t
+ON CONFLICT (thread_id) DO NOTHING;
+
+-- name: claim_runs
+-- Claims up to $2 ready runs for worker $1, highest priority then oldest.
+-- A run whose thread has a running run, or an older pending one, is not
+-- ready: runs on a thread execute one at a time, in order. (The unique
+-- index runs_one_running_per_thread backs this up against races.)
+WITH candidates AS (
+    SELECT r.run_id
+    FROM runs r
+    WHERE r.status = 'pending'
+      AND r.not_before <= now()
+      AND (r.thread_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM runs p
+            WHERE p.thread_id = r.thread_id
+              AND p.status IN ('pending', 'running')
+              AND (p.status = 'running' OR p.seq < r.seq)))
+    ORDER BY r.priority DESC, r.seq
+    LIMIT $2
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE runs SET
+    status = 'running',
+    attempt = runs.attempt + 1,
+    worker_id = $1,
+    heartbeat_at = now(),
+    started_at = now(),
+    updated_at = now()
+FROM candidates
+WHERE runs.run_id = candidates.run_id
+RETURNING runs.run_id, runs.thread_id, runs.assistant_id, runs.attempt, runs.max_attempts,
+          runs.releases, runs.kwargs, runs.metadata, runs.seq;
+
+-- name: next_due_at
+-- When the earliest delayed pending run becomes ready: an idle worker
+-- sleeps until then instead of a whole poll interval.
+SELECT min(not_before) AS due_at, now() AS db_now
+FROM runs
+WHERE status = 'pending' AND not_before > now();
+
+-- name: complete_runs
+-- Fenced final writes for a batch (see pgqueue_complete_runs in migrations).
+SELECT run_id, status
+FROM pgqueue_complete_runs($1::uuid[], $2::integer[], $3::text[], $4::jsonb[], $5::jsonb[],
+                           $6::double precision[]);
+
+-- name: release_runs
+-- Hands runs back (graceful shutdown): pending again at once, the attempt
+-- not counted against max_attempts, fenced like every other final write.
+WITH released AS (
+    UPDATE runs SET
+        status = 'pending',
+        releases = runs.releases + 1,
+        worker_id = NULL,
+        heartbeat_at = NULL,
+        not_before = now(),
+        updated_at = now()
+    FROM unnest($1::uuid[], $2::integer[]) AS h(run_id, attempt)
+    WHERE runs.run_id = h.run_id AND runs.attempt = h.attempt AND runs.status = 'running'
+    RETURNING runs.run_id
+)
+SELECT released.run_id
+FROM released, (SELECT pg_notify('pgqueue_runs', '')) AS wake;
+
+-- name: heartbeat
+-- Renews the lease of each run the worker still holds and its own liveness
+-- row. Returns the runs renewed: a held run missing from the result was
+-- taken away (swept, cancelled) and its execution must stop.
+WITH alive AS (
+    INSERT INTO workers (worker_id, host, pid, concurrency)
+    VALUES ($1, $4, $5, $6)
+    ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()
+)
+UPDATE runs SET heartbeat_at = now()
+FROM unnest($2::uuid[], $3::integer[]) AS h(run_id, attempt)
+WHERE runs.run_id = h.run_id AND runs.attempt = h.attempt AND runs.status = 'running'
+RETURNING runs.run_id;
+
+-- name: register_worker
+INSERT INTO workers (worker_id, host, pid, concurrency)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now();
+
+-- name: unregister_worker
+DELETE FROM workers WHERE worker_id = $1;
+
+-- name: sweep
+SELECT requeued, failed, workers_removed FROM pgqueue_sweep($1::interval);
+
+-- name: get_run
+SELECT run_id, seq, thread_id, assistant_id, status, attempt, max_attempts, releases, priority,
+       not_before, worker_id, heartbeat_at, kwargs, metadata, output, error,
+       created_at, updated_at, started_at, ended_at
+FROM runs
+WHERE run_id = $1;
+
+-- name: install_sweep_cron
+-- pg_cron 1.4 schedules per minute; the job calls the same sweep function.
+SELECT cron.schedule('pgqueue-sweep', $1::text,
+                     format('SELECT * FROM pgqueue_sweep(%L::interval)', $2::text));
+
+-- name: uninstall_sweep_cron
+SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pgqueue-sweep';
+
+-- name: create_pg_cron
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+
+-- name: has_pg_cron
+SELECT to_regclass('cron.job') IS NOT NULL;

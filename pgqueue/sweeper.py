@@ -1,0 +1,58 @@
+"""Puts back runs whose worker went silent; the in-process way to call
+``pgqueue_sweep()`` (the other is a pg_cron job, see ``pgqueue.cron``).
+
+Every process may run a sweeper: the SQL function takes a transaction-level
+advisory lock with ``pg_try_advisory_xact_lock``, so only one sweeps at a
+time and the others return at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from pgqueue import queue
+from pgqueue.queue import SweepResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweeperConfig:
+    interval: float = 5.0
+    # A running run whose heartbeat is older than this goes back to pending.
+    # Keep it several heartbeat intervals long.
+    stale_after: float = 30.0
+
+
+class Sweeper:
+    def __init__(self, pool: asyncpg.Pool, config: SweeperConfig | None = None) -> None:
+        self._pool = pool
+        self.config = config or SweeperConfig()
+        self._stop = asyncio.Event()
+
+    async def run_once(self) -> SweepResult:
+        result = await queue.sweep(self._pool, self.config.stale_after)
+        if result.requeued or result.failed or result.workers_removed:
+            log.info(
+                "sweep requeued %d, failed %d, removed %d dead workers",
+                result.requeued, result.failed, result.workers_removed,
+                extra={"event": "sweep", "requeued": result.requeued, "failed": result.failed},
+            )
+        return result
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("sweep failed: %s", exc, extra={"event": "sweep_failed"})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.interval)
+
+    def stop(self) -> None:
+        self._stop.set()

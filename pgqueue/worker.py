@@ -1,0 +1,290 @@
+"""A worker: claims runs in batches, executes them, writes outcomes fenced.
+
+The work is any ``async def handler(run: ClaimedRun) -> output``. The worker
+claims as many runs as it has free slots, sleeps until a NOTIFY (or a slot
+frees, or the poll interval / next delayed run is due), and batches final
+writes that finish together into one statement. A lease the heartbeat found
+taken away cancels its task; a final write that matches no row is reported
+as a lost lease, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from pgqueue import queue
+from pgqueue.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
+from pgqueue.ids import uuid7
+from pgqueue.notifier import Notifier
+from pgqueue.queue import ClaimedRun, Completion
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ClaimedRun], Awaitable[Any]]
+
+
+def _always(_exc: BaseException) -> bool:
+    return True
+
+
+@dataclass
+class WorkerConfig:
+    concurrency: int = 10
+    # Fallback only: NOTIFY wakes an idle worker in milliseconds.
+    poll_interval: float = 5.0
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    # Failed attempts come back after base * 2**(n-1) seconds (+-25% jitter).
+    retry_backoff_base: float = 1.0
+    retry_backoff_max: float = 300.0
+    is_retriable: Callable[[BaseException], bool] = _always
+    worker_id: str | None = None
+    pool_size: int = 3
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    lease_lost: int = 0
+    claim_queries: int = 0
+
+
+class LeaseLost(Exception):
+    """Raised inside a run's task when its lease was taken away."""
+
+
+class Worker:
+    def __init__(
+        self,
+        dsn: str,
+        handler: Handler,
+        config: WorkerConfig | None = None,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.handler = handler
+        self.config = config or WorkerConfig()
+        self.worker_id = self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7().hex[-12:]}"
+        self.stats = WorkerStats()
+        self.leases = LeaseTable()
+        self._notifier = notifier
+        self._owns_notifier = notifier is None
+        self._pool: asyncpg.Pool | None = None
+        self._tasks: dict[UUID, asyncio.Task[None]] = {}
+        self._completing: set[UUID] = set()
+        self._lost: set[UUID] = set()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._pending_completions: list[tuple[Completion, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.heartbeat = Heartbeat(
+            dsn,
+            self.worker_id,
+            self.leases,
+            concurrency=self.config.concurrency,
+            on_lost=self._on_lost_threadsafe,
+            config=self.config.heartbeat,
+        )
+        self.started = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and execute until ``stop()``; then wait for in-flight runs."""
+        self._loop = asyncio.get_running_loop()
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.config.pool_size)
+        if self._notifier is None:
+            self._notifier = Notifier(self.dsn)
+            await self._notifier.start()
+        unsubscribe = self._notifier.subscribe(queue.WAKE_CHANNEL, self._on_notify)
+        await self._pool.execute(
+            queue.queries.register_worker,
+            self.worker_id, socket.gethostname(), os.getpid(), self.config.concurrency,
+        )
+        self.heartbeat.start()
+        log.info("worker started", extra={"event": "worker_started", "worker_id": self.worker_id})
+        self.started.set()
+        try:
+            await self._claim_loop()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        finally:
+            unsubscribe()
+            for task in self._tasks.values():
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self.heartbeat.stop()
+            with contextlib.suppress(Exception):
+                await self._pool.execute(queue.queries.unregister_worker, self.worker_id)
+            if self._owns_notifier:
+                await self._notifier.stop()
+            await self._pool.close()
+            log.info("worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id})
+
+    def stop(self) -> None:
+        """Stop claiming; ``run()`` returns once in-flight runs are done."""
+        self._stopping = True
+        self._wakeup.set()
+
+    # -- claiming ----------------------------------------------------------
+
+    def _on_notify(self, _payload: str) -> None:
+        self._wakeup.set()
+
+    async def _claim_loop(self) -> None:
+        assert self._pool is not None
+        while not self._stopping:
+            self._wakeup.clear()
+            free = self.config.concurrency - len(self._tasks)
+            timeout: float | None = None
+            if free > 0:
+                try:
+                    claimed = await queue.claim(self._pool, self.worker_id, free)
+                    self.stats.claim_queries += 1
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("claim failed: %s", exc, extra={"event": "claim_failed"})
+                    claimed = []
+                    timeout = 1.0
+                for run in claimed:
+                    self._start(run)
+                if len(claimed) == free:
+                    continue  # maybe more ready; the loop waits once slots are full
+                if timeout is None:
+                    timeout = self.config.poll_interval
+                    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        due = await queue.next_due_in(self._pool)
+                        if due is not None:
+                            timeout = min(timeout, due + 0.001)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _start(self, run: ClaimedRun) -> None:
+        self.stats.claimed += 1
+        self.leases.add(run.run_id, run.attempt)
+        self._tasks[run.run_id] = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
+
+    # -- executing ---------------------------------------------------------
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(self.config.retry_backoff_base * 2 ** max(failures - 1, 0), self.config.retry_backoff_max)
+        return delay * random.uniform(0.75, 1.25)
+
+    async def _execute(self, run: ClaimedRun) -> None:
+        try:
+            completion = await self._outcome(run)
+            if completion is None:
+                return
+            self._completing.add(run.run_id)
+            held = await self._complete(completion)
+            if not held:
+                self._report_lease_lost(run, "final write matched no row")
+            elif completion.status == "success":
+                self.stats.succeeded += 1
+            elif completion.retry_delay is not None and run.attempt - run.releases < run.max_attempts:
+                self.stats.retried += 1
+            else:
+                self.stats.failed += 1
+        except Exception:
+            log.exception("run bookkeeping failed", extra={"event": "run_internal_error", "run_id": str(run.run_id)})
+        finally:
+            self._completing.discard(run.run_id)
+            self._lost.discard(run.run_id)
+            self.leases.discard(run.run_id)
+            self._tasks.pop(run.run_id, None)
+            self._wakeup.set()  # a slot is free
+
+    async def _outcome(self, run: ClaimedRun) -> Completion | None:
+        try:
+            output = await self.handler(run)
+        except asyncio.CancelledError:
+            if run.run_id in self._lost:
+                self._report_lease_lost(run, "heartbeat found the lease taken away")
+                return None
+            raise
+        except Exception as exc:
+            error = {"error": type(exc).__name__, "message": str(exc)}
+            retry = self.config.is_retriable(exc)
+            delay = self._backoff(run.attempt - run.releases) if retry else None
+            log.info(
+                "run raised %s: %s", type(exc).__name__, exc,
+                extra={"event": "run_failed", "run_id": str(run.run_id), "attempt": run.attempt},
+            )
+            return Completion(run.run_id, run.attempt, "error", error=error, retry_delay=delay)
+        try:
+            json.dumps(output)
+        except (TypeError, ValueError) as exc:
+            error = {"error": "OutputNotSerializable", "message": f"run output is not JSON: {exc}"}
+            return Completion(run.run_id, run.attempt, "error", error=error)
+        return Completion(run.run_id, run.attempt, "success", output=output)
+
+    def _report_lease_lost(self, run: ClaimedRun, why: str) -> None:
+        self.stats.lease_lost += 1
+        log.warning(
+            "lease lost for run %s attempt %s: %s; its result was not written", run.run_id, run.attempt, why,
+            extra={"event": "lease_lost", "run_id": str(run.run_id), "attempt": run.attempt},
+        )
+
+    def _on_lost_threadsafe(self, lost: set[Lease]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_lost, lost)
+
+    def _on_lost(self, lost: set[Lease]) -> None:
+        for run_id, attempt in lost:
+            task = self._tasks.get(run_id)
+            # A run that just wrote its outcome also looks "lost" to a beat
+            # taken a moment later: leave those alone.
+            if task is None or run_id in self._completing:
+                continue
+            self._lost.add(run_id)
+            task.cancel()
+
+    # -- batched final writes ---------------------------------------------
+
+    async def _complete(self, completion: Completion) -> bool:
+        """Queue a final write; runs finishing together share one statement."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_completions.append((completion, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        assert self._pool is not None
+        delay = 0.05
+        while self._pending_completions:
+            batch, self._pending_completions = self._pending_completions, []
+            try:
+                held = await queue.complete(self._pool, [c for c, _ in batch])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The runs stay held (and heartbeated) while we retry.
+                log.warning("final write failed, retrying: %s", exc, extra={"event": "complete_failed"})
+                self._pending_completions = batch + self._pending_completions
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            delay = 0.05
+            for c, future in batch:
+                if not future.done():
+                    future.set_result(c.run_id in held)
