@@ -48,19 +48,19 @@ class LeaseTable:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._leases: dict[UUID, int] = {}
+        self._leases: set[Lease] = set()
 
-    def add(self, run_id: UUID, attempt: int) -> None:
+    def add(self, lease: Lease) -> None:
         with self._lock:
-            self._leases[run_id] = attempt
+            self._leases.add(lease)
 
-    def discard(self, run_id: UUID) -> None:
+    def discard(self, lease: Lease) -> None:
         with self._lock:
-            self._leases.pop(run_id, None)
+            self._leases.discard(lease)
 
     def snapshot(self) -> list[Lease]:
         with self._lock:
-            return list(self._leases.items())
+            return list(self._leases)
 
     def __len__(self) -> int:
         with self._lock:
@@ -110,7 +110,10 @@ class Heartbeat:
             self._concurrency,
         )
         renewed = {r["run_id"] for r in rows}
-        result = HeartbeatResult(renewed, {lease for lease in held if lease[0] not in renewed})
+        # The same run can appear twice (a stale attempt still unwinding and
+        # the current one): the UPDATE matched only the current attempt.
+        current = {(r["run_id"], r["attempt"]) for r in rows}
+        result = HeartbeatResult(renewed, {lease for lease in held if lease not in current})
         self.beats += 1
         self.last_beat_monotonic = time.monotonic()
         if result.lost and self._on_lost is not None:

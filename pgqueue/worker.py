@@ -20,8 +20,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
-
 import asyncpg
 
 from pgqueue import queue
@@ -85,9 +83,11 @@ class Worker:
         self._notifier = notifier
         self._owns_notifier = notifier is None
         self._pool: asyncpg.Pool | None = None
-        self._tasks: dict[UUID, asyncio.Task[None]] = {}
-        self._completing: set[UUID] = set()
-        self._lost: set[UUID] = set()
+        # Keyed by lease, not run id: after a sweep this very worker may claim
+        # a newer attempt of a run whose stale attempt is still unwinding.
+        self._tasks: dict[Lease, asyncio.Task[None]] = {}
+        self._completing: set[Lease] = set()
+        self._lost: set[Lease] = set()
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._pending_completions: list[tuple[Completion, asyncio.Future[bool]]] = []
@@ -177,8 +177,11 @@ class Worker:
 
     def _start(self, run: ClaimedRun) -> None:
         self.stats.claimed += 1
-        self.leases.add(run.run_id, run.attempt)
-        self._tasks[run.run_id] = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
+        stale = {lease for lease in self._tasks if lease[0] == run.run_id}
+        if stale:
+            self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
+        self.leases.add(run.lease)
+        self._tasks[run.lease] = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}-{run.attempt}")
 
     # -- executing ---------------------------------------------------------
 
@@ -191,7 +194,7 @@ class Worker:
             completion = await self._outcome(run)
             if completion is None:
                 return
-            self._completing.add(run.run_id)
+            self._completing.add(run.lease)
             held = await self._complete(completion)
             if not held:
                 self._report_lease_lost(run, "final write matched no row")
@@ -204,17 +207,17 @@ class Worker:
         except Exception:
             log.exception("run bookkeeping failed", extra={"event": "run_internal_error", "run_id": str(run.run_id)})
         finally:
-            self._completing.discard(run.run_id)
-            self._lost.discard(run.run_id)
-            self.leases.discard(run.run_id)
-            self._tasks.pop(run.run_id, None)
+            self._completing.discard(run.lease)
+            self._lost.discard(run.lease)
+            self.leases.discard(run.lease)
+            self._tasks.pop(run.lease, None)
             self._wakeup.set()  # a slot is free
 
     async def _outcome(self, run: ClaimedRun) -> Completion | None:
         try:
             output = await self.handler(run)
         except asyncio.CancelledError:
-            if run.run_id in self._lost:
+            if run.lease in self._lost:
                 self._report_lease_lost(run, "heartbeat found the lease taken away")
                 return None
             raise
@@ -246,13 +249,13 @@ class Worker:
             self._loop.call_soon_threadsafe(self._on_lost, lost)
 
     def _on_lost(self, lost: set[Lease]) -> None:
-        for run_id, attempt in lost:
-            task = self._tasks.get(run_id)
+        for lease in lost:
+            task = self._tasks.get(lease)
             # A run that just wrote its outcome also looks "lost" to a beat
             # taken a moment later: leave those alone.
-            if task is None or run_id in self._completing:
+            if task is None or lease in self._completing:
                 continue
-            self._lost.add(run_id)
+            self._lost.add(lease)
             task.cancel()
 
     # -- batched final writes ---------------------------------------------

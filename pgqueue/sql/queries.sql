@@ -107,7 +107,7 @@ WITH alive AS (
 UPDATE runs SET heartbeat_at = now()
 FROM unnest($2::uuid[], $3::integer[]) AS h(run_id, attempt)
 WHERE runs.run_id = h.run_id AND runs.attempt = h.attempt AND runs.status = 'running'
-RETURNING runs.run_id;
+RETURNING runs.run_id, runs.attempt;
 
 -- name: register_worker
 INSERT INTO workers (worker_id, host, pid, concurrency)

@@ -1,0 +1,177 @@
+"""Benchmark driver for the procrastinate peer (https://github.com/procrastinate-org/procrastinate).
+
+Usage:
+    python bench/peers/procrastinate_peer.py drain   --dsn DSN --jobs N --workers K --batch B
+    python bench/peers/procrastinate_peer.py latency --dsn DSN --samples S
+
+Each subcommand prints one JSON object as the last line of stdout. The caller
+hands us a fresh, empty database; we apply procrastinate's schema to it.
+
+"batch" B maps to the worker's ``concurrency``: procrastinate has no batched
+fetch (each fetch claims one job), so the closest knob to "jobs in flight per
+consumer" is how many jobs one worker runs at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import statistics
+import time
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import procrastinate
+import psycopg
+
+PEER = "procrastinate"
+# Spawn, not fork: the parent holds an open connection pool and an event loop,
+# neither of which may be shared with a forked child.
+CTX = mp.get_context("spawn")
+
+
+def make_app(dsn: str, out: Any = None) -> procrastinate.App:
+    # The connector's psycopg pool keeps its defaults (min_size=4); LISTEN uses
+    # its own separate connection, so the pool is only for fetch/finish queries.
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        return None
+
+    @app.task(name="probe")
+    async def probe(t0: float) -> None:
+        out.put(time.time() - t0)
+
+    return app
+
+
+async def _worker(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out: Any) -> None:
+    app = make_app(dsn, out)
+    async with app.open_async():
+        loop = asyncio.get_running_loop()
+        ready.set()
+        # Imports and pool are ready; start consuming only when the parent says
+        # so, so the drain clock measures consumption, not interpreter start-up.
+        await loop.run_in_executor(None, go.wait)
+        # Defaults kept: listen_notify=True (wake-up by NOTIFY) and
+        # fetch_job_polling_interval=5 s (fallback poll only), delete_jobs=never.
+        run = asyncio.create_task(
+            app.run_worker_async(concurrency=batch, install_signal_handlers=False)
+        )
+        await loop.run_in_executor(None, stop.wait)
+        # Cancelling run_worker_async is procrastinate's documented graceful stop:
+        # it finishes in-flight jobs, unregisters the worker and returns.
+        run.cancel()
+        try:
+            await run
+        except asyncio.CancelledError:
+            pass
+
+
+def worker_main(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out: Any) -> None:
+    asyncio.run(_worker(dsn, batch, ready, go, stop, out))
+
+
+def start_workers(dsn: str, count: int, batch: int, out: Any) -> tuple[list[Any], Event, Event]:
+    go, stop = CTX.Event(), CTX.Event()
+    readies = [CTX.Event() for _ in range(count)]
+    procs = [
+        CTX.Process(target=worker_main, args=(dsn, batch, r, go, stop, out), daemon=True)
+        for r in readies
+    ]
+    for p in procs:
+        p.start()
+    for r in readies:
+        if not r.wait(60):
+            raise RuntimeError("worker did not become ready")
+    return procs, go, stop
+
+
+def stop_workers(procs: list[Any], stop: Event) -> None:
+    stop.set()
+    for p in procs:
+        p.join(30)
+        if p.is_alive():  # only if graceful shutdown hung; should not happen
+            p.terminate()
+            p.join()
+
+
+async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]:
+    app = make_app(dsn)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+        # batch_defer is one multi-row INSERT; not timed.
+        await app.tasks["noop"].batch_defer_async(*({} for _ in range(jobs)))
+    procs, go, stop = start_workers(dsn, workers, batch, CTX.Queue())
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        go.set()
+        # Finished jobs stay in procrastinate_jobs with status succeeded (the
+        # default delete_jobs=never), so "not finished" is todo/doing; a partial
+        # index covers exactly those. One EXISTS per 20 ms, nothing per job.
+        while True:
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs"
+                " WHERE status IN ('todo', 'doing'))"
+            )
+            row = await cur.fetchone()
+            if not (row and row[0]):
+                break
+            await asyncio.sleep(0.02)
+        seconds = time.perf_counter() - t0
+    stop_workers(procs, stop)
+    return {"peer": PEER, "jobs": jobs, "workers": workers, "batch": batch,
+            "seconds": round(seconds, 4), "jobs_per_s": round(jobs / seconds, 1)}
+
+
+def summarize(deltas_s: list[float]) -> dict[str, float]:
+    ms = [d * 1000 for d in deltas_s]
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"p50_ms": round(statistics.median(ms), 3), "p99_ms": round(q[98], 3),
+            "mean_ms": round(statistics.fmean(ms), 3)}
+
+
+async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
+    out = CTX.Queue()
+    app = make_app(dsn)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+        probe = app.tasks["probe"]
+        # concurrency=1 is procrastinate's default and all an idle queue needs.
+        procs, go, stop = start_workers(dsn, 1, 1, out)
+        go.set()
+        await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
+        deltas: list[float] = []
+        for _ in range(samples + warmup):
+            t0 = time.time()
+            await probe.defer_async(t0=t0)
+            deltas.append(out.get(timeout=30))  # blocking is fine: the delta is taken in the worker
+            await asyncio.sleep(0.02)  # let the worker go idle (back to waiting on NOTIFY)
+        stop_workers(procs, stop)
+    return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("drain")
+    d.add_argument("--dsn", required=True)
+    d.add_argument("--jobs", type=int, required=True)
+    d.add_argument("--workers", type=int, required=True)
+    d.add_argument("--batch", type=int, required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--dsn", required=True)
+    lat.add_argument("--samples", type=int, required=True)
+    a = ap.parse_args()
+    if a.cmd == "drain":
+        result = asyncio.run(drain(a.dsn, a.jobs, a.workers, a.batch))
+    else:
+        result = asyncio.run(latency(a.dsn, a.samples))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Handlers that subprocess workers in the tests run (``--handler tests.handlers:NAME``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pgqueue.queue import ClaimedRun
+
+
+async def noop(run: ClaimedRun) -> None:
+    return None
+
+
+async def sleep_first_attempt(run: ClaimedRun) -> dict[str, Any]:
+    """Sleeps ``kwargs.sleep`` seconds on attempt 1 only, so a second worker
+    that takes the run over finishes it at once."""
+    if run.attempt == 1:
+        await asyncio.sleep(float(run.kwargs.get("sleep", 60)))
+    return {"attempt": run.attempt}
+
+
+async def sleep(run: ClaimedRun) -> dict[str, Any]:
+    await asyncio.sleep(float(run.kwargs.get("sleep", 1)))
+    return {"attempt": run.attempt}
+
+
+async def block_loop(run: ClaimedRun) -> dict[str, Any]:
+    """Blocks the worker's event loop: nothing else on it runs meanwhile."""
+    time.sleep(float(run.kwargs.get("sleep", 3)))
+    return {"attempt": run.attempt}

@@ -1,0 +1,59 @@
+"""Workers as real subprocesses, for crash and signal tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, database_url: str, handler: str, *extra: str) -> None:
+        self.log_file = tempfile.NamedTemporaryFile(prefix="pgqueue-worker-", suffix=".log", delete=False)
+        env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pgqueue", "worker", "--handler", f"tests.handlers:{handler}", *extra],
+            cwd=REPO,
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def log(self) -> str:
+        return Path(self.log_file.name).read_text()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(10)
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+
+
+@contextmanager
+def worker_process(database_url: str, handler: str, *extra: str) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(database_url, handler, *extra)
+    try:
+        yield worker
+    finally:
+        worker.close()
