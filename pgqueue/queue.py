@@ -170,9 +170,10 @@ async def next_due_in(conn: Executor) -> float | None:
     return max(0.0, (row["due_at"] - row["db_now"]).total_seconds())
 
 
-async def complete(conn: Executor, completions: Sequence[Completion]) -> dict[UUID, str]:
-    """Write final outcomes, fenced; returns {run_id: new status} for the runs
-    whose lease was still held. Runs absent from the result wrote nothing."""
+async def complete(conn: Executor, worker_id: str, completions: Sequence[Completion]) -> dict[UUID, str]:
+    """Write final outcomes for runs ``worker_id`` holds, fenced; returns
+    {run_id: new status} for the runs whose lease was still held. Runs absent
+    from the result wrote nothing."""
     if not completions:
         return {}
     for c in completions:
@@ -180,6 +181,7 @@ async def complete(conn: Executor, completions: Sequence[Completion]) -> dict[UU
             raise ValueError(f"status must be one of {sorted(TERMINAL_STATUSES)}, got {c.status!r}")
     rows = await conn.fetch(
         queries.complete_runs,
+        worker_id,
         [c.run_id for c in completions],
         [c.attempt for c in completions],
         [c.status for c in completions],
@@ -190,13 +192,13 @@ async def complete(conn: Executor, completions: Sequence[Completion]) -> dict[UU
     return {r["run_id"]: r["status"] for r in rows}
 
 
-async def release(conn: Executor, leases: Iterable[tuple[UUID, int]]) -> set[UUID]:
+async def release(conn: Executor, worker_id: str, leases: Iterable[tuple[UUID, int]]) -> set[UUID]:
     """Hand held runs back to pending (not counted as a failed attempt)."""
     leases = list(leases)
     if not leases:
         return set()
     rows = await conn.fetch(
-        queries.release_runs, [run_id for run_id, _ in leases], [a for _, a in leases]
+        queries.release_runs, worker_id, [run_id for run_id, _ in leases], [a for _, a in leases]
     )
     return {r["run_id"] for r in rows}
 

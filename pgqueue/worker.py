@@ -49,6 +49,9 @@ class WorkerConfig:
     is_retriable: Callable[[BaseException], bool] = _always
     worker_id: str | None = None
     pool_size: int = 3
+    # Claims skip the fsync wait (see claim_runs in queries.sql for why that
+    # is safe); final writes wait for it unless this is turned off.
+    synchronous_completion: bool = True
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Worker:
         self._notifier = notifier
         self._owns_notifier = notifier is None
         self._pool: asyncpg.Pool | None = None
+        self._claim_pool: asyncpg.Pool | None = None
         # Keyed by lease, not run id: after a sweep this very worker may claim
         # a newer attempt of a run whose stale attempt is still unwinding.
         self._tasks: dict[Lease, asyncio.Task[None]] = {}
@@ -108,7 +112,14 @@ class Worker:
     async def run(self) -> None:
         """Claim and execute until ``stop()``; then wait for in-flight runs."""
         self._loop = asyncio.get_running_loop()
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.config.pool_size)
+        sync = {} if self.config.synchronous_completion else {"synchronous_commit": "off"}
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.config.pool_size, server_settings=sync
+        )
+        # One connection: the claim loop is serial.
+        self._claim_pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=1, server_settings={"synchronous_commit": "off"}
+        )
         if self._notifier is None:
             self._notifier = Notifier(self.dsn)
             await self._notifier.start()
@@ -136,6 +147,7 @@ class Worker:
             if self._owns_notifier:
                 await self._notifier.stop()
             await self._pool.close()
+            await self._claim_pool.close()
             log.info("worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id})
 
     def stop(self) -> None:
@@ -149,14 +161,14 @@ class Worker:
         self._wakeup.set()
 
     async def _claim_loop(self) -> None:
-        assert self._pool is not None
+        assert self._claim_pool is not None
         while not self._stopping:
             self._wakeup.clear()
             free = self.config.concurrency - len(self._tasks)
             timeout: float | None = None
             if free > 0:
                 try:
-                    claimed = await queue.claim(self._pool, self.worker_id, free)
+                    claimed = await queue.claim(self._claim_pool, self.worker_id, free)
                     self.stats.claim_queries += 1
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim failed: %s", exc, extra={"event": "claim_failed"})
@@ -169,7 +181,7 @@ class Worker:
                 if timeout is None:
                     timeout = self.config.poll_interval
                     with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                        due = await queue.next_due_in(self._pool)
+                        due = await queue.next_due_in(self._claim_pool)
                         if due is not None:
                             timeout = min(timeout, due + 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -177,6 +189,11 @@ class Worker:
 
     def _start(self, run: ClaimedRun) -> None:
         self.stats.claimed += 1
+        if run.lease in self._tasks:
+            # The server forgot our claim (crash before its async commit was
+            # flushed) and gave the very same lease back to us: the task we
+            # already run for it is the right one.
+            return
         stale = {lease for lease in self._tasks if lease[0] == run.run_id}
         if stale:
             self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
@@ -274,7 +291,7 @@ class Worker:
         while self._pending_completions:
             batch, self._pending_completions = self._pending_completions, []
             try:
-                held = await queue.complete(self._pool, [c for c, _ in batch])
+                held = await queue.complete(self._pool, self.worker_id, [c for c, _ in batch])
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The runs stay held (and heartbeated) while we retry.
                 log.warning("final write failed, retrying: %s", exc, extra={"event": "complete_failed"})

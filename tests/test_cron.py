@@ -28,7 +28,7 @@ def _require_pg_cron() -> None:
     if pgcluster.pg15_bin_dir() is not None and pgcluster.pg_cron_available():
         return
     why = "PostgreSQL 15 server binaries and pg_cron are needed (Debian: postgresql-15-cron)"
-    if os.environ.get("PGQUEUE_REQUIRE_PG_CRON") == "1":
+    if os.environ.get("PGQUEUE_REQUIRE_SYSTEM_DEPS") == "1":
         pytest.fail(why + "; .ci/install-system-deps installs them")
     pytest.skip(why)
 

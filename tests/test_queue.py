@@ -89,10 +89,10 @@ async def test_per_thread_fifo(pool: asyncpg.Pool) -> None:
     assert await queue.claim(pool, "w", 10) == []  # t's next run waits for its first
     for i in (1, 2):
         prev = next(r for r in first if r.run_id == subs[i - 1].run_id) if i == 1 else nxt
-        await queue.complete(pool, [Completion(prev.run_id, prev.attempt, "success")])
+        await queue.complete(pool, "w", [Completion(prev.run_id, prev.attempt, "success")])
         [nxt] = await queue.claim(pool, "w", 10)
         assert nxt.run_id == subs[i].run_id
-    await queue.complete(pool, [Completion(nxt.run_id, nxt.attempt, "success")])
+    await queue.complete(pool, "w", [Completion(nxt.run_id, nxt.attempt, "success")])
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", t) == "idle"
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", u) == "busy"
 
@@ -129,10 +129,13 @@ async def test_final_write_is_fenced_by_attempt(pool: asyncpg.Pool) -> None:
     [second] = await queue.claim(pool, "new", 1)
     assert second.attempt == first.attempt + 1
     # The old holder's write matches nothing and changes nothing.
-    assert await queue.complete(pool, [Completion(sub.run_id, first.attempt, "success", output="old")]) == {}
+    assert await queue.complete(pool, "old", [Completion(sub.run_id, first.attempt, "success", output="old")]) == {}
+    # The fence names the holder too: the right attempt from the wrong worker
+    # (a claim the server forgot in a crash, then handed out again) is refused.
+    assert await queue.complete(pool, "old", [Completion(sub.run_id, second.attempt, "success", output="old")]) == {}
     row = await queue.get_run(pool, sub.run_id)
     assert row is not None and row["status"] == "running" and row["worker_id"] == "new"
-    held = await queue.complete(pool, [Completion(sub.run_id, second.attempt, "success", output="new")])
+    held = await queue.complete(pool, "new", [Completion(sub.run_id, second.attempt, "success", output="new")])
     assert held == {sub.run_id: "success"}
     row = await queue.get_run(pool, sub.run_id)
     assert row is not None and row["output"] == "new"
@@ -143,7 +146,7 @@ async def test_failures_retry_with_backoff_then_error(pool: asyncpg.Pool) -> Non
     [sub] = await queue.submit(pool, [NewRun(thread_id=t, max_attempts=2)])
     [run] = await queue.claim(pool, "w", 1)
     err = {"error": "ValueError", "message": "boom"}
-    assert await queue.complete(pool, [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)]) == {
+    assert await queue.complete(pool, "w", [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)]) == {
         sub.run_id: "pending"
     }
     row = await queue.get_run(pool, sub.run_id)
@@ -153,7 +156,7 @@ async def test_failures_retry_with_backoff_then_error(pool: asyncpg.Pool) -> Non
     await pool.execute("UPDATE runs SET not_before = now()")
     [run] = await queue.claim(pool, "w", 1)
     assert run.attempt == 2
-    done = await queue.complete(pool, [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)])
+    done = await queue.complete(pool, "w", [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)])
     assert done == {sub.run_id: "error"}  # attempts used up: no more retries
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", t) == "error"
 
@@ -161,8 +164,8 @@ async def test_failures_retry_with_backoff_then_error(pool: asyncpg.Pool) -> Non
 async def test_release_puts_back_without_spending_an_attempt(pool: asyncpg.Pool) -> None:
     [sub] = await queue.submit(pool, [NewRun(max_attempts=1)])
     [run] = await queue.claim(pool, "w", 1)
-    assert await queue.release(pool, [run.lease]) == {sub.run_id}
-    assert await queue.release(pool, [run.lease]) == set()  # fenced: already released
+    assert await queue.release(pool, "w", [run.lease]) == {sub.run_id}
+    assert await queue.release(pool, "w", [run.lease]) == set()  # fenced: already released
     [again] = await queue.claim(pool, "w", 1)
     assert again.attempt == 2  # the fencing token still grows
     await pool.execute("UPDATE runs SET heartbeat_at = now() - interval '1 hour'")
@@ -182,5 +185,5 @@ async def test_outputs_round_trip_as_json(pool: asyncpg.Pool) -> None:
     [sub] = await queue.submit(pool, [NewRun()])
     [run] = await queue.claim(pool, "w", 1)
     out = {"messages": ["a", "b"], "n": 1.5, "nested": {"ok": True}}
-    await queue.complete(pool, [Completion(run.run_id, run.attempt, "success", output=out)])
+    await queue.complete(pool, "w", [Completion(run.run_id, run.attempt, "success", output=out)])
     assert json.loads(await pool.fetchval("SELECT output::text FROM runs")) == out

@@ -136,12 +136,15 @@ BEGIN
 END
 $$;
 
--- Final writes for a batch of runs, fenced by (run_id, attempt, running).
+-- Final writes for a batch of runs, fenced by (run_id, attempt, worker_id,
+-- running). worker_id joins the fence because claims commit asynchronously:
+-- a server crash can forget a claim, and then the same attempt number may be
+-- handed out again, but never to the same worker id (unique per process).
 -- An 'error' with a retry delay goes back to pending (not_before = now() +
 -- delay) while attempts remain. Returns only the runs whose lease was still
 -- held: a missing run_id means the caller lost its lease and wrote nothing.
 CREATE FUNCTION pgqueue_complete_runs(
-    p_run_ids uuid[], p_attempts integer[], p_statuses text[],
+    p_worker_id text, p_run_ids uuid[], p_attempts integer[], p_statuses text[],
     p_outputs jsonb[], p_errors jsonb[], p_retry_delays double precision[])
 RETURNS TABLE (run_id uuid, status text)
 LANGUAGE plpgsql AS $$
@@ -158,7 +161,7 @@ BEGIN
                    (i.status = 'error' AND i.retry_delay IS NOT NULL
                     AND r.attempt - r.releases < r.max_attempts) AS retry
             FROM runs r JOIN input i ON r.run_id = i.run_id AND r.attempt = i.attempt
-            WHERE r.status = 'running'
+            WHERE r.status = 'running' AND r.worker_id = p_worker_id
             ORDER BY r.run_id
             FOR UPDATE OF r
         )
@@ -316,7 +319,7 @@ def downgrade() -> None:
         DROP VIEW IF EXISTS pgqueue_thread_runs, pgqueue_workers, pgqueue_stale_runs,
             pgqueue_running_runs, pgqueue_queue_depth;
         DROP FUNCTION IF EXISTS pgqueue_sweep(interval);
-        DROP FUNCTION IF EXISTS pgqueue_complete_runs(uuid[], integer[], text[], jsonb[], jsonb[], double precision[]);
+        DROP FUNCTION IF EXISTS pgqueue_complete_runs(text, uuid[], integer[], text[], jsonb[], jsonb[], double precision[]);
         DROP FUNCTION IF EXISTS pgqueue_settle_thread(uuid, text, jsonb);
         DROP FUNCTION IF EXISTS pgqueue_lease_timeout();
         DROP TABLE IF EXISTS runs, workers, threads, assistants;

@@ -35,6 +35,9 @@ ON CONFLICT (thread_id) DO NOTHING;
 
 -- name: claim_runs
 -- Claims up to $2 ready runs for worker $1, highest priority then oldest.
+-- Workers run this with synchronous_commit off (no fsync wait on the
+-- submit-to-start path): a claim lost in a server crash leaves the run
+-- pending, and the fence on worker_id keeps the forgotten holder out.
 -- A run whose thread has a running run, or an older pending one, is not
 -- ready: runs on a thread execute one at a time, in order. (The unique
 -- index runs_one_running_per_thread backs this up against races.)
@@ -74,8 +77,8 @@ WHERE status = 'pending' AND not_before > now();
 -- name: complete_runs
 -- Fenced final writes for a batch (see pgqueue_complete_runs in migrations).
 SELECT run_id, status
-FROM pgqueue_complete_runs($1::uuid[], $2::integer[], $3::text[], $4::jsonb[], $5::jsonb[],
-                           $6::double precision[]);
+FROM pgqueue_complete_runs($1::text, $2::uuid[], $3::integer[], $4::text[], $5::jsonb[], $6::jsonb[],
+                           $7::double precision[]);
 
 -- name: release_runs
 -- Hands runs back (graceful shutdown): pending again at once, the attempt
@@ -88,8 +91,9 @@ WITH released AS (
         heartbeat_at = NULL,
         not_before = now(),
         updated_at = now()
-    FROM unnest($1::uuid[], $2::integer[]) AS h(run_id, attempt)
+    FROM unnest($2::uuid[], $3::integer[]) AS h(run_id, attempt)
     WHERE runs.run_id = h.run_id AND runs.attempt = h.attempt AND runs.status = 'running'
+      AND runs.worker_id = $1
     RETURNING runs.run_id
 )
 SELECT released.run_id
@@ -107,6 +111,7 @@ WITH alive AS (
 UPDATE runs SET heartbeat_at = now()
 FROM unnest($2::uuid[], $3::integer[]) AS h(run_id, attempt)
 WHERE runs.run_id = h.run_id AND runs.attempt = h.attempt AND runs.status = 'running'
+  AND runs.worker_id = $1
 RETURNING runs.run_id, runs.attempt;
 
 -- name: register_worker

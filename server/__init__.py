@@ -1,0 +1,1 @@
+"""HTTP server (Starlette): thin handlers over pgqueue. Built in a later issue."""
