@@ -79,23 +79,31 @@ async def _sweep(args: argparse.Namespace, url: str) -> int:
             except cron.CronUnavailable as exc:
                 print(f"pgqueue: {exc}", file=sys.stderr)
                 return 2
-            print(f"pgqueue: pg_cron job {cron.JOB_NAME!r} (id {job_id}) scheduled '{args.schedule}'")
+            print(
+                f"pgqueue: pg_cron job {cron.JOB_NAME!r} (id {job_id}) scheduled '{args.schedule}'"
+            )
             return 0
         if args.uninstall_cron:
             removed = await cron.uninstall(conn)
-            print("pgqueue: pg_cron job removed" if removed else "pgqueue: no pg_cron job to remove")
+            print(
+                "pgqueue: pg_cron job removed" if removed else "pgqueue: no pg_cron job to remove"
+            )
             return 0
     finally:
         await conn.close()
     pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
     try:
-        sweeper = Sweeper(pool, SweeperConfig(interval=args.interval, stale_after=args.stale_after or 30.0))
+        sweeper = Sweeper(
+            pool, SweeperConfig(interval=args.interval, stale_after=args.stale_after or 30.0)
+        )
         if args.loop:
             _on_signals(sweeper.stop)
             await sweeper.run()
         else:
             result = await sweeper.run_once()
-            print(f"requeued={result.requeued} failed={result.failed} workers_removed={result.workers_removed}")
+            print(
+                f"requeued={result.requeued} failed={result.failed} workers_removed={result.workers_removed}"
+            )
     finally:
         await pool.close()
     return 0
@@ -126,7 +134,9 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
     pool = None
     if args.sweep:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
-        sweeper = Sweeper(pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after))
+        sweeper = Sweeper(
+            pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after)
+        )
         sweeper_task = asyncio.create_task(sweeper.run())
     _on_signals(worker.stop)
     try:
@@ -158,10 +168,17 @@ def _float_env(name: str, default: float) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgqueue", description="Postgres-only run queue for LangGraph agents")
+    parser = argparse.ArgumentParser(
+        prog="pgqueue", description="Postgres-only run queue for LangGraph agents"
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else embedded)")
-    common.add_argument("--data-dir", help="embedded server's data directory (default: $PGQUEUE_DATA_DIR or ./.pgqueue/pgdata)")
+    common.add_argument(
+        "--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else embedded)"
+    )
+    common.add_argument(
+        "--data-dir",
+        help="embedded server's data directory (default: $PGQUEUE_DATA_DIR or ./.pgqueue/pgdata)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("migrate", parents=[common], help="apply migrations (alembic upgrade)")
@@ -174,25 +191,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     stale_default = _float_env("PGQUEUE_LEASE_SECONDS", 30.0)
     p = sub.add_parser("sweep", parents=[common], help="requeue runs of dead workers")
-    p.add_argument("--stale-after", type=float, default=None, help="lease window in seconds (default 30, or the database's pgqueue.lease_timeout for cron)")
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=None,
+        help="lease window in seconds (default 30, or the database's pgqueue.lease_timeout for cron)",
+    )
     p.add_argument("--loop", action="store_true", help="keep sweeping every --interval seconds")
     p.add_argument("--interval", type=float, default=5.0)
-    p.add_argument("--install-cron", action="store_true", help="schedule the sweep as a pg_cron job")
+    p.add_argument(
+        "--install-cron", action="store_true", help="schedule the sweep as a pg_cron job"
+    )
     p.add_argument("--uninstall-cron", action="store_true", help="remove the pg_cron job")
-    p.add_argument("--schedule", default=cron.DEFAULT_SCHEDULE, help="cron schedule (pg_cron 1.4: per minute)")
+    p.add_argument(
+        "--schedule", default=cron.DEFAULT_SCHEDULE, help="cron schedule (pg_cron 1.4: per minute)"
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("worker", parents=[common], help="run a worker for an async handler")
-    p.add_argument("--handler", required=True, help="'package.module:function', an async callable taking a ClaimedRun")
-    p.add_argument("--concurrency", type=int, default=int(os.environ.get("PGQUEUE_CONCURRENCY", "10")))
+    p.add_argument(
+        "--handler",
+        required=True,
+        help="'package.module:function', an async callable taking a ClaimedRun",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=int(os.environ.get("PGQUEUE_CONCURRENCY", "10"))
+    )
     p.add_argument("--poll-interval", type=float, default=_float_env("PGQUEUE_POLL_SECONDS", 5.0))
-    p.add_argument("--heartbeat-interval", type=float, default=_float_env("PGQUEUE_HEARTBEAT_SECONDS", 5.0))
-    p.add_argument("--stale-after", type=float, default=stale_default, help="lease window for the sweeper loop")
+    p.add_argument(
+        "--heartbeat-interval", type=float, default=_float_env("PGQUEUE_HEARTBEAT_SECONDS", 5.0)
+    )
+    p.add_argument(
+        "--stale-after", type=float, default=stale_default, help="lease window for the sweeper loop"
+    )
     p.add_argument("--sweep-interval", type=float, default=_float_env("PGQUEUE_SWEEP_SECONDS", 5.0))
-    p.add_argument("--no-sweep", dest="sweep", action="store_false", help="leave sweeping to pg_cron or another process")
+    p.add_argument(
+        "--no-sweep",
+        dest="sweep",
+        action="store_false",
+        help="leave sweeping to pg_cron or another process",
+    )
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("demo", parents=[common], help="submit and run a few no-op runs, print the queue")
+    p = sub.add_parser(
+        "demo", parents=[common], help="submit and run a few no-op runs, print the queue"
+    )
     p.add_argument("--runs", type=int, default=20)
     p.set_defaults(func=cmd_demo)
     return parser

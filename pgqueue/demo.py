@@ -11,6 +11,7 @@ import asyncpg
 from pgqueue import queue
 from pgqueue.ids import uuid7
 from pgqueue.queue import ClaimedRun, NewRun
+from pgqueue.sql import queries
 from pgqueue.worker import Worker, WorkerConfig
 
 
@@ -32,14 +33,13 @@ async def run_demo(url: str, runs: int) -> int:
             conn, [NewRun(thread_id=threads[i % 3], kwargs={"n": i}) for i in range(runs)]
         )
         ids = [s.run_id for s in submitted]
-        while await conn.fetchval(
-            "SELECT count(*) FROM runs WHERE run_id = ANY($1) AND status IN ('pending', 'running')", ids
-        ):
+        # Polling the table is the point here: it is what a user would watch.
+        while await conn.fetchval(queries.count_live_runs, ids):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         print(f"{runs} runs on {len(threads)} threads finished in {elapsed:.2f}s")
         print("\nSELECT status, runs FROM pgqueue_queue_depth;")
-        for row in await conn.fetch("SELECT status, runs FROM pgqueue_queue_depth ORDER BY status"):
+        for row in await conn.fetch(queries.queue_depth):
             print(f"  {row['status']:<12} {row['runs']}")
         last = await queue.get_run(conn, ids[-1])
         assert last is not None

@@ -142,7 +142,12 @@ class Heartbeat:
                     await self.run_once()
                     delay = 0.05
                     wait = self.config.interval
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                except (
+                    TimeoutError,
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                ) as exc:
                     log.warning("heartbeat failed: %s", exc, extra={"event": "heartbeat_failed"})
                     if self._conn is not None:
                         self._conn.terminate()

@@ -90,7 +90,9 @@ class Notifier:
             try:
                 callback(payload)
             except Exception:
-                log.exception("notification subscriber failed", extra={"event": "notify_callback_error"})
+                log.exception(
+                    "notification subscriber failed", extra={"event": "notify_callback_error"}
+                )
 
     def _on_notification(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
         self._dispatch(channel, payload)
@@ -122,11 +124,13 @@ class Notifier:
                 self._lost.clear()
                 self._conn = await self._connect()
                 self.backend_pid = self._conn.get_server_pid()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 if first:
                     raise  # misconfiguration: let start() report it
                 log.warning(
-                    "LISTEN connection failed; retrying in %.2fs: %s", delay, exc,
+                    "LISTEN connection failed; retrying in %.2fs: %s",
+                    delay,
+                    exc,
                     extra={"event": "notifier_connect_failed"},
                 )
                 await asyncio.sleep(delay)
@@ -154,9 +158,9 @@ class Notifier:
             try:
                 await asyncio.wait_for(self._lost.wait(), self._config.health_check_interval)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 await self._conn.fetchval("SELECT 1", timeout=self._config.health_check_timeout)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 return

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 WAKE_CHANNEL = "pgqueue_runs"
 TERMINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
 
-Executor = asyncpg.Connection | asyncpg.Pool
+# Any of asyncpg's query runners: a connection (your transaction) or a pool.
+Executor: TypeAlias = "asyncpg.Connection[Any] | asyncpg.Pool[Any]"
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,9 @@ async def next_due_in(conn: Executor) -> float | None:
     return max(0.0, (row["due_at"] - row["db_now"]).total_seconds())
 
 
-async def complete(conn: Executor, worker_id: str, completions: Sequence[Completion]) -> dict[UUID, str]:
+async def complete(
+    conn: Executor, worker_id: str, completions: Sequence[Completion]
+) -> dict[UUID, str]:
     """Write final outcomes for runs ``worker_id`` holds, fenced; returns
     {run_id: new status} for the runs whose lease was still held. Runs absent
     from the result wrote nothing."""

@@ -40,7 +40,9 @@ class Sweeper:
         if result.requeued or result.failed or result.workers_removed:
             log.info(
                 "sweep requeued %d, failed %d, removed %d dead workers",
-                result.requeued, result.failed, result.workers_removed,
+                result.requeued,
+                result.failed,
+                result.workers_removed,
                 extra={"event": "sweep", "requeued": result.requeued, "failed": result.failed},
             )
         return result

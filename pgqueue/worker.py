@@ -20,6 +20,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
 import asyncpg
 
 from pgqueue import queue
@@ -80,7 +81,9 @@ class Worker:
         self.dsn = dsn
         self.handler = handler
         self.config = config or WorkerConfig()
-        self.worker_id = self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7().hex[-12:]}"
+        self.worker_id = (
+            self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7().hex[-12:]}"
+        )
         self.stats = WorkerStats()
         self.leases = LeaseTable()
         self._notifier = notifier
@@ -126,7 +129,10 @@ class Worker:
         unsubscribe = self._notifier.subscribe(queue.WAKE_CHANNEL, self._on_notify)
         await self._pool.execute(
             queue.queries.register_worker,
-            self.worker_id, socket.gethostname(), os.getpid(), self.config.concurrency,
+            self.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            self.config.concurrency,
         )
         self.heartbeat.start()
         log.info("worker started", extra={"event": "worker_started", "worker_id": self.worker_id})
@@ -148,7 +154,9 @@ class Worker:
                 await self._notifier.stop()
             await self._pool.close()
             await self._claim_pool.close()
-            log.info("worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id})
+            log.info(
+                "worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id}
+            )
 
     def stop(self) -> None:
         """Stop claiming; ``run()`` returns once in-flight runs are done."""
@@ -180,7 +188,9 @@ class Worker:
                     continue  # maybe more ready; the loop waits once slots are full
                 if timeout is None:
                     timeout = self.config.poll_interval
-                    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    with contextlib.suppress(
+                        OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+                    ):
                         due = await queue.next_due_in(self._claim_pool)
                         if due is not None:
                             timeout = min(timeout, due + 0.001)
@@ -198,12 +208,17 @@ class Worker:
         if stale:
             self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
         self.leases.add(run.lease)
-        self._tasks[run.lease] = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}-{run.attempt}")
+        self._tasks[run.lease] = asyncio.create_task(
+            self._execute(run), name=f"run-{run.run_id}-{run.attempt}"
+        )
 
     # -- executing ---------------------------------------------------------
 
     def _backoff(self, failures: int) -> float:
-        delay = min(self.config.retry_backoff_base * 2 ** max(failures - 1, 0), self.config.retry_backoff_max)
+        delay = min(
+            self.config.retry_backoff_base * 2 ** max(failures - 1, 0),
+            self.config.retry_backoff_max,
+        )
         return delay * random.uniform(0.75, 1.25)
 
     async def _execute(self, run: ClaimedRun) -> None:
@@ -217,12 +232,17 @@ class Worker:
                 self._report_lease_lost(run, "final write matched no row")
             elif completion.status == "success":
                 self.stats.succeeded += 1
-            elif completion.retry_delay is not None and run.attempt - run.releases < run.max_attempts:
+            elif (
+                completion.retry_delay is not None and run.attempt - run.releases < run.max_attempts
+            ):
                 self.stats.retried += 1
             else:
                 self.stats.failed += 1
         except Exception:
-            log.exception("run bookkeeping failed", extra={"event": "run_internal_error", "run_id": str(run.run_id)})
+            log.exception(
+                "run bookkeeping failed",
+                extra={"event": "run_internal_error", "run_id": str(run.run_id)},
+            )
         finally:
             self._completing.discard(run.lease)
             self._lost.discard(run.lease)
@@ -243,7 +263,9 @@ class Worker:
             retry = self.config.is_retriable(exc)
             delay = self._backoff(run.attempt - run.releases) if retry else None
             log.info(
-                "run raised %s: %s", type(exc).__name__, exc,
+                "run raised %s: %s",
+                type(exc).__name__,
+                exc,
                 extra={"event": "run_failed", "run_id": str(run.run_id), "attempt": run.attempt},
             )
             return Completion(run.run_id, run.attempt, "error", error=error, retry_delay=delay)
@@ -257,7 +279,10 @@ class Worker:
     def _report_lease_lost(self, run: ClaimedRun, why: str) -> None:
         self.stats.lease_lost += 1
         log.warning(
-            "lease lost for run %s attempt %s: %s; its result was not written", run.run_id, run.attempt, why,
+            "lease lost for run %s attempt %s: %s; its result was not written",
+            run.run_id,
+            run.attempt,
+            why,
             extra={"event": "lease_lost", "run_id": str(run.run_id), "attempt": run.attempt},
         )
 
@@ -294,7 +319,9 @@ class Worker:
                 held = await queue.complete(self._pool, self.worker_id, [c for c, _ in batch])
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The runs stay held (and heartbeated) while we retry.
-                log.warning("final write failed, retrying: %s", exc, extra={"event": "complete_failed"})
+                log.warning(
+                    "final write failed, retrying: %s", exc, extra={"event": "complete_failed"}
+                )
                 self._pending_completions = batch + self._pending_completions
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -14,7 +14,16 @@ from tests.support.procs import worker_process
 from tests.support.waiting import eventually
 
 # Short leases so the tests take seconds; the mechanics are the defaults'.
-FAST = ["--heartbeat-interval", "0.2", "--stale-after", "1.5", "--sweep-interval", "0.2", "--poll-interval", "60"]
+FAST = [
+    "--heartbeat-interval",
+    "0.2",
+    "--stale-after",
+    "1.5",
+    "--sweep-interval",
+    "0.2",
+    "--poll-interval",
+    "60",
+]
 
 
 def run_field(pool: asyncpg.Pool, run_id: Any, field: str, wanted: Any):  # type: ignore[no-untyped-def]
@@ -24,7 +33,9 @@ def run_field(pool: asyncpg.Pool, run_id: Any, field: str, wanted: Any):  # type
     return probe
 
 
-async def test_sigkilled_worker_run_is_requeued_and_finished_elsewhere(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_sigkilled_worker_run_is_requeued_and_finished_elsewhere(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     [sub] = await queue.submit(pool, [NewRun(kwargs={"sleep": 300})])
     with worker_process(database_url, "sleep_first_attempt", *FAST, "--no-sweep") as victim:
         await eventually(run_field(pool, sub.run_id, "status", "running"), timeout=30)
@@ -42,7 +53,9 @@ async def test_sigkilled_worker_run_is_requeued_and_finished_elsewhere(pool: asy
     assert await pool.fetchval("SELECT count(*) FROM workers WHERE worker_id = $1", victim_id) == 0
 
 
-async def test_a_blocked_event_loop_does_not_lose_the_lease(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_a_blocked_event_loop_does_not_lose_the_lease(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     # The handler calls time.sleep(4): its event loop is frozen for more than
     # twice the 1.5 s lease. The heartbeat thread must keep the lease alive
     # while a sweeper (this test) keeps trying to take it.
@@ -50,7 +63,10 @@ async def test_a_blocked_event_loop_does_not_lose_the_lease(pool: asyncpg.Pool, 
     with worker_process(database_url, "block_loop", *FAST, "--no-sweep"):
         await eventually(run_field(pool, sub.run_id, "status", "running"), timeout=30)
         requeued = 0
-        while await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", sub.run_id) == "running":
+        while (
+            await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", sub.run_id)
+            == "running"
+        ):
             requeued += (await queue.sweep(pool, 1.5)).requeued
             await asyncio.sleep(0.1)
         await eventually(run_field(pool, sub.run_id, "status", "success"), timeout=30)
@@ -59,7 +75,9 @@ async def test_a_blocked_event_loop_does_not_lose_the_lease(pool: asyncpg.Pool, 
     assert run is not None and run["attempt"] == 1 and run["output"] == {"attempt": 1}
 
 
-async def test_frozen_worker_past_its_lease_cannot_finish_after_resuming(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_frozen_worker_past_its_lease_cannot_finish_after_resuming(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     [sub] = await queue.submit(pool, [NewRun(kwargs={"sleep": 2})])
     with worker_process(database_url, "sleep", *FAST, "--no-sweep") as frozen:
         await eventually(run_field(pool, sub.run_id, "status", "running"), timeout=30)
@@ -70,6 +88,7 @@ async def test_frozen_worker_past_its_lease_cannot_finish_after_resuming(pool: a
             await eventually(run_field(pool, sub.run_id, "status", "success"), timeout=60)
         rescued = await queue.get_run(pool, sub.run_id)
         frozen.signal(signal.SIGCONT)
+
         # The thawed worker's sleep ends and it tries to write its result.
         async def reported() -> bool:
             return "lease_lost" in frozen.log() or "lease lost" in frozen.log()

@@ -57,20 +57,31 @@ async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluste
     migrate.upgrade(url)
     result = subprocess.run(
         [sys.executable, "-m", "pgqueue", "sweep", "--install-cron"],
-        cwd=REPO, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "pgqueue-sweep" in result.stdout
 
     conn = await asyncpg.connect(url)
     try:
-        job = await conn.fetchrow("SELECT schedule, command FROM cron.job WHERE jobname = 'pgqueue-sweep'")
-        assert job is not None and job["schedule"] == "* * * * *" and "pgqueue_sweep" in job["command"]
+        job = await conn.fetchrow(
+            "SELECT schedule, command FROM cron.job WHERE jobname = 'pgqueue-sweep'"
+        )
+        assert (
+            job is not None and job["schedule"] == "* * * * *" and "pgqueue_sweep" in job["command"]
+        )
         [sub] = await queue.submit(conn, [NewRun()])
         await queue.claim(conn, "killed-worker", 1)
         await conn.execute("UPDATE runs SET heartbeat_at = now() - interval '1 hour'")
         deadline = time.monotonic() + 75  # next minute boundary, plus slack
-        while await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", sub.run_id) != "pending":
+        while (
+            await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", sub.run_id)
+            != "pending"
+        ):
             assert time.monotonic() < deadline, "pg_cron did not sweep within 75 s"
             await asyncio.sleep(0.5)
         ran = await conn.fetchval(
@@ -81,7 +92,11 @@ async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluste
         # Uninstalling removes the job.
         result = subprocess.run(
             [sys.executable, "-m", "pgqueue", "sweep", "--uninstall-cron"],
-            cwd=REPO, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         assert await conn.fetchval("SELECT count(*) FROM cron.job") == 0
@@ -92,7 +107,11 @@ async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluste
 async def test_install_cron_without_pg_cron_says_what_is_missing(database_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pgqueue", "sweep", "--install-cron"],
-        cwd=REPO, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "pg_cron" in result.stderr and "shared_preload_libraries" in result.stderr

@@ -32,8 +32,13 @@ def _count(url: str, sql: str) -> int:
 def _alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     alembic = Path(sys.executable).with_name("alembic")
     return subprocess.run(
-        [str(alembic), *args], cwd=REPO, env={**os.environ, "DATABASE_URL": url},
-        capture_output=True, text=True, check=True, timeout=120,
+        [str(alembic), *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
 
 
@@ -68,33 +73,74 @@ def installed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = root / "wheels"
     target = root / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     [wheel] = wheels.glob("pgqueue-*.whl")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return target
 
 
-def test_pgqueue_migrate_from_an_installed_package(installed_package: Path, empty_database_url: str, tmp_path: Path) -> None:
+def test_pgqueue_migrate_from_an_installed_package(
+    installed_package: Path, empty_database_url: str, tmp_path: Path
+) -> None:
     env = {**os.environ, "DATABASE_URL": empty_database_url, "PYTHONPATH": str(installed_package)}
     where = subprocess.run(
         [sys.executable, "-c", "import pgqueue.migrate as m; print(m.migrations_dir())"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert where.startswith(str(installed_package)), where  # not the checkout's
     script = installed_package / "bin" / "pgqueue"
     result = subprocess.run(
-        [sys.executable, str(script), "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), "migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
     # python -m pgqueue works too (and is idempotent).
     result = subprocess.run(
-        [sys.executable, "-m", "pgqueue", "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "pgqueue", "migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "at revision" in result.stdout

@@ -19,7 +19,9 @@ async def _noop(run: ClaimedRun) -> None:
     return None
 
 
-async def test_one_connection_fans_out_to_every_subscriber(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_one_connection_fans_out_to_every_subscriber(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     seen: list[list[str]] = [[], [], []]
     async with Notifier(database_url) as notifier:
         for i in range(3):
@@ -36,7 +38,9 @@ async def test_one_connection_fans_out_to_every_subscriber(pool: asyncpg.Pool, d
         assert listeners == 1
 
 
-async def test_listener_recovers_after_pg_terminate_backend(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_listener_recovers_after_pg_terminate_backend(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     notifier = Notifier(database_url, NotifierConfig(reconnect_delay_initial=0.05))
     await notifier.start()
     events: list[str] = []
@@ -58,7 +62,10 @@ async def test_listener_recovers_after_pg_terminate_backend(pool: asyncpg.Pool, 
         assert RECONNECTED in events
 
         async def done(run_id: Any) -> bool:
-            return await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id) == "success"
+            return (
+                await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id)
+                == "success"
+            )
 
         await eventually(lambda: done(missed.run_id), timeout=15)
         # And ordinary wake-ups flow on the new connection.

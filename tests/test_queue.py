@@ -16,10 +16,17 @@ from pgqueue.queue import Completion, NewRun
 
 async def test_submit_then_claim_sets_lease_fields(pool: asyncpg.Pool) -> None:
     thread = uuid7()
-    [sub] = await queue.submit(pool, [NewRun(thread_id=thread, kwargs={"x": 1}, metadata={"m": "y"})])
+    [sub] = await queue.submit(
+        pool, [NewRun(thread_id=thread, kwargs={"x": 1}, metadata={"m": "y"})]
+    )
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread) == "busy"
     [run] = await queue.claim(pool, "w1", 5)
-    assert (run.run_id, run.attempt, run.kwargs, run.metadata) == (sub.run_id, 1, {"x": 1}, {"m": "y"})
+    assert (run.run_id, run.attempt, run.kwargs, run.metadata) == (
+        sub.run_id,
+        1,
+        {"x": 1},
+        {"m": "y"},
+    )
     row = await queue.get_run(pool, sub.run_id)
     assert row is not None
     assert row["status"] == "running" and row["worker_id"] == "w1"
@@ -33,7 +40,9 @@ async def test_batch_submit_keeps_order_in_one_statement(pool: asyncpg.Pool) -> 
     assert [s.seq for s in submitted] == sorted(s.seq for s in submitted)
 
 
-async def test_concurrent_claimers_get_each_run_exactly_once(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_concurrent_claimers_get_each_run_exactly_once(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     await queue.submit(pool, [NewRun() for _ in range(5000)], wake=False)
     conns = [await asyncpg.connect(database_url) for _ in range(8)]
     claims: list[list] = [[] for _ in conns]
@@ -57,7 +66,9 @@ async def test_concurrent_claimers_get_each_run_exactly_once(pool: asyncpg.Pool,
     assert counts["ok"] == counts["total"] == 5000
 
 
-async def test_rolled_back_submit_wakes_nobody_and_leaves_no_row(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_rolled_back_submit_wakes_nobody_and_leaves_no_row(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database_url)
     await listener.add_listener(queue.WAKE_CHANNEL, lambda *a: received.put_nowait(a[3]))
@@ -87,17 +98,19 @@ async def test_per_thread_fifo(pool: asyncpg.Pool) -> None:
     first = await queue.claim(pool, "w", 10)
     assert [r.run_id for r in first] == [subs[0].run_id, other.run_id]
     assert await queue.claim(pool, "w", 10) == []  # t's next run waits for its first
+    current = next(r for r in first if r.run_id == subs[0].run_id)
     for i in (1, 2):
-        prev = next(r for r in first if r.run_id == subs[i - 1].run_id) if i == 1 else nxt
-        await queue.complete(pool, "w", [Completion(prev.run_id, prev.attempt, "success")])
-        [nxt] = await queue.claim(pool, "w", 10)
-        assert nxt.run_id == subs[i].run_id
-    await queue.complete(pool, "w", [Completion(nxt.run_id, nxt.attempt, "success")])
+        await queue.complete(pool, "w", [Completion(current.run_id, current.attempt, "success")])
+        [current] = await queue.claim(pool, "w", 10)
+        assert current.run_id == subs[i].run_id
+    await queue.complete(pool, "w", [Completion(current.run_id, current.attempt, "success")])
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", t) == "idle"
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", u) == "busy"
 
 
-async def test_a_second_running_run_on_a_thread_is_refused_by_the_database(pool: asyncpg.Pool) -> None:
+async def test_a_second_running_run_on_a_thread_is_refused_by_the_database(
+    pool: asyncpg.Pool,
+) -> None:
     t = uuid7()
     a, b = await queue.submit(pool, [NewRun(thread_id=t), NewRun(thread_id=t)])
     await queue.claim(pool, "w", 1)
@@ -106,7 +119,9 @@ async def test_a_second_running_run_on_a_thread_is_refused_by_the_database(pool:
 
 
 async def test_priority_then_creation_order(pool: asyncpg.Pool) -> None:
-    low, high, low2 = await queue.submit(pool, [NewRun(priority=0), NewRun(priority=5), NewRun(priority=0)])
+    low, high, low2 = await queue.submit(
+        pool, [NewRun(priority=0), NewRun(priority=5), NewRun(priority=0)]
+    )
     claimed = await queue.claim(pool, "w", 3)
     assert [r.run_id for r in claimed] == [high.run_id, low.run_id, low2.run_id]
 
@@ -129,13 +144,25 @@ async def test_final_write_is_fenced_by_attempt(pool: asyncpg.Pool) -> None:
     [second] = await queue.claim(pool, "new", 1)
     assert second.attempt == first.attempt + 1
     # The old holder's write matches nothing and changes nothing.
-    assert await queue.complete(pool, "old", [Completion(sub.run_id, first.attempt, "success", output="old")]) == {}
+    assert (
+        await queue.complete(
+            pool, "old", [Completion(sub.run_id, first.attempt, "success", output="old")]
+        )
+        == {}
+    )
     # The fence names the holder too: the right attempt from the wrong worker
     # (a claim the server forgot in a crash, then handed out again) is refused.
-    assert await queue.complete(pool, "old", [Completion(sub.run_id, second.attempt, "success", output="old")]) == {}
+    assert (
+        await queue.complete(
+            pool, "old", [Completion(sub.run_id, second.attempt, "success", output="old")]
+        )
+        == {}
+    )
     row = await queue.get_run(pool, sub.run_id)
     assert row is not None and row["status"] == "running" and row["worker_id"] == "new"
-    held = await queue.complete(pool, "new", [Completion(sub.run_id, second.attempt, "success", output="new")])
+    held = await queue.complete(
+        pool, "new", [Completion(sub.run_id, second.attempt, "success", output="new")]
+    )
     assert held == {sub.run_id: "success"}
     row = await queue.get_run(pool, sub.run_id)
     assert row is not None and row["output"] == "new"
@@ -146,9 +173,9 @@ async def test_failures_retry_with_backoff_then_error(pool: asyncpg.Pool) -> Non
     [sub] = await queue.submit(pool, [NewRun(thread_id=t, max_attempts=2)])
     [run] = await queue.claim(pool, "w", 1)
     err = {"error": "ValueError", "message": "boom"}
-    assert await queue.complete(pool, "w", [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)]) == {
-        sub.run_id: "pending"
-    }
+    assert await queue.complete(
+        pool, "w", [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)]
+    ) == {sub.run_id: "pending"}
     row = await queue.get_run(pool, sub.run_id)
     assert row is not None and row["error"] == err and row["worker_id"] is None
     assert timedelta(seconds=29) < row["not_before"] - row["updated_at"] <= timedelta(seconds=31)
@@ -156,7 +183,9 @@ async def test_failures_retry_with_backoff_then_error(pool: asyncpg.Pool) -> Non
     await pool.execute("UPDATE runs SET not_before = now()")
     [run] = await queue.claim(pool, "w", 1)
     assert run.attempt == 2
-    done = await queue.complete(pool, "w", [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)])
+    done = await queue.complete(
+        pool, "w", [Completion(run.run_id, run.attempt, "error", error=err, retry_delay=30)]
+    )
     assert done == {sub.run_id: "error"}  # attempts used up: no more retries
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", t) == "error"
 

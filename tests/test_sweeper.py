@@ -15,21 +15,38 @@ SWEEP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('pgqueue.sweep', 0))
 
 
 async def _age_heartbeats(pool: asyncpg.Pool, seconds: int) -> None:
-    await pool.execute("UPDATE runs SET heartbeat_at = now() - make_interval(secs => $1) WHERE status = 'running'", seconds)
+    await pool.execute(
+        "UPDATE runs SET heartbeat_at = now() - make_interval(secs => $1) WHERE status = 'running'",
+        seconds,
+    )
 
 
-async def test_stale_running_runs_go_back_to_pending_and_fresh_ones_stay(pool: asyncpg.Pool) -> None:
+async def test_stale_running_runs_go_back_to_pending_and_fresh_ones_stay(
+    pool: asyncpg.Pool,
+) -> None:
     stale, fresh = await queue.submit(pool, [NewRun(), NewRun()])
     await queue.claim(pool, "w", 2)
-    await pool.execute("UPDATE runs SET heartbeat_at = now() - interval '31 seconds' WHERE run_id = $1", stale.run_id)
+    await pool.execute(
+        "UPDATE runs SET heartbeat_at = now() - interval '31 seconds' WHERE run_id = $1",
+        stale.run_id,
+    )
     sweeper = Sweeper(pool, SweeperConfig(stale_after=30))
     assert (await sweeper.run_once()).requeued == 1
-    rows = {r["run_id"]: r for r in await pool.fetch("SELECT run_id, status, attempt, worker_id FROM runs")}
-    assert (rows[stale.run_id]["status"], rows[stale.run_id]["attempt"], rows[stale.run_id]["worker_id"]) == ("pending", 1, None)
+    rows = {
+        r["run_id"]: r
+        for r in await pool.fetch("SELECT run_id, status, attempt, worker_id FROM runs")
+    }
+    assert (
+        rows[stale.run_id]["status"],
+        rows[stale.run_id]["attempt"],
+        rows[stale.run_id]["worker_id"],
+    ) == ("pending", 1, None)
     assert rows[fresh.run_id]["status"] == "running"
 
 
-async def test_after_max_attempts_the_run_errors_with_a_message_naming_them(pool: asyncpg.Pool) -> None:
+async def test_after_max_attempts_the_run_errors_with_a_message_naming_them(
+    pool: asyncpg.Pool,
+) -> None:
     t = uuid7()
     [sub] = await queue.submit(pool, [NewRun(thread_id=t, max_attempts=2)])
     sweeper = Sweeper(pool, SweeperConfig(stale_after=30))
@@ -41,7 +58,11 @@ async def test_after_max_attempts_the_run_errors_with_a_message_naming_them(pool
     assert run is not None and run["status"] == "error" and run["ended_at"] is not None
     assert run["error"]["error"] == "MaxAttemptsExceeded"
     message = run["error"]["message"]
-    assert "attempted 2 times" in message and "max_attempts 2" in message and "doomed-worker" in message
+    assert (
+        "attempted 2 times" in message
+        and "max_attempts 2" in message
+        and "doomed-worker" in message
+    )
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", t) == "error"
 
 
@@ -80,7 +101,9 @@ async def test_only_one_sweeper_at_a_time(pool: asyncpg.Pool) -> None:
     assert (await sweeper.run_once()).requeued == 1
 
 
-async def test_sweep_default_window_comes_from_the_database_setting(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_sweep_default_window_comes_from_the_database_setting(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     await queue.submit(pool, [NewRun()])
     await queue.claim(pool, "w", 1)
     await _age_heartbeats(pool, 10)

@@ -36,7 +36,9 @@ def status_of(pool: asyncpg.Pool, run_id: Any, *wanted: str) -> Callable[[], Awa
     return probe
 
 
-async def test_notify_wakes_an_idle_worker_without_polling(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_notify_wakes_an_idle_worker_without_polling(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     async def echo(run: ClaimedRun) -> Any:
         return run.kwargs
 
@@ -59,7 +61,9 @@ async def _true_after(value: bool) -> bool:
     return value
 
 
-async def test_delayed_runs_start_no_earlier_than_not_before(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_delayed_runs_start_no_earlier_than_not_before(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     async def noop(run: ClaimedRun) -> None:
         return None
 
@@ -72,7 +76,9 @@ async def test_delayed_runs_start_no_earlier_than_not_before(pool: asyncpg.Pool,
     assert sorted((r["not_before"] - r["created_at"]).total_seconds() for r in rows)[-1] >= 0.59
 
 
-async def test_retriable_failures_retry_with_backoff_then_succeed(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_retriable_failures_retry_with_backoff_then_succeed(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     attempts: list[int] = []
 
     async def flaky(run: ClaimedRun) -> str:
@@ -104,7 +110,9 @@ async def test_non_retriable_failure_errors_at_once(pool: asyncpg.Pool, database
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", t) == "error"
 
 
-async def test_non_json_output_is_an_error_not_a_stuck_run(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_non_json_output_is_an_error_not_a_stuck_run(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     async def weird(run: ClaimedRun) -> object:
         return object()
 
@@ -115,7 +123,9 @@ async def test_non_json_output_is_an_error_not_a_stuck_run(pool: asyncpg.Pool, d
     assert run is not None and run["error"]["error"] == "OutputNotSerializable"
 
 
-async def test_a_worker_that_lost_its_lease_cannot_finish_the_run(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_a_worker_that_lost_its_lease_cannot_finish_the_run(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     release = asyncio.Event()
 
     async def slow(run: ClaimedRun) -> str:
@@ -137,10 +147,17 @@ async def test_a_worker_that_lost_its_lease_cannot_finish_the_run(pool: asyncpg.
         await eventually(lambda: _true_after(worker.stats.lease_lost == 1))
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None
-    assert (run["status"], run["worker_id"], run["attempt"], run["output"]) == ("running", "usurper", taken.attempt, None)
+    assert (run["status"], run["worker_id"], run["attempt"], run["output"]) == (
+        "running",
+        "usurper",
+        taken.attempt,
+        None,
+    )
 
 
-async def test_heartbeat_noticing_a_lost_lease_cancels_the_run(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_heartbeat_noticing_a_lost_lease_cancels_the_run(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     cancelled = asyncio.Event()
 
     async def forever(run: ClaimedRun) -> None:
@@ -154,7 +171,9 @@ async def test_heartbeat_noticing_a_lost_lease_cancels_the_run(pool: asyncpg.Poo
     async with running(Worker(database_url, forever, config)) as worker:
         [sub] = await queue.submit(pool, [NewRun()])
         await eventually(status_of(pool, sub.run_id, "running"))
-        await pool.execute("UPDATE runs SET status = 'interrupted', ended_at = now()")  # e.g. a cancel
+        await pool.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = now()"
+        )  # e.g. a cancel
         await asyncio.wait_for(cancelled.wait(), 10)
         await eventually(lambda: _true_after(worker.stats.lease_lost == 1))
     assert await pool.fetchval("SELECT status FROM runs") == "interrupted"
@@ -177,13 +196,20 @@ async def test_heartbeat_renews_held_leases(pool: asyncpg.Pool, database_url: st
             return age.total_seconds() < 5
 
         await eventually(renewed)
-        assert await pool.fetchval("SELECT count(*) FROM workers WHERE worker_id = $1", worker.worker_id) == 1
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM workers WHERE worker_id = $1", worker.worker_id
+            )
+            == 1
+        )
         gate.set()
         await eventually(status_of(pool, sub.run_id, "success"))
     assert await pool.fetchval("SELECT count(*) FROM workers") == 0  # unregistered on stop
 
 
-async def test_concurrency_limit_and_batched_completion(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_concurrency_limit_and_batched_completion(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     live = 0
     peak = 0
 
@@ -194,7 +220,9 @@ async def test_concurrency_limit_and_batched_completion(pool: asyncpg.Pool, data
         await asyncio.sleep(0.01)
         live -= 1
 
-    async with running(Worker(database_url, track, WorkerConfig(concurrency=4, poll_interval=60))) as worker:
+    async with running(
+        Worker(database_url, track, WorkerConfig(concurrency=4, poll_interval=60))
+    ) as worker:
         subs = await queue.submit(pool, [NewRun() for _ in range(200)])
         await eventually(status_of(pool, subs[-1].run_id, "success"), timeout=30)
         await eventually(lambda: _count(pool, "success", 200), timeout=30)
@@ -206,7 +234,9 @@ async def _count(pool: asyncpg.Pool, status: str, n: int) -> bool:
     return await pool.fetchval("SELECT count(*) FROM runs WHERE status = $1", status) == n
 
 
-async def test_reclaiming_a_run_it_still_runs_cancels_the_stale_attempt(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_reclaiming_a_run_it_still_runs_cancels_the_stale_attempt(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
     never = asyncio.Event()
 
     async def first_attempt_hangs(run: ClaimedRun) -> int:

@@ -57,7 +57,10 @@ def worker_main(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out:
 def start_workers(dsn: str, count: int, batch: int, out: Any) -> tuple[list[Any], Event, Event]:
     go, stop = CTX.Event(), CTX.Event()
     readies = [CTX.Event() for _ in range(count)]
-    procs = [CTX.Process(target=worker_main, args=(dsn, batch, r, go, stop, out), daemon=True) for r in readies]
+    procs = [
+        CTX.Process(target=worker_main, args=(dsn, batch, r, go, stop, out), daemon=True)
+        for r in readies
+    ]
     for p in procs:
         p.start()
     for r in readies:
@@ -83,22 +86,33 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
     procs, go, stop = start_workers(dsn, workers, batch, CTX.Queue())
     t0 = time.perf_counter()
     go.set()
-    while await conn.fetchval("SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('pending', 'running'))"):
+    while await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('pending', 'running'))"
+    ):
         await asyncio.sleep(0.02)
     seconds = time.perf_counter() - t0
     stop_workers(procs, stop)
     done = await conn.fetchval("SELECT count(*) FROM runs WHERE status = 'success'")
     await conn.close()
     assert done == jobs, f"{done} of {jobs} runs succeeded"
-    return {"peer": PEER, "jobs": jobs, "workers": workers, "batch": batch,
-            "seconds": round(seconds, 4), "jobs_per_s": round(jobs / seconds, 1)}
+    return {
+        "peer": PEER,
+        "jobs": jobs,
+        "workers": workers,
+        "batch": batch,
+        "seconds": round(seconds, 4),
+        "jobs_per_s": round(jobs / seconds, 1),
+    }
 
 
 def summarize(deltas_s: list[float]) -> dict[str, float]:
     ms = [d * 1000 for d in deltas_s]
     q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {"p50_ms": round(statistics.median(ms), 3), "p99_ms": round(q[98], 3),
-            "mean_ms": round(statistics.fmean(ms), 3)}
+    return {
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(q[98], 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
 
 
 async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:

@@ -145,3 +145,9 @@ CREATE EXTENSION IF NOT EXISTS pg_cron;
 
 -- name: has_pg_cron
 SELECT to_regclass('cron.job') IS NOT NULL;
+
+-- name: count_live_runs
+SELECT count(*) FROM runs WHERE run_id = ANY($1::uuid[]) AND status IN ('pending', 'running');
+
+-- name: queue_depth
+SELECT status, runs, ready, delayed FROM pgqueue_queue_depth ORDER BY status;

@@ -16,10 +16,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 class WorkerProcess:
     def __init__(self, database_url: str, handler: str, *extra: str) -> None:
-        self.log_file = tempfile.NamedTemporaryFile(prefix="pgqueue-worker-", suffix=".log", delete=False)
+        self.log_file = tempfile.NamedTemporaryFile(
+            prefix="pgqueue-worker-", suffix=".log", delete=False
+        )
         env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pgqueue", "worker", "--handler", f"tests.handlers:{handler}", *extra],
+            [
+                sys.executable,
+                "-m",
+                "pgqueue",
+                "worker",
+                "--handler",
+                f"tests.handlers:{handler}",
+                *extra,
+            ],
             cwd=REPO,
             env=env,
             stdout=self.log_file,

@@ -11,7 +11,11 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
 ) -> T:
     """Await ``probe()`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -20,5 +24,7 @@ async def eventually(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {value!r})")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what} (last value {value!r})"
+            )
         await asyncio.sleep(interval)
