@@ -105,7 +105,8 @@ async def submit(
     wake: bool = True,
     create_threads: bool = True,
 ) -> list[SubmittedRun]:
-    """Insert pending runs in one round trip (two if threads must be created).
+    """Insert pending runs in one statement, creating missing threads unless
+    ``create_threads`` is false (then an unknown thread id is an error).
 
     With ``wake`` the statement also sends one NOTIFY, delivered when the
     surrounding transaction commits and never if it rolls back.
@@ -117,9 +118,6 @@ async def submit(
             raise ValueError(f"max_attempts must be at least 1, got {run.max_attempts}")
         if run.delay < 0:
             raise ValueError(f"delay must not be negative, got {run.delay}")
-    thread_ids = [r.thread_id for r in runs if r.thread_id is not None]
-    if create_threads and thread_ids:
-        await conn.execute(queries.ensure_threads, thread_ids)
     rows = await conn.fetch(
         queries.submit_runs,
         [r.run_id for r in runs],
@@ -131,6 +129,7 @@ async def submit(
         [r.max_attempts for r in runs],
         [float(r.delay) for r in runs],
         wake,
+        create_threads,
     )
     return [SubmittedRun(r["run_id"], r["seq"], r["created_at"], r["not_before"]) for r in rows]
 

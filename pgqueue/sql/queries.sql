@@ -3,18 +3,26 @@
 -- Schema, indexes and the SQL functions called here live in migrations/.
 
 -- name: submit_runs
--- Inserts a batch of pending runs (in the given order: seq follows it) and
--- marks their threads busy, in one round trip. $9 says whether to wake
--- workers: pg_notify folds duplicates within a transaction and is delivered
--- only if the transaction commits, so a rolled-back submit wakes nobody.
+-- Inserts a batch of pending runs (in the given order: seq follows it),
+-- creating missing threads when $10 is true and marking them busy, in one
+-- statement. $9 says whether to wake workers: pg_notify folds duplicates
+-- within a transaction and is delivered only if the transaction commits,
+-- so a rolled-back submit wakes nobody.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::jsonb[],
                          $6::integer[], $7::integer[], $8::double precision[])
         WITH ORDINALITY
         AS i(run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, delay, ord)
 ), busy AS (
+    -- Threads that exist already (this statement's snapshot)...
     UPDATE threads SET status = 'busy', updated_at = now()
     WHERE thread_id IN (SELECT thread_id FROM input WHERE thread_id IS NOT NULL)
+), created AS (
+    -- ...and those that don't, created busy. The runs' foreign key is
+    -- checked at the end of the statement, when these rows exist.
+    INSERT INTO threads (thread_id, status)
+    SELECT DISTINCT thread_id, 'busy' FROM input WHERE thread_id IS NOT NULL AND $10::boolean
+    ON CONFLICT (thread_id) DO NOTHING
 ), inserted AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, not_before)
     SELECT run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,
@@ -26,12 +34,6 @@ WITH input AS (
 SELECT inserted.run_id, inserted.seq, inserted.created_at, inserted.not_before
 FROM inserted, (SELECT CASE WHEN $9::boolean THEN pg_notify('pgqueue_runs', '') END) AS wake
 ORDER BY inserted.seq;
-
--- name: ensure_threads
--- Creates the threads a submit refers to, if missing.
-INSERT INTO threads (thread_id)
-SELECT DISTINCT t FROM unnest($1::uuid[]) AS t
-ON CONFLICT (thread_id) DO NOTHING;
 
 -- name: claim_runs
 -- Claims up to $2 ready runs for worker $1, highest priority then oldest.
