@@ -94,6 +94,10 @@ class Worker:
         # a newer attempt of a run whose stale attempt is still unwinding.
         self._tasks: dict[Lease, asyncio.Task[None]] = {}
         self._completing: set[Lease] = set()
+        # Handlers still executing. A run's slot frees when its handler
+        # returns; its fenced final write then flushes (batched, lease still
+        # heartbeated) while the next claim is already on its way.
+        self._executing = 0
         self._lost: set[Lease] = set()
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -172,7 +176,11 @@ class Worker:
         assert self._claim_pool is not None
         while not self._stopping:
             self._wakeup.clear()
-            free = self.config.concurrency - len(self._tasks)
+            # Backpressure: never more than a few batches awaiting their write.
+            free = min(
+                self.config.concurrency - self._executing,
+                4 * self.config.concurrency - len(self._tasks),
+            )
             timeout: float | None = None
             if free > 0:
                 try:
@@ -208,6 +216,7 @@ class Worker:
         if stale:
             self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
         self.leases.add(run.lease)
+        self._executing += 1
         self._tasks[run.lease] = asyncio.create_task(
             self._execute(run), name=f"run-{run.run_id}-{run.attempt}"
         )
@@ -223,7 +232,11 @@ class Worker:
 
     async def _execute(self, run: ClaimedRun) -> None:
         try:
-            completion = await self._outcome(run)
+            try:
+                completion = await self._outcome(run)
+            finally:
+                self._executing -= 1
+                self._wakeup.set()  # an execution slot is free
             if completion is None:
                 return
             self._completing.add(run.lease)
@@ -248,7 +261,7 @@ class Worker:
             self._lost.discard(run.lease)
             self.leases.discard(run.lease)
             self._tasks.pop(run.lease, None)
-            self._wakeup.set()  # a slot is free
+            self._wakeup.set()
 
     async def _outcome(self, run: ClaimedRun) -> Completion | None:
         try:

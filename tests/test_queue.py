@@ -218,10 +218,14 @@ async def test_outputs_round_trip_as_json(pool: asyncpg.Pool) -> None:
     assert json.loads(await pool.fetchval("SELECT output::text FROM runs")) == out
 
 
-async def test_submit_creates_missing_threads_busy_in_the_same_statement(pool: asyncpg.Pool) -> None:
+async def test_submit_creates_missing_threads_busy_in_the_same_statement(
+    pool: asyncpg.Pool,
+) -> None:
     existing, new = uuid7(), uuid7()
     await pool.execute("INSERT INTO threads (thread_id) VALUES ($1)", existing)
-    await queue.submit(pool, [NewRun(thread_id=existing), NewRun(thread_id=new), NewRun(thread_id=new)])
+    await queue.submit(
+        pool, [NewRun(thread_id=existing), NewRun(thread_id=new), NewRun(thread_id=new)]
+    )
     statuses = dict(await pool.fetch("SELECT thread_id, status FROM threads"))
     assert statuses == {existing: "busy", new: "busy"}
     with pytest.raises(asyncpg.ForeignKeyViolationError):

@@ -28,10 +28,12 @@ PEER = "pgqueuer"
 CTX = mp.get_context("spawn")
 
 
-async def _worker(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out: Any) -> None:
-    # One consumer = one QueueManager on one asyncpg connection, which is how
-    # pgqueuer's own docs run a worker. We skip PgQueuer/SchedulerManager: there
-    # are no cron schedules here, so it would only add an idle polling task.
+async def _worker(
+    dsn: str, batch: int | None, ready: Event, go: Event, stop: Event, out: Any
+) -> None:
+    # One consumer = one QueueManager (the job-consuming half of the PgQueuer
+    # app in pgqueuer's docs) on one asyncpg connection. The other half, the
+    # SchedulerManager, runs cron schedules; there are none here.
     conn = await asyncpg.connect(dsn)
     qm = QueueManager(Queries(AsyncpgDriver(conn)))
 
@@ -56,18 +58,23 @@ async def _worker(dsn: str, batch: int, ready: Event, go: Event, stop: Event, ou
 
     stop_task = asyncio.create_task(stopper())
     # dequeue_timeout is left at its default (30 s): it is only the fallback
-    # poll; wake-ups come from pgqueuer's LISTEN/NOTIFY trigger.
-    await qm.run(batch_size=batch)
+    # poll; wake-ups come from pgqueuer's LISTEN/NOTIFY trigger. batch=None
+    # keeps pgqueuer's default batch_size (10).
+    await (qm.run(batch_size=batch) if batch else qm.run())
     await stop_task
     if not conn.is_closed():
         await conn.close()
 
 
-def worker_main(dsn: str, batch: int, ready: Event, go: Event, stop: Event, out: Any) -> None:
+def worker_main(
+    dsn: str, batch: int | None, ready: Event, go: Event, stop: Event, out: Any
+) -> None:
     asyncio.run(_worker(dsn, batch, ready, go, stop, out))
 
 
-def start_workers(dsn: str, count: int, batch: int, out: Any) -> tuple[list[Any], Event, Event]:
+def start_workers(
+    dsn: str, count: int, batch: int | None, out: Any
+) -> tuple[list[Any], Event, Event]:
     go, stop = CTX.Event(), CTX.Event()
     readies = [CTX.Event() for _ in range(count)]
     procs = [
@@ -140,9 +147,9 @@ async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
     conn = await install(dsn)
     queries = Queries(AsyncpgDriver(conn))
     out = CTX.Queue()
-    # Batch size 1 is irrelevant to an idle queue (one job at a time) but makes
-    # the single worker fetch exactly what it is woken for.
-    procs, go, stop = start_workers(dsn, 1, 1, out)
+    # One worker with pgqueuer's defaults (batch_size 10; on an idle queue it
+    # fetches the one job it was woken for either way).
+    procs, go, stop = start_workers(dsn, 1, None, out)
     go.set()
     await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
     deltas: list[float] = []
