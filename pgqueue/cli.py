@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue import cron, embedded, migrate
+from pgqueue import cron, db, embedded, migrate
 from pgqueue.heartbeat import HeartbeatConfig
 from pgqueue.sweeper import Sweeper, SweeperConfig
 from pgqueue.worker import Handler, Worker, WorkerConfig
@@ -91,7 +91,7 @@ async def _sweep(args: argparse.Namespace, url: str) -> int:
             return 0
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+    pool = await db.create_pool(url, max_size=1)
     try:
         sweeper = Sweeper(
             pool, SweeperConfig(interval=args.interval, stale_after=args.stale_after or 30.0)
@@ -133,7 +133,7 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
     sweeper_task = None
     pool = None
     if args.sweep:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        pool = await db.create_pool(url, max_size=1)
         sweeper = Sweeper(
             pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after)
         )

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue import queue
+from pgqueue import db, queue
 from pgqueue.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
 from pgqueue.ids import uuid7
 from pgqueue.notifier import Notifier
@@ -120,12 +120,12 @@ class Worker:
         """Claim and execute until ``stop()``; then wait for in-flight runs."""
         self._loop = asyncio.get_running_loop()
         sync = {} if self.config.synchronous_completion else {"synchronous_commit": "off"}
-        self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.config.pool_size, server_settings=sync
+        self._pool = await db.create_pool(
+            self.dsn, max_size=self.config.pool_size, server_settings=sync
         )
         # One connection: the claim loop is serial.
-        self._claim_pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=1, server_settings={"synchronous_commit": "off"}
+        self._claim_pool = await db.create_pool(
+            self.dsn, max_size=1, server_settings={"synchronous_commit": "off"}
         )
         if self._notifier is None:
             self._notifier = Notifier(self.dsn)
