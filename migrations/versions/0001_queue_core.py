@@ -95,8 +95,12 @@ CREATE INDEX runs_thread_active_idx ON runs (thread_id, seq) WHERE status IN ('p
 -- The database itself refuses a second running run on a thread (invariant 4),
 -- whatever races the claim query might meet.
 CREATE UNIQUE INDEX runs_one_running_per_thread ON runs (thread_id) WHERE status = 'running';
--- Sweeper and heartbeat views look only at running rows.
-CREATE INDEX runs_running_worker_idx ON runs (worker_id) WHERE status = 'running';
+-- The sweeper and the views scan only running rows. Keyed on run_id, not
+-- worker_id: final writes, heartbeats and releases join a batch of run ids
+-- to runs, and an index on worker_id tempts the planner into walking every
+-- run a worker holds once per batch row (O(held x batch)) instead of one
+-- key lookup per row.
+CREATE INDEX runs_running_idx ON runs (run_id) WHERE status = 'running';
 -- Thread history. Claims and completions are not HOT (status is in index
 -- predicates), so every index here costs each of them an insert: keep the
 -- list short and partial where it can be. Runs are listed per thread; their
@@ -138,6 +142,14 @@ BEGIN
 END
 $$;
 
+-- Does a failed attempt go back to pending? Only an 'error' with a retry
+-- delay, while attempts remain (releases at shutdown do not count).
+CREATE FUNCTION pgqueue_retries(p_status text, p_retry_delay double precision,
+                                p_attempt integer, p_releases integer, p_max_attempts integer)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_status = 'error' AND p_retry_delay IS NOT NULL AND p_attempt - p_releases < p_max_attempts
+$$;
+
 -- Final writes for a batch of runs, fenced by (run_id, attempt, worker_id,
 -- running). worker_id joins the fence because claims commit asynchronously:
 -- a server crash can forget a claim, and then the same attempt number may be
@@ -145,6 +157,8 @@ $$;
 -- An 'error' with a retry delay goes back to pending (not_before = now() +
 -- delay) while attempts remain. Returns only the runs whose lease was still
 -- held: a missing run_id means the caller lost its lease and wrote nothing.
+-- One UPDATE, no separate row locks: its WHERE is the fence, and READ
+-- COMMITTED re-checks it against any concurrent change to a row.
 CREATE FUNCTION pgqueue_complete_runs(
     p_worker_id text, p_run_ids uuid[], p_attempts integer[], p_statuses text[],
     p_outputs jsonb[], p_errors jsonb[], p_retry_delays double precision[])
@@ -153,45 +167,40 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     rec record;
+    retried boolean := false;
 BEGIN
     FOR rec IN
-        WITH input AS (
-            SELECT * FROM unnest(p_run_ids, p_attempts, p_statuses, p_outputs, p_errors, p_retry_delays)
-                AS i(run_id, attempt, status, output, error, retry_delay)
-        ), target AS (
-            SELECT r.run_id, i.status, i.output, i.error, i.retry_delay,
-                   (i.status = 'error' AND i.retry_delay IS NOT NULL
-                    AND r.attempt - r.releases < r.max_attempts) AS retry
-            FROM runs r JOIN input i ON r.run_id = i.run_id AND r.attempt = i.attempt
-            WHERE r.status = 'running' AND r.worker_id = p_worker_id
-            ORDER BY r.run_id
-            FOR UPDATE OF r
-        )
         UPDATE runs r SET
-            status = CASE WHEN t.retry THEN 'pending' ELSE t.status END,
-            output = CASE WHEN t.retry THEN r.output ELSE t.output END,
-            error = t.error,
-            not_before = CASE WHEN t.retry
-                              THEN now() + make_interval(secs => t.retry_delay)
-                              ELSE r.not_before END,
-            worker_id = CASE WHEN t.retry THEN NULL ELSE r.worker_id END,
+            status = CASE WHEN pgqueue_retries(i.status, i.retry_delay, r.attempt, r.releases, r.max_attempts)
+                          THEN 'pending' ELSE i.status END,
+            output = CASE WHEN pgqueue_retries(i.status, i.retry_delay, r.attempt, r.releases, r.max_attempts)
+                          THEN r.output ELSE i.output END,
+            error = i.error,
+            not_before = CASE WHEN pgqueue_retries(i.status, i.retry_delay, r.attempt, r.releases, r.max_attempts)
+                              THEN now() + make_interval(secs => i.retry_delay) ELSE r.not_before END,
+            worker_id = CASE WHEN pgqueue_retries(i.status, i.retry_delay, r.attempt, r.releases, r.max_attempts)
+                             THEN NULL ELSE r.worker_id END,
             heartbeat_at = NULL,
-            ended_at = CASE WHEN t.retry THEN NULL ELSE now() END,
+            ended_at = CASE WHEN pgqueue_retries(i.status, i.retry_delay, r.attempt, r.releases, r.max_attempts)
+                            THEN NULL ELSE now() END,
             updated_at = now()
-        FROM target t
-        WHERE r.run_id = t.run_id
+        FROM unnest(p_run_ids, p_attempts, p_statuses, p_outputs, p_errors, p_retry_delays)
+            AS i(run_id, attempt, status, output, error, retry_delay)
+        WHERE r.run_id = i.run_id AND r.attempt = i.attempt
+          AND r.worker_id = p_worker_id AND r.status = 'running'
         RETURNING r.run_id, r.status, r.thread_id, r.error
     LOOP
-        IF rec.status <> 'pending' THEN
+        IF rec.status = 'pending' THEN
+            retried := true;
+        ELSIF rec.thread_id IS NOT NULL THEN
             PERFORM pgqueue_settle_thread(rec.thread_id, rec.status, rec.error);
         END IF;
         run_id := rec.run_id;
         status := rec.status;
         RETURN NEXT;
     END LOOP;
-    IF FOUND AND EXISTS (SELECT 1 FROM unnest(p_statuses, p_retry_delays) AS x(s, d)
-                         WHERE s = 'error' AND d IS NOT NULL) THEN
-        -- A retried run may be due later; idle workers recompute their sleep.
+    IF retried THEN
+        -- A retried run may be due sooner than idle workers' next poll.
         PERFORM pg_notify('pgqueue_runs', '');
     END IF;
 END
@@ -322,6 +331,7 @@ def downgrade() -> None:
             pgqueue_running_runs, pgqueue_queue_depth;
         DROP FUNCTION IF EXISTS pgqueue_sweep(interval);
         DROP FUNCTION IF EXISTS pgqueue_complete_runs(text, uuid[], integer[], text[], jsonb[], jsonb[], double precision[]);
+        DROP FUNCTION IF EXISTS pgqueue_retries(text, double precision, integer, integer, integer);
         DROP FUNCTION IF EXISTS pgqueue_settle_thread(uuid, text, jsonb);
         DROP FUNCTION IF EXISTS pgqueue_lease_timeout();
         DROP TABLE IF EXISTS runs, workers, threads, assistants;
