@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from pgqueue import migrate, queue
 from pgqueue.queue import NewRun
 from tests.support import pgcluster
+from tests.support.procs import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,14 +54,7 @@ def cron_cluster(tmp_path: Path) -> Iterator[pgcluster.PgCluster]:
 async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluster) -> None:
     url = cron_cluster.dsn("pgqueue")
     migrate.upgrade(url)
-    result = subprocess.run(
-        [sys.executable, "-m", "pgqueue", "sweep", "--install-cron"],
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(url, "sweep", "--install-cron")
     assert result.returncode == 0, result.stderr
     assert "pgqueue-sweep" in result.stdout
 
@@ -90,14 +82,7 @@ async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluste
         )
         assert ran >= 1
         # Uninstalling removes the job.
-        result = subprocess.run(
-            [sys.executable, "-m", "pgqueue", "sweep", "--uninstall-cron"],
-            cwd=REPO,
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_cli(url, "sweep", "--uninstall-cron")
         assert result.returncode == 0, result.stderr
         assert await conn.fetchval("SELECT count(*) FROM cron.job") == 0
     finally:
@@ -105,14 +90,7 @@ async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluste
 
 
 async def test_install_cron_without_pg_cron_says_what_is_missing(database_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pgqueue", "sweep", "--install-cron"],
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(database_url, "sweep", "--install-cron")
     assert result.returncode == 2
     assert "pg_cron" in result.stderr and "shared_preload_libraries" in result.stderr
     assert "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from pgqueue import migrate
+from tests.support.procs import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,46 +67,21 @@ def test_every_revision_downgrades_and_upgrades_step_by_step(empty_database_url:
     migrate.upgrade(empty_database_url)
 
 
+def _pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", *args], check=True, capture_output=True, timeout=300
+    )
+
+
 @pytest.fixture(scope="module")
 def installed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pgqueue built as a wheel and installed (not editable) into a directory."""
     root = tmp_path_factory.mktemp("installed")
     wheels = root / "wheels"
     target = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    _pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO))
     [wheel] = wheels.glob("pgqueue-*.whl")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(target),
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    _pip("install", "--no-deps", "-q", "--target", str(target), str(wheel))
     return target
 
 
@@ -134,13 +110,8 @@ def test_pgqueue_migrate_from_an_installed_package(
     assert result.returncode == 0, result.stderr
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
     # python -m pgqueue works too (and is idempotent).
-    result = subprocess.run(
-        [sys.executable, "-m", "pgqueue", "migrate"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        empty_database_url, "migrate", cwd=str(tmp_path), PYTHONPATH=str(installed_package)
     )
     assert result.returncode == 0, result.stderr
     assert "at revision" in result.stdout

@@ -67,3 +67,15 @@ def worker_process(database_url: str, handler: str, *extra: str) -> Iterator[Wor
         yield worker
     finally:
         worker.close()
+
+
+def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pgqueue ARGS`` against ``database_url`` and wait."""
+    return subprocess.run(
+        [sys.executable, "-m", "pgqueue", *args],
+        cwd=env.pop("cwd", str(REPO)),
+        env={**os.environ, "DATABASE_URL": database_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
