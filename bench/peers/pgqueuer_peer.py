@@ -10,22 +10,16 @@ hands us a fresh, empty database; we install pgqueuer's schema into it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import multiprocessing as mp
-import statistics
 import time
 from multiprocessing.synchronize import Event
 from typing import Any
 
 import asyncpg
+from harness import CTX, drain_result, main, start_workers, stop_workers, summarize
 from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
 
 PEER = "pgqueuer"
-# Spawn, not fork: the parent holds an asyncpg connection and an event loop,
-# neither of which may be shared with a forked child.
-CTX = mp.get_context("spawn")
 
 
 async def _worker(
@@ -72,32 +66,6 @@ def worker_main(
     asyncio.run(_worker(dsn, batch, ready, go, stop, out))
 
 
-def start_workers(
-    dsn: str, count: int, batch: int | None, out: Any
-) -> tuple[list[Any], Event, Event]:
-    go, stop = CTX.Event(), CTX.Event()
-    readies = [CTX.Event() for _ in range(count)]
-    procs = [
-        CTX.Process(target=worker_main, args=(dsn, batch, r, go, stop, out), daemon=True)
-        for r in readies
-    ]
-    for p in procs:
-        p.start()
-    for r in readies:
-        if not r.wait(60):
-            raise RuntimeError("worker did not become ready")
-    return procs, go, stop
-
-
-def stop_workers(procs: list[Any], stop: Event) -> None:
-    stop.set()
-    for p in procs:
-        p.join(30)
-        if p.is_alive():  # only if graceful shutdown hung; should not happen
-            p.terminate()
-            p.join()
-
-
 async def install(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
     await Queries(AsyncpgDriver(conn)).install()
@@ -112,7 +80,7 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
     # autovacuum would on a live system; without them a fresh database may get
     # a plan that scans every queued row per dequeue. Done for every peer.
     await conn.execute("ANALYZE")
-    procs, go, stop = start_workers(dsn, workers, batch, CTX.Queue())
+    procs, go, stop = start_workers(worker_main, dsn, workers, batch, CTX.Queue())
     t0 = time.perf_counter()
     go.set()
     # pgqueuer deletes a job's row from the queue table once it is done (moving
@@ -123,24 +91,7 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
     seconds = time.perf_counter() - t0
     stop_workers(procs, stop)
     await conn.close()
-    return {
-        "peer": PEER,
-        "jobs": jobs,
-        "workers": workers,
-        "batch": batch,
-        "seconds": round(seconds, 4),
-        "jobs_per_s": round(jobs / seconds, 1),
-    }
-
-
-def summarize(deltas_s: list[float]) -> dict[str, float]:
-    ms = [d * 1000 for d in deltas_s]
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {
-        "p50_ms": round(statistics.median(ms), 3),
-        "p99_ms": round(q[98], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-    }
+    return drain_result(PEER, jobs, workers, batch, seconds)
 
 
 async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
@@ -149,7 +100,7 @@ async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
     out = CTX.Queue()
     # One worker with pgqueuer's defaults (batch_size 10; on an idle queue it
     # fetches the one job it was woken for either way).
-    procs, go, stop = start_workers(dsn, 1, None, out)
+    procs, go, stop = start_workers(worker_main, dsn, 1, None, out)
     go.set()
     await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
     deltas: list[float] = []
@@ -163,24 +114,5 @@ async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
     return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("drain")
-    d.add_argument("--dsn", required=True)
-    d.add_argument("--jobs", type=int, required=True)
-    d.add_argument("--workers", type=int, required=True)
-    d.add_argument("--batch", type=int, required=True)
-    lat = sub.add_parser("latency")
-    lat.add_argument("--dsn", required=True)
-    lat.add_argument("--samples", type=int, required=True)
-    a = ap.parse_args()
-    if a.cmd == "drain":
-        result = asyncio.run(drain(a.dsn, a.jobs, a.workers, a.batch))
-    else:
-        result = asyncio.run(latency(a.dsn, a.samples))
-    print(json.dumps(result), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, drain, latency)

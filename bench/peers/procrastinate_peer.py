@@ -14,27 +14,21 @@ consumer" is how many jobs one worker runs at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
-import multiprocessing as mp
-import statistics
 import time
 from multiprocessing.synchronize import Event
 from typing import Any
 
 import procrastinate
 import psycopg
+from harness import CTX, drain_result, main, start_workers, stop_workers, summarize
 
 # procrastinate warns when the App is built in __main__ because tasks are then
 # named after "__main__"; ours have explicit names, so the warning is noise.
 logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)
 
 PEER = "procrastinate"
-# Spawn, not fork: the parent holds an open connection pool and an event loop,
-# neither of which may be shared with a forked child.
-CTX = mp.get_context("spawn")
 
 
 def make_app(dsn: str, out: Any = None) -> procrastinate.App:
@@ -84,32 +78,6 @@ def worker_main(
     asyncio.run(_worker(dsn, batch, ready, go, stop, out))
 
 
-def start_workers(
-    dsn: str, count: int, batch: int | None, out: Any
-) -> tuple[list[Any], Event, Event]:
-    go, stop = CTX.Event(), CTX.Event()
-    readies = [CTX.Event() for _ in range(count)]
-    procs = [
-        CTX.Process(target=worker_main, args=(dsn, batch, r, go, stop, out), daemon=True)
-        for r in readies
-    ]
-    for p in procs:
-        p.start()
-    for r in readies:
-        if not r.wait(60):
-            raise RuntimeError("worker did not become ready")
-    return procs, go, stop
-
-
-def stop_workers(procs: list[Any], stop: Event) -> None:
-    stop.set()
-    for p in procs:
-        p.join(30)
-        if p.is_alive():  # only if graceful shutdown hung; should not happen
-            p.terminate()
-            p.join()
-
-
 async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]:
     app = make_app(dsn)
     async with app.open_async():
@@ -120,7 +88,7 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
         # autovacuum would on a live system. Without them the fetch query may
         # sort every 'todo' row per fetch (seen: 4.5 ms at 5k rows vs 0.05 ms).
         await app.connector.execute_query_async("ANALYZE")
-    procs, go, stop = start_workers(dsn, workers, batch, CTX.Queue())
+    procs, go, stop = start_workers(worker_main, dsn, workers, batch, CTX.Queue())
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         t0 = time.perf_counter()
         go.set()
@@ -132,24 +100,7 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
             await asyncio.sleep(0.02)
         seconds = time.perf_counter() - t0
     stop_workers(procs, stop)
-    return {
-        "peer": PEER,
-        "jobs": jobs,
-        "workers": workers,
-        "batch": batch,
-        "seconds": round(seconds, 4),
-        "jobs_per_s": round(jobs / seconds, 1),
-    }
-
-
-def summarize(deltas_s: list[float]) -> dict[str, float]:
-    ms = [d * 1000 for d in deltas_s]
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return {
-        "p50_ms": round(statistics.median(ms), 3),
-        "p99_ms": round(q[98], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-    }
+    return drain_result(PEER, jobs, workers, batch, seconds)
 
 
 async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
@@ -159,7 +110,7 @@ async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
         await app.schema_manager.apply_schema_async()
         probe = app.tasks["probe"]
         # One worker with procrastinate's defaults (concurrency 1).
-        procs, go, stop = start_workers(dsn, 1, None, out)
+        procs, go, stop = start_workers(worker_main, dsn, 1, None, out)
         go.set()
         await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
         deltas: list[float] = []
@@ -172,24 +123,5 @@ async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
     return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("drain")
-    d.add_argument("--dsn", required=True)
-    d.add_argument("--jobs", type=int, required=True)
-    d.add_argument("--workers", type=int, required=True)
-    d.add_argument("--batch", type=int, required=True)
-    lat = sub.add_parser("latency")
-    lat.add_argument("--dsn", required=True)
-    lat.add_argument("--samples", type=int, required=True)
-    a = ap.parse_args()
-    if a.cmd == "drain":
-        result = asyncio.run(drain(a.dsn, a.jobs, a.workers, a.batch))
-    else:
-        result = asyncio.run(latency(a.dsn, a.samples))
-    print(json.dumps(result), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, drain, latency)
