@@ -56,7 +56,9 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if found is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            log.info("created embedded database %s", database, extra={"event": "embedded_db_created"})
+            log.info(
+                "created embedded database %s", database, extra={"event": "embedded_db_created"}
+            )
     url = base.replace("/postgres?", f"/{database}?", 1)
     log.info("embedded PostgreSQL at %s", data_dir, extra={"event": "embedded_started"})
     # Keep the server object alive for the life of the process: pgserver

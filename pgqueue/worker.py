@@ -65,10 +65,6 @@ class WorkerStats:
     claim_queries: int = 0
 
 
-class LeaseLost(Exception):
-    """Raised inside a run's task when its lease was taken away."""
-
-
 class Worker:
     def __init__(
         self,

@@ -153,3 +153,8 @@ SELECT count(*) FROM runs WHERE run_id = ANY($1::uuid[]) AND status IN ('pending
 
 -- name: queue_depth
 SELECT status, runs, ready, delayed FROM pgqueue_queue_depth ORDER BY status;
+
+-- name: assert_lease
+-- psycopg (placeholders %s): the fence pipelined into each checkpoint
+-- transaction; raises SQLSTATE PGQ01 when the lease is gone.
+SELECT pgqueue_assert_lease(%s, %s, %s);

@@ -1,0 +1,81 @@
+"""LangGraph checkpoint tables, and the lease assertion that fences their writes.
+
+Revision ID: 0002_checkpoints
+Revises: 0001_queue_core
+Create Date: 2026-11-21
+
+The checkpoint schema belongs to langgraph-checkpoint-postgres: this revision
+runs that package's own migration statements 0..SAVER_MIGRATIONS-1 (and
+records them in its ``checkpoint_migrations`` table, so the saver's
+``setup()`` finds nothing left to do). A later saver release that adds a
+statement needs a new revision here: tests/test_checkpointer.py fails until
+one exists, and also if any statement applied here changed upstream.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0002_checkpoints"
+down_revision = "0001_queue_core"
+branch_labels = None
+depends_on = None
+
+# How many of BasePostgresSaver.MIGRATIONS this revision applies, and their
+# fingerprint (sha256 of the statements joined by NUL) when it was written.
+SAVER_MIGRATIONS = 10
+SAVER_MIGRATIONS_SHA256 = "98d38ed91d4a57a2fb066323f26f2902efcb01f483e09f3ff2be31304a799d35"
+
+ASSERT_LEASE = """
+-- The fence for every write a worker makes inside a run's transaction:
+-- checkpoints, checkpoint writes, stream events, final status. Renews the
+-- heartbeat while at it (a HOT update) and holds the run row until commit,
+-- so a sweep or cancel cannot slip in between. Raises SQLSTATE PGQ01 when
+-- the lease is gone: the whole transaction, and everything pipelined into
+-- it, rolls back, so the fence costs no extra round trip.
+CREATE FUNCTION pgqueue_assert_lease(p_run_id uuid, p_attempt integer, p_worker_id text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE runs SET heartbeat_at = now()
+    WHERE run_id = p_run_id AND attempt = p_attempt AND worker_id = p_worker_id
+      AND status = 'running';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'lease lost: run % attempt % is no longer held by worker %',
+            p_run_id, p_attempt, p_worker_id
+            USING ERRCODE = 'PGQ01';
+    END IF;
+END
+$$;
+"""
+
+
+def saver_migrations() -> list[str]:
+    from langgraph.checkpoint.postgres.base import BasePostgresSaver
+
+    return list(BasePostgresSaver.MIGRATIONS[:SAVER_MIGRATIONS])
+
+
+def _execute(statement: str) -> None:
+    # Straight to the driver, with no parameters: the statements carry '%'
+    # (plpgsql RAISE) and '::' that SQLAlchemy or psycopg would otherwise
+    # read as placeholders.
+    op.get_bind().connection.driver_connection.execute(statement)
+
+
+def upgrade() -> None:
+    _execute(ASSERT_LEASE)
+    # The saver creates its indexes CONCURRENTLY, which cannot run inside a
+    # transaction block.
+    with op.get_context().autocommit_block():
+        for version, statement in enumerate(saver_migrations()):
+            _execute(statement)
+            _execute(
+                f"INSERT INTO checkpoint_migrations (v) VALUES ({int(version)}) ON CONFLICT DO NOTHING"
+            )
+
+
+def downgrade() -> None:
+    _execute(
+        "DROP TABLE IF EXISTS checkpoint_writes, checkpoint_blobs, checkpoints, checkpoint_migrations"
+    )
+    _execute("DROP FUNCTION IF EXISTS pgqueue_assert_lease(uuid, integer, text)")

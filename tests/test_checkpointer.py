@@ -1,0 +1,147 @@
+"""The fenced checkpointer: every checkpoint write commits with the lease
+check, or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import operator
+from typing import Annotated, Any, TypedDict
+
+import asyncpg
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.postgres.base import BasePostgresSaver
+from langgraph.graph import END, START, StateGraph
+
+from pgqueue import migrate, queue
+from pgqueue.checkpointer import FencedPostgresSaver, LeaseLost, RunLease
+from pgqueue.ids import uuid7
+from pgqueue.queue import NewRun
+
+
+def _revision_module() -> Any:
+    path = migrate.migrations_dir() / "versions" / "0002_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("rev_0002", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_alembic_history_covers_every_saver_migration(database_url: str) -> None:
+    rev = _revision_module()
+    installed = BasePostgresSaver.MIGRATIONS
+    assert len(installed) == rev.SAVER_MIGRATIONS, (
+        f"langgraph-checkpoint-postgres now has {len(installed)} migrations; the Alembic "
+        f"history applies {rev.SAVER_MIGRATIONS}. Add a revision that applies the new ones."
+    )
+    fingerprint = hashlib.sha256(
+        "\x00".join(installed[: rev.SAVER_MIGRATIONS]).encode()
+    ).hexdigest()
+    assert fingerprint == rev.SAVER_MIGRATIONS_SHA256, (
+        "an already-applied saver migration changed upstream"
+    )
+
+
+async def test_migrated_database_needs_no_saver_setup(pool: asyncpg.Pool) -> None:
+    versions = [r["v"] for r in await pool.fetch("SELECT v FROM checkpoint_migrations ORDER BY v")]
+    assert versions == list(range(len(BasePostgresSaver.MIGRATIONS)))
+
+
+async def _claimed_lease(pool: asyncpg.Pool, worker: str = "w1") -> tuple[RunLease, Any]:
+    thread = uuid7()
+    await queue.submit(pool, [NewRun(thread_id=thread)])
+    [run] = await queue.claim(pool, worker, 1)
+    return RunLease(run.run_id, run.attempt, worker), thread
+
+
+def _config(thread: Any) -> dict[str, Any]:
+    return {"configurable": {"thread_id": str(thread), "checkpoint_ns": ""}}
+
+
+METADATA: Any = {"source": "input", "step": -1, "parents": {}}
+
+
+async def test_a_write_with_the_lease_commits_and_renews_the_heartbeat(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+    await pool.execute("UPDATE runs SET heartbeat_at = now() - interval '1 minute'")
+    async with FencedPostgresSaver.for_run(database_url, lease) as saver:
+        await saver.aput(_config(thread), empty_checkpoint(), METADATA, {})
+    assert (
+        await pool.fetchval("SELECT count(*) FROM checkpoints WHERE thread_id = $1", str(thread))
+        == 1
+    )
+    age = await pool.fetchval("SELECT now() - heartbeat_at FROM runs")
+    assert age.total_seconds() < 5
+
+
+async def test_when_the_fence_fails_the_checkpoint_is_not_in_the_table(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+    async with FencedPostgresSaver.for_run(database_url, lease) as saver:
+        # The lease goes away (swept and taken by another worker).
+        await pool.execute("UPDATE runs SET heartbeat_at = now() - interval '1 hour'")
+        await queue.sweep(pool, 30)
+        await queue.claim(pool, "w2", 1)
+        checkpoint = empty_checkpoint()
+        with pytest.raises(LeaseLost):
+            await saver.aput(_config(thread), checkpoint, METADATA, {})
+        config = {
+            "configurable": {**_config(thread)["configurable"], "checkpoint_id": checkpoint["id"]}
+        }
+        with pytest.raises(LeaseLost):
+            await saver.aput_writes(config, [("x", 1)], task_id="t1")
+        # The connection is usable afterwards (the transaction rolled back).
+        assert await saver.aget_tuple(_config(thread)) is None
+    for table in ("checkpoints", "checkpoint_writes", "checkpoint_blobs"):
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    run = await pool.fetchrow("SELECT worker_id, attempt FROM runs")
+    assert (run["worker_id"], run["attempt"]) == ("w2", 2)
+
+
+class State(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+async def test_a_graph_stops_writing_the_moment_its_lease_is_gone(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+
+    async def first(state: State) -> dict[str, list[str]]:
+        return {"log": ["first"]}
+
+    async def second(state: State) -> dict[str, list[str]]:
+        # Mid-run, another process sweeps the run away from us.
+        await pool.execute("UPDATE runs SET status = 'pending', worker_id = NULL")
+        return {"log": ["second"]}
+
+    async def third(state: State) -> dict[str, list[str]]:
+        raise AssertionError("must not run after the lease was lost")
+
+    builder = StateGraph(State)
+    builder.add_node("first", first)
+    builder.add_node("second", second)
+    builder.add_node("third", third)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    builder.add_edge("second", "third")
+    builder.add_edge("third", END)
+
+    async with FencedPostgresSaver.for_run(database_url, lease) as saver:
+        graph = builder.compile(checkpointer=saver)
+        with pytest.raises(LeaseLost):
+            await graph.ainvoke({"log": []}, _config(thread), durability="sync")
+        state = await graph.aget_state(_config(thread))
+    # The last checkpoint is the one after "first": nothing from "second" on.
+    assert state.values["log"] == ["first"]
+    assert state.next == ("second",)
+    writes = await pool.fetchval(
+        "SELECT count(*) FROM checkpoint_writes WHERE thread_id = $1 AND task_path LIKE '%second%'",
+        str(thread),
+    )
+    assert writes == 0
