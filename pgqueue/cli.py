@@ -2,7 +2,8 @@
 only readers of the environment; everything else takes config objects.
 
     pgqueue migrate                    apply migrations to DATABASE_URL
-    pgqueue worker --handler mod:fn    run a worker (and the sweeper loop)
+    pgqueue worker --config langgraph.json   run graphs (and the sweeper loop)
+    pgqueue worker --handler mod:fn    run any async handler instead
     pgqueue sweep --install-cron       sweep by pg_cron instead
     pgqueue demo                       a worked example on the embedded server
 """
@@ -23,6 +24,7 @@ import asyncpg
 
 from pgqueue import cron, db, embedded, migrate
 from pgqueue.heartbeat import HeartbeatConfig
+from pgqueue.sql import queries
 from pgqueue.sweeper import Sweeper, SweeperConfig
 from pgqueue.worker import Handler, Worker, WorkerConfig
 
@@ -127,9 +129,39 @@ def worker_config(args: argparse.Namespace) -> WorkerConfig:
     )
 
 
+async def _graph_executor(config_path: str, url: str) -> Handler:
+    from pgqueue.executor import GraphExecutor
+    from pgqueue.graphs import ConfigError, load_config
+
+    try:
+        registry = load_config(config_path)
+        for graph_id in registry.specs:
+            registry.get(graph_id)  # fail now, not on the first run
+    except ConfigError as exc:
+        raise SystemExit(f"pgqueue: {exc}") from None
+    conn = await asyncpg.connect(url)
+    try:
+        ids = registry.assistant_ids
+        await conn.execute(queries.upsert_system_assistants, list(ids), list(ids.values()))
+    finally:
+        await conn.close()
+    return GraphExecutor(registry, url)
+
+
 async def _worker(args: argparse.Namespace, url: str) -> int:
-    handler = load_handler(args.handler)
-    worker = Worker(url, handler, worker_config(args))
+    if bool(args.handler) == bool(args.config):
+        raise SystemExit(
+            "pgqueue worker: give exactly one of --config langgraph.json or --handler mod:fn"
+        )
+    config = worker_config(args)
+    if args.config:
+        from pgqueue.executor import is_retriable
+
+        handler = await _graph_executor(args.config, url)
+        config.is_retriable = is_retriable
+    else:
+        handler = load_handler(args.handler)
+    worker = Worker(url, handler, config)
     sweeper_task = None
     pool = None
     if args.sweep:
@@ -208,11 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("worker", parents=[common], help="run a worker for an async handler")
+    p = sub.add_parser(
+        "worker",
+        parents=[common],
+        help="run a worker for langgraph.json's graphs or an async handler",
+    )
+    p.add_argument("--config", help="langgraph.json: run its graphs with the LangGraph executor")
     p.add_argument(
-        "--handler",
-        required=True,
-        help="'package.module:function', an async callable taking a ClaimedRun",
+        "--handler", help="'package.module:function', an async callable taking a ClaimedRun"
     )
     p.add_argument(
         "--concurrency", type=int, default=int(os.environ.get("PGQUEUE_CONCURRENCY", "10"))

@@ -64,6 +64,7 @@ class ClaimedRun:
     kwargs: dict[str, Any]
     metadata: dict[str, Any]
     seq: int
+    worker_id: str = ""
 
     @property
     def lease(self) -> tuple[UUID, int]:
@@ -81,6 +82,15 @@ class Completion:
     output: Any = None
     error: dict[str, Any] | None = None
     retry_delay: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Returned by a handler that wrote its run's outcome itself (fenced, in
+    its own transaction, e.g. with the run's last checkpoint): the worker then
+    writes nothing. ``status`` is None when the lease was lost instead."""
+
+    status: str | None
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
             kwargs=json.loads(r["kwargs"]),
             metadata=json.loads(r["metadata"]),
             seq=r["seq"],
+            worker_id=worker_id,
         )
         for r in rows
     ]

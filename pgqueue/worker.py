@@ -27,7 +27,7 @@ from pgqueue import db, queue
 from pgqueue.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
 from pgqueue.ids import uuid7
 from pgqueue.notifier import Notifier
-from pgqueue.queue import ClaimedRun, Completion
+from pgqueue.queue import ClaimedRun, Completion, Finished
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +278,13 @@ class Worker:
                 extra={"event": "run_failed", "run_id": str(run.run_id), "attempt": run.attempt},
             )
             return Completion(run.run_id, run.attempt, "error", error=error, retry_delay=delay)
+        if isinstance(output, Finished):
+            if output.status is None:
+                self._report_lease_lost(run, "the handler's fenced final write matched no row")
+            else:
+                self.stats.succeeded += output.status == "success"
+                self.stats.failed += output.status != "success"
+            return None
         try:
             json.dumps(output)
         except (TypeError, ValueError) as exc:

@@ -158,3 +158,17 @@ SELECT status, runs, ready, delayed FROM pgqueue_queue_depth ORDER BY status;
 -- psycopg (placeholders %s): the fence pipelined into each checkpoint
 -- transaction; raises SQLSTATE PGQ01 when the lease is gone.
 SELECT pgqueue_assert_lease(%s, %s, %s);
+
+-- name: complete_runs_psycopg
+-- psycopg (placeholders %s): complete_runs on a run's checkpointer
+-- connection, pipelined after assert_lease in one transaction.
+SELECT run_id, status
+FROM pgqueue_complete_runs(%s, %s::uuid[], %s::integer[], %s::text[], %s::jsonb[], %s::jsonb[],
+                           %s::double precision[]);
+
+-- name: upsert_system_assistants
+-- One assistant per graph in langgraph.json, id derived from the graph id.
+INSERT INTO assistants (assistant_id, graph_id, name, metadata)
+SELECT a, g, g, '{"created_by": "system"}'::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS t(a, g)
+ON CONFLICT (assistant_id) DO NOTHING;

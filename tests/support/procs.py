@@ -14,8 +14,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+GRAPHS_CONFIG = REPO / "tests" / "graphs" / "langgraph.json"
+
+
 class WorkerProcess:
+    """``pgqueue worker`` in a subprocess. ``handler`` names a function in
+    tests/handlers.py, or is "graphs" for the LangGraph executor over
+    tests/graphs/langgraph.json."""
+
     def __init__(self, database_url: str, handler: str, *extra: str) -> None:
+        target = (
+            ["--config", str(GRAPHS_CONFIG)]
+            if handler == "graphs"
+            else ["--handler", f"tests.handlers:{handler}"]
+        )
         self.log_file = tempfile.NamedTemporaryFile(
             prefix="pgqueue-worker-", suffix=".log", delete=False
         )
@@ -26,8 +38,7 @@ class WorkerProcess:
                 "-m",
                 "pgqueue",
                 "worker",
-                "--handler",
-                f"tests.handlers:{handler}",
+                *target,
                 *extra,
             ],
             cwd=REPO,

@@ -1,0 +1,194 @@
+"""Runs a claimed run's LangGraph graph, durably.
+
+Each run gets its own psycopg connection and a ``FencedPostgresSaver`` bound
+to its lease, so every checkpoint commits together with the lease check.
+The outcome (success / interrupted / error / timeout, the output, the
+thread's status) is written the same way: fenced, in one pipelined
+transaction on that connection, so a worker that lost its lease writes
+neither checkpoints nor a final status.
+
+A run that comes back after a crash or a sweep continues from its own last
+checkpoint with ``ainvoke(None)``: nodes whose writes were committed are not
+run again (LangGraph replays their writes), only the node in flight repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
+
+import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+from psycopg.types.json import Jsonb
+
+from pgqueue.checkpointer import FencedPostgresSaver, RunLease
+from pgqueue.errors import LEASE_LOST_SQLSTATE, LeaseLost
+from pgqueue.graphs import GraphRegistry
+from pgqueue.queue import ClaimedRun, Finished
+from pgqueue.sql import queries
+
+log = logging.getLogger(__name__)
+
+Durability = Literal["sync", "async", "exit"]
+DURABILITY_MODES = get_args(Durability)
+
+
+@dataclass
+class ExecutorConfig:
+    # The platform's default run timeout: 24 h, then status 'timeout'.
+    run_timeout: float = 24 * 3600
+    default_durability: str = "async"
+
+
+class RetriableError(Exception):
+    """Raise (or subclass) in a node to have the run retried with backoff
+    instead of failing at once."""
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Retried: errors marked retriable, and lost database connections (the
+    run resumes from its last checkpoint). Everything else fails the run."""
+    return isinstance(exc, RetriableError | psycopg.OperationalError) or bool(
+        getattr(exc, "retriable", False)
+    )
+
+
+def to_jsonable(value: Any) -> Any:
+    """Graph state as JSON: pydantic models (LangChain messages included) by
+    their dump, dataclasses by their fields, anything else by its str."""
+
+    def default(obj: Any) -> Any:
+        if hasattr(obj, "model_dump"):
+            return obj.model_dump()
+        if hasattr(obj, "__dataclass_fields__"):
+            return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+        if isinstance(obj, set | frozenset | tuple):
+            return list(obj)
+        return str(obj)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+class GraphExecutor:
+    """A worker handler: ``Worker(dsn, GraphExecutor(registry, dsn), ...)``."""
+
+    def __init__(
+        self, registry: GraphRegistry, dsn: str, config: ExecutorConfig | None = None
+    ) -> None:
+        self.registry = registry
+        self.dsn = dsn
+        self.config = config or ExecutorConfig()
+
+    async def __call__(self, run: ClaimedRun) -> Finished:
+        kw = run.kwargs
+        graph = self.registry.get(self.registry.graph_id_for(run.assistant_id))
+        durability = kw.get("durability") or self.config.default_durability
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
+        durability = cast(Durability, durability)
+        lease = RunLease(run.run_id, run.attempt, run.worker_id)
+        user_config = dict(kw.get("config") or {})
+        configurable = {**user_config.get("configurable", {}), "thread_id": str(run.thread_id)}
+        metadata = {
+            **user_config.get("metadata", {}),
+            "run_id": str(run.run_id),
+            "run_attempt": run.attempt,
+        }
+        config = RunnableConfig(
+            **{**user_config, "configurable": configurable, "metadata": metadata}
+        )
+        thread_config: RunnableConfig = {
+            "configurable": {"thread_id": str(run.thread_id), "checkpoint_ns": ""}
+        }
+
+        async with FencedPostgresSaver.for_run(self.dsn, lease) as saver:
+            g = graph.copy(update={"checkpointer": saver})
+            latest = await saver.aget_tuple(thread_config)
+            if latest is not None and latest.metadata.get("run_id") == str(run.run_id):
+                # This run already got that far on an earlier attempt: go on
+                # from there rather than starting over.
+                graph_input: Any = None
+                log.info(
+                    "resuming run %s from its last checkpoint",
+                    run.run_id,
+                    extra={
+                        "event": "run_resumed",
+                        "run_id": str(run.run_id),
+                        "attempt": run.attempt,
+                    },
+                )
+            else:
+                if kw.get("checkpoint_id"):
+                    configurable["checkpoint_id"] = kw["checkpoint_id"]
+                graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
+            try:
+                async with asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)):
+                    await g.ainvoke(  # type: ignore[call-overload]
+                        graph_input,
+                        config,
+                        durability=durability,
+                        interrupt_before=kw.get("interrupt_before"),
+                        interrupt_after=kw.get("interrupt_after"),
+                        context=kw.get("context"),
+                    )
+            except LeaseLost:
+                return Finished(None)
+            except TimeoutError:
+                error = {
+                    "error": "TimeoutError",
+                    "message": f"run exceeded its timeout of {kw.get('timeout') or self.config.run_timeout} s",
+                }
+                return await self._finish(saver, lease, run, "timeout", None, error)
+            except Exception as exc:
+                if is_retriable(exc):
+                    raise  # the worker retries it with backoff, fenced
+                error = {"error": type(exc).__name__, "message": str(exc)}
+                return await self._finish(saver, lease, run, "error", None, error)
+            state = await g.aget_state(thread_config)
+            output = to_jsonable(state.values)
+            if state.next or state.interrupts:
+                if state.interrupts:
+                    output["__interrupt__"] = [
+                        {"value": to_jsonable(i.value), "id": i.id} for i in state.interrupts
+                    ]
+                return await self._finish(saver, lease, run, "interrupted", output, None)
+            return await self._finish(saver, lease, run, "success", output, None)
+
+    async def _finish(
+        self,
+        saver: FencedPostgresSaver,
+        lease: RunLease,
+        run: ClaimedRun,
+        status: str,
+        output: Any,
+        error: dict[str, Any] | None,
+    ) -> Finished:
+        conn = saver.conn
+        assert isinstance(conn, psycopg.AsyncConnection)
+        try:
+            async with saver.lock, conn.pipeline(), conn.transaction():
+                await conn.execute(
+                    queries.assert_lease, (lease.run_id, lease.attempt, lease.worker_id)
+                )
+                cur = await conn.execute(
+                    queries.complete_runs_psycopg,
+                    (
+                        lease.worker_id,
+                        [run.run_id],
+                        [run.attempt],
+                        [status],
+                        [None if output is None else Jsonb(output)],
+                        [None if error is None else Jsonb(error)],
+                        [None],
+                    ),
+                )
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            if exc.sqlstate == LEASE_LOST_SQLSTATE:
+                return Finished(None)
+            raise
+        return Finished(status if rows else None)

@@ -1,0 +1,141 @@
+"""Graphs from a ``langgraph.json``, in the format ``langgraph dev`` reads.
+
+    {"graphs": {"agent": "./graph.py:graph"}, "env": ".env", "dependencies": ["."]}
+
+A graph entry names a file (or a module) and an attribute: a compiled
+graph, a ``StateGraph`` (compiled here), or a function returning either
+(called once, with no arguments, or with a ``RunnableConfig`` if it takes
+one). Each graph gets a system assistant whose id is derived from the graph
+id exactly as the platform derives it, so clients that pass the graph id
+(or that id) as ``assistant_id`` work unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+
+# The platform's namespace for system assistant ids.
+ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def system_assistant_id(graph_id: str) -> uuid.UUID:
+    return uuid.uuid5(ASSISTANT_NAMESPACE, graph_id)
+
+
+class ConfigError(ValueError):
+    """langgraph.json is missing, malformed, or names a graph that won't load."""
+
+
+@dataclass
+class GraphRegistry:
+    config_path: Path
+    specs: dict[str, str]
+    graphs: dict[str, Pregel] = field(default_factory=dict)
+
+    @property
+    def assistant_ids(self) -> dict[uuid.UUID, str]:
+        return {system_assistant_id(g): g for g in self.specs}
+
+    def graph_id_for(self, assistant_or_graph_id: str | uuid.UUID | None) -> str:
+        key = str(assistant_or_graph_id) if assistant_or_graph_id is not None else ""
+        if key in self.specs:
+            return key
+        try:
+            return self.assistant_ids[uuid.UUID(key)]
+        except (ValueError, KeyError):
+            raise KeyError(
+                f"no graph or system assistant {key!r}; graphs: {sorted(self.specs)}"
+            ) from None
+
+    def get(self, graph_id: str) -> Pregel:
+        if graph_id not in self.graphs:
+            self.graphs[graph_id] = _load(self.config_path.parent, graph_id, self.specs[graph_id])
+        return self.graphs[graph_id]
+
+
+def load_config(path: str | Path) -> GraphRegistry:
+    config_path = Path(path).resolve()
+    try:
+        raw = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid JSON: {exc}") from None
+    graphs = raw.get("graphs") if isinstance(raw, dict) else None
+    if not isinstance(graphs, dict) or not graphs:
+        raise ConfigError(
+            f"{config_path}: needs a non-empty object 'graphs' mapping graph ids to 'file.py:attr'"
+        )
+    specs: dict[str, str] = {}
+    for graph_id, spec in graphs.items():
+        if isinstance(spec, dict):  # {"path": "...", "description": ...} form
+            spec = spec.get("path")
+        if not isinstance(spec, str) or ":" not in spec:
+            raise ConfigError(
+                f"{config_path}: graph {graph_id!r} must be 'path/to/file.py:attribute'"
+            )
+        specs[graph_id] = spec
+    base = config_path.parent
+    for dep in raw.get("dependencies", []) or []:
+        if isinstance(dep, str) and dep.startswith("."):
+            sys.path.insert(0, str((base / dep).resolve()))
+    _load_env(base, raw.get("env"))
+    return GraphRegistry(config_path=config_path, specs=specs)
+
+
+def _load_env(base: Path, env: Any) -> None:
+    if isinstance(env, dict):
+        for key, value in env.items():
+            os.environ.setdefault(str(key), str(value))
+    elif isinstance(env, str) and (base / env).is_file():
+        for line in (base / env).read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+def _load(base: Path, graph_id: str, spec: str) -> Pregel:
+    target, _, attr = spec.rpartition(":")
+    try:
+        if target.endswith(".py") or "/" in target:
+            path = (base / target).resolve()
+            module_name = f"pgqueue_graph_{graph_id}"
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise ConfigError(f"graph {graph_id!r}: cannot load {path}")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        obj = getattr(module, attr)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"graph {graph_id!r} ({spec}) failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+    if callable(obj) and not isinstance(obj, (Pregel, StateGraph)):
+        obj = obj({}) if inspect.signature(obj).parameters else obj()
+        if inspect.isawaitable(obj):
+            raise ConfigError(f"graph {graph_id!r}: async graph factories are not supported yet")
+    if isinstance(obj, StateGraph):
+        obj = obj.compile()
+    if not isinstance(obj, Pregel):
+        raise ConfigError(
+            f"graph {graph_id!r} ({spec}) is a {type(obj).__name__}, not a LangGraph graph"
+        )
+    return obj

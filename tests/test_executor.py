@@ -1,0 +1,162 @@
+"""The LangGraph executor: real graphs, real PostgreSQL, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from pgqueue import queue
+from pgqueue.executor import GraphExecutor, is_retriable
+from pgqueue.graphs import load_config, system_assistant_id
+from pgqueue.ids import uuid7
+from pgqueue.queue import NewRun
+from pgqueue.worker import Worker, WorkerConfig
+from tests.support.procs import GRAPHS_CONFIG, worker_process
+from tests.support.waiting import eventually
+
+FAST = [
+    "--heartbeat-interval",
+    "0.2",
+    "--stale-after",
+    "1.5",
+    "--sweep-interval",
+    "0.2",
+    "--poll-interval",
+    "60",
+]
+NODE_RUNS = "CREATE TABLE node_runs (run_id text, node text, attempt int, at timestamptz DEFAULT clock_timestamp())"
+
+
+def graph_run(graph_id: str, thread_id: Any, **kwargs: Any) -> NewRun:
+    return NewRun(thread_id=thread_id, assistant_id=system_assistant_id(graph_id), kwargs=kwargs)
+
+
+async def status_is(pool: asyncpg.Pool, run_id: Any, *wanted: str) -> bool:
+    return await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id) in wanted
+
+
+@pytest.fixture(autouse=True)
+def _graphs_see_the_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests/graphs nodes record side effects through DATABASE_URL, as they
+    # do in worker subprocesses.
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+
+@contextlib.asynccontextmanager
+async def executor_worker(database_url: str) -> AsyncIterator[Worker]:
+    executor = GraphExecutor(load_config(GRAPHS_CONFIG), database_url)
+    worker = Worker(
+        database_url, executor, WorkerConfig(poll_interval=60, is_retriable=is_retriable)
+    )
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(worker.started.wait(), 10)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_sigkill_inside_node_two_resumes_elsewhere_without_rerunning_node_one(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    [sub] = await queue.submit(
+        pool,
+        [
+            graph_run(
+                "three_steps", thread, input={"log": [], "sleep_in_two": 300}, durability="sync"
+            )
+        ],
+    )
+
+    async def in_node_two() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
+
+    with worker_process(database_url, "graphs", *FAST, "--no-sweep") as victim:
+        await eventually(in_node_two, timeout=60, what="node two to start")
+        victim.signal(signal.SIGKILL)
+        victim.proc.wait(10)
+    with worker_process(database_url, "graphs", *FAST):
+        await eventually(
+            lambda: status_is(pool, sub.run_id, "success"), timeout=60, what="the run to finish"
+        )
+    counts = dict(await pool.fetch("SELECT node, count(*) FROM node_runs GROUP BY node"))
+    # Node one's checkpoint was committed: it never ran again. Node two was
+    # in flight at the kill, so it ran twice; node three once.
+    assert counts == {"one": 1, "two": 2, "three": 1}
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["attempt"] == 2
+    assert run["output"]["log"] == ["one", "two", "three"]
+    assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread) == "idle"
+
+
+async def test_interrupt_then_resume_with_command(pool: asyncpg.Pool, database_url: str) -> None:
+    thread = uuid7()
+    async with executor_worker(database_url):
+        [first] = await queue.submit(pool, [graph_run("asks", thread, input={"log": []})])
+        await eventually(lambda: status_is(pool, first.run_id, "interrupted"), timeout=30)
+        run = await queue.get_run(pool, first.run_id)
+        assert run is not None
+        [intr] = run["output"]["__interrupt__"]
+        assert intr["value"] == {"question": "what is the answer?"} and intr["id"]
+        assert (
+            await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread)
+            == "interrupted"
+        )
+
+        [second] = await queue.submit(pool, [graph_run("asks", thread, command={"resume": 42})])
+        await eventually(lambda: status_is(pool, second.run_id, "success"), timeout=30)
+    run = await queue.get_run(pool, second.run_id)
+    assert run is not None and run["output"]["answer"] == 42 and run["output"]["log"] == ["asked"]
+    assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread) == "idle"
+
+
+async def test_interrupt_before_a_node(pool: asyncpg.Pool, database_url: str) -> None:
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    async with executor_worker(database_url):
+        [sub] = await queue.submit(
+            pool, [graph_run("three_steps", thread, input={"log": []}, interrupt_before=["three"])]
+        )
+        await eventually(lambda: status_is(pool, sub.run_id, "interrupted"), timeout=30)
+        assert await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'three'") == 0
+        # Resuming (no input) runs the rest.
+        [more] = await queue.submit(pool, [graph_run("three_steps", thread)])
+        await eventually(lambda: status_is(pool, more.run_id, "success"), timeout=30)
+    run = await queue.get_run(pool, more.run_id)
+    assert run is not None and run["output"]["log"] == ["one", "two", "three"]
+
+
+async def test_a_failing_node_fails_the_run_once_not_retried(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    thread = uuid7()
+    async with executor_worker(database_url):
+        [sub] = await queue.submit(pool, [graph_run("fails", thread, input={})])
+        await eventually(lambda: status_is(pool, sub.run_id, "error"), timeout=30)
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["attempt"] == 1
+    assert run["error"] == {"error": "ValueError", "message": "the node failed on purpose"}
+    assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread) == "error"
+
+
+async def test_run_timeout(pool: asyncpg.Pool, database_url: str) -> None:
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    async with executor_worker(database_url):
+        [sub] = await queue.submit(
+            pool,
+            [graph_run("three_steps", thread, input={"log": [], "sleep_in_two": 30}, timeout=0.5)],
+        )
+        await eventually(lambda: status_is(pool, sub.run_id, "timeout"), timeout=30)
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["error"]["error"] == "TimeoutError"
+    assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread) == "error"
