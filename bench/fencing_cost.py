@@ -14,7 +14,7 @@ statements.
 
 --proposed-fix adds a fourth variant: the fence pipelined with no explicit
 transaction, relying on the implicit transaction that a pipeline runs up to
-its one Sync (see the findings in the report this prints).
+its one Sync (see OneSyncFencedSaver for why FencedPostgresSaver syncs more).
 
 A fresh database is created and dropped here.
 """

@@ -63,8 +63,16 @@ async def executor_worker(database_url: str) -> AsyncIterator[Worker]:
         await asyncio.wait_for(task, 20)
 
 
-async def test_sigkill_inside_node_two_resumes_elsewhere_without_rerunning_node_one(
-    pool: asyncpg.Pool, database_url: str
+# What each durability mode promises after a SIGKILL inside node two:
+# sync  - every step's checkpoint is committed before the next step starts;
+# async - it is written while the next step runs, so committed by the time a
+#         long node is killed (a crash right at a step boundary may repeat
+#         the previous step);
+# exit  - checkpoints are written only when the run ends: a crash repeats
+#         the run from its start.
+@pytest.mark.parametrize(("durability", "node_one_runs"), [("sync", 1), ("async", 1), ("exit", 2)])
+async def test_sigkill_inside_node_two_resumes_elsewhere(
+    pool: asyncpg.Pool, database_url: str, durability: str, node_one_runs: int
 ) -> None:
     await pool.execute(NODE_RUNS)
     thread = uuid7()
@@ -72,7 +80,7 @@ async def test_sigkill_inside_node_two_resumes_elsewhere_without_rerunning_node_
         pool,
         [
             graph_run(
-                "three_steps", thread, input={"log": [], "sleep_in_two": 300}, durability="sync"
+                "three_steps", thread, input={"log": [], "sleep_in_two": 300}, durability=durability
             )
         ],
     )
@@ -89,9 +97,8 @@ async def test_sigkill_inside_node_two_resumes_elsewhere_without_rerunning_node_
             lambda: status_is(pool, sub.run_id, "success"), timeout=60, what="the run to finish"
         )
     counts = dict(await pool.fetch("SELECT node, count(*) FROM node_runs GROUP BY node"))
-    # Node one's checkpoint was committed: it never ran again. Node two was
-    # in flight at the kill, so it ran twice; node three once.
-    assert counts == {"one": 1, "two": 2, "three": 1}
+    # Node two was in flight at the kill, so it ran twice; node three once.
+    assert counts == {"one": node_one_runs, "two": 2, "three": 1}
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and run["attempt"] == 2
     assert run["output"]["log"] == ["one", "two", "three"]
@@ -160,3 +167,93 @@ async def test_run_timeout(pool: asyncpg.Pool, database_url: str) -> None:
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and run["error"]["error"] == "TimeoutError"
     assert await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", thread) == "error"
+
+
+async def test_frozen_worker_writes_no_checkpoint_and_no_status_after_takeover(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    [sub] = await queue.submit(
+        pool,
+        [graph_run("three_steps", thread, input={"log": [], "sleep_in_two": 2}, durability="sync")],
+    )
+
+    async def in_node_two() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
+
+    async def first_attempt_checkpoints() -> int:
+        return await pool.fetchval(
+            "SELECT count(*) FROM checkpoints WHERE thread_id = $1 AND metadata->>'run_attempt' = '1'",
+            str(thread),
+        )
+
+    with worker_process(database_url, "graphs", *FAST, "--no-sweep") as frozen:
+        await eventually(in_node_two, timeout=60, what="node two to start")
+        frozen.signal(signal.SIGSTOP)
+        before = await first_attempt_checkpoints()
+        with worker_process(database_url, "graphs", *FAST):
+            await eventually(lambda: status_is(pool, sub.run_id, "success"), timeout=60)
+        finished = await queue.get_run(pool, sub.run_id)
+        frozen.signal(signal.SIGCONT)  # its node-two sleep is over: it tries to go on
+
+        async def gave_up() -> bool:
+            return "lease lost" in frozen.log()
+
+        await eventually(gave_up, timeout=30, what="the thawed worker to report its lost lease")
+    assert await first_attempt_checkpoints() == before
+    run = await queue.get_run(pool, sub.run_id)
+    assert finished is not None and run is not None
+    assert (run["status"], run["attempt"], run["ended_at"], run["output"]) == (
+        "success",
+        2,
+        finished["ended_at"],
+        finished["output"],
+    )
+
+
+async def test_fork_from_a_checkpoint_id(pool: asyncpg.Pool, database_url: str) -> None:
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    async with executor_worker(database_url):
+        [first] = await queue.submit(pool, [graph_run("three_steps", thread, input={"log": []})])
+        await eventually(lambda: status_is(pool, first.run_id, "success"), timeout=30)
+        after_one = await pool.fetchval(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = $1 AND metadata->'writes' ? 'one'",
+            str(thread),
+        ) or await pool.fetchval(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = $1 AND (metadata->>'step')::int = 1",
+            str(thread),
+        )
+        assert after_one is not None
+        [fork] = await queue.submit(
+            pool, [graph_run("three_steps", thread, checkpoint_id=after_one)]
+        )
+        await eventually(lambda: status_is(pool, fork.run_id, "success"), timeout=30)
+    forked_nodes = [
+        r["node"]
+        for r in await pool.fetch(
+            "SELECT node FROM node_runs WHERE run_id = $1 ORDER BY at", str(fork.run_id)
+        )
+    ]
+    assert forked_nodes == ["two", "three"]
+    run = await queue.get_run(pool, fork.run_id)
+    assert run is not None and run["output"]["log"] == ["one", "two", "three"]
+
+
+async def test_retriable_error_is_retried_then_succeeds(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    thread = uuid7()
+    executor = GraphExecutor(load_config(GRAPHS_CONFIG), database_url)
+    config = WorkerConfig(poll_interval=60, is_retriable=is_retriable, retry_backoff_base=0.05)
+    worker = Worker(database_url, executor, config)
+    task = asyncio.create_task(worker.run())
+    try:
+        [sub] = await queue.submit(pool, [graph_run("flaky", thread, input={"log": []})])
+        await eventually(lambda: status_is(pool, sub.run_id, "success"), timeout=30)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["attempt"] == 2 and run["output"]["log"] == ["flaky-ok"]

@@ -79,3 +79,18 @@ _fails.add_node("explode", explode)
 _fails.add_edge(START, "explode")
 _fails.add_edge("explode", END)
 fails = _fails.compile()
+
+
+async def flaky(state: State, config: RunnableConfig) -> dict[str, Any]:
+    from pgqueue.executor import RetriableError
+
+    if config.get("metadata", {}).get("run_attempt") == 1:
+        raise RetriableError("upstream hiccup, try again")
+    return {"log": ["flaky-ok"]}
+
+
+_flaky = StateGraph(State)
+_flaky.add_node("flaky", flaky)
+_flaky.add_edge(START, "flaky")
+_flaky.add_edge("flaky", END)
+flaky_graph = _flaky.compile()
