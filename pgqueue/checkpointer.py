@@ -2,9 +2,9 @@
 
 One saver per executing run, bound to that run's own psycopg connection.
 Every write the saver makes (``aput``, ``aput_writes``, ``adelete_thread``)
-runs as ONE transaction, pipelined in one round trip:
+runs as ONE implicit transaction, pipelined in one round trip:
 
-    BEGIN; SELECT pgqueue_assert_lease(run, attempt, worker); <saver writes>; COMMIT
+    SELECT pgqueue_assert_lease(run, attempt, worker); <saver writes>; Sync
 
 ``pgqueue_assert_lease`` raises when the lease is gone, which aborts the
 pipeline: the checkpoint is not written and the caller gets ``LeaseLost``.
@@ -40,8 +40,9 @@ class RunLease:
 
 
 async def connect(dsn: str) -> AsyncConnection[DictRow]:
-    """A connection as the saver expects it: autocommit (the saver and the
-    fence manage transactions), dict rows, no server-side prepares (pgbouncer)."""
+    """A connection as the saver's own ``from_conn_string`` makes it:
+    autocommit (each pipeline is one implicit transaction), dict rows, and
+    statements prepared on first use (``prepare_threshold=0``)."""
     return await AsyncConnection.connect(
         dsn, autocommit=True, prepare_threshold=0, row_factory=dict_row
     )
@@ -74,10 +75,13 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         assert isinstance(conn, AsyncConnection)
         lease = self.lease
         try:
+            # No conn.transaction() here: inside a pipeline psycopg syncs at
+            # BEGIN and again at COMMIT (about 4 round trips per write). What
+            # the pipeline sends up to its one Sync already runs as a single
+            # implicit transaction, and an error (the fence's) aborts the rest.
             async with (
                 self.lock,
                 conn.pipeline(),
-                conn.transaction(),
                 conn.cursor(binary=True, row_factory=dict_row) as cur,
             ):
                 await cur.execute(

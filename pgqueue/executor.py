@@ -170,7 +170,8 @@ class GraphExecutor:
         conn = saver.conn
         assert isinstance(conn, psycopg.AsyncConnection)
         try:
-            async with saver.lock, conn.pipeline(), conn.transaction():
+            # One implicit transaction, one round trip (see checkpointer._cursor).
+            async with saver.lock, conn.pipeline():
                 await conn.execute(
                     queries.assert_lease, (lease.run_id, lease.attempt, lease.worker_id)
                 )

@@ -145,3 +145,24 @@ async def test_a_graph_stops_writing_the_moment_its_lease_is_gone(
         str(thread),
     )
     assert writes == 0
+
+
+async def test_a_fenced_write_is_one_round_trip(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Any
+) -> None:
+    """Fencing must not add round trips: one ReadyForQuery per saver write,
+    as for the stock saver."""
+    from psycopg.pq import Trace
+
+    lease, thread = await _claimed_lease(pool)
+    trace = tmp_path / "trace.txt"
+    async with FencedPostgresSaver.for_run(database_url, lease) as saver:
+        conn = saver.conn
+        with trace.open("w") as f:
+            conn.pgconn.trace(f.fileno())  # type: ignore[union-attr]
+            conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)  # type: ignore[union-attr]
+            await saver.aput(_config(thread), empty_checkpoint(), METADATA, {})
+            conn.pgconn.untrace()  # type: ignore[union-attr]
+    lines = trace.read_text().splitlines()
+    assert sum(1 for line in lines if "\tReadyForQuery" in line) == 1
+    assert any("pgqueue_assert_lease" in line for line in lines)

@@ -67,7 +67,7 @@ UPDATE runs SET
 FROM candidates
 WHERE runs.run_id = candidates.run_id
 RETURNING runs.run_id, runs.thread_id, runs.assistant_id, runs.attempt, runs.max_attempts,
-          runs.releases, runs.kwargs, runs.metadata, runs.seq;
+          runs.releases, runs.kwargs, runs.metadata, runs.seq, runs.cancel_action;
 
 -- name: next_due_at
 -- When the earliest delayed pending run becomes ready: an idle worker
@@ -172,3 +172,23 @@ INSERT INTO assistants (assistant_id, graph_id, name, metadata)
 SELECT a, g, g, '{"created_by": "system"}'::jsonb
 FROM unnest($1::uuid[], $2::text[]) AS t(a, g)
 ON CONFLICT (assistant_id) DO NOTHING;
+
+-- name: cancel_runs
+SELECT run_id, outcome FROM pgqueue_cancel_runs($1::uuid[], $2::text);
+
+-- name: lock_threads
+-- Serializes submits with a multitask strategy against each other.
+SELECT thread_id FROM threads WHERE thread_id = ANY($1::uuid[]) ORDER BY thread_id FOR UPDATE;
+
+-- name: active_runs_on_threads
+SELECT run_id, thread_id FROM runs
+WHERE thread_id = ANY($1::uuid[]) AND status IN ('pending', 'running')
+ORDER BY seq;
+
+-- name: cancel_action_psycopg
+-- psycopg (placeholders %s).
+SELECT cancel_action FROM runs WHERE run_id = %s;
+
+-- name: rollback_run_psycopg
+-- psycopg (placeholders %s): fenced; raises PGQ01 when the lease is gone.
+SELECT pgqueue_rollback_run(%s, %s, %s);
