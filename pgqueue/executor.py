@@ -76,6 +76,9 @@ def to_jsonable(value: Any) -> Any:
 class GraphExecutor:
     """A worker handler: ``Worker(dsn, GraphExecutor(registry, dsn), ...)``."""
 
+    # Finishes cancels itself (checkpoints kept or deleted), fenced.
+    handles_cancel = True
+
     def __init__(
         self, registry: GraphRegistry, dsn: str, config: ExecutorConfig | None = None
     ) -> None:
@@ -107,6 +110,11 @@ class GraphExecutor:
 
         async with FencedPostgresSaver.for_run(self.dsn, lease) as saver:
             g = graph.copy(update={"checkpointer": saver})
+            if run.cancel_action:
+                # Cancelled while a worker that died held it.
+                return await self._finish_cancel(
+                    g, saver, lease, run, run.cancel_action, thread_config
+                )
             latest = await saver.aget_tuple(thread_config)
             if latest is not None and latest.metadata.get("run_id") == str(run.run_id):
                 # This run already got that far on an earlier attempt: go on
@@ -137,6 +145,16 @@ class GraphExecutor:
                     )
             except LeaseLost:
                 return Finished(None)
+            except asyncio.CancelledError:
+                # A user's cancel, or shutdown / a lost lease? Only the first
+                # leaves cancel_action on the row.
+                action = await self._requested_cancel(saver, run)
+                if action is None:
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return await self._finish_cancel(g, saver, lease, run, action, thread_config)
             except TimeoutError:
                 error = {
                     "error": "TimeoutError",
@@ -157,6 +175,42 @@ class GraphExecutor:
                     ]
                 return await self._finish(saver, lease, run, "interrupted", output, None)
             return await self._finish(saver, lease, run, "success", output, None)
+
+    async def _requested_cancel(self, saver: FencedPostgresSaver, run: ClaimedRun) -> str | None:
+        conn = saver.conn
+        assert isinstance(conn, psycopg.AsyncConnection)
+        async with saver.lock:
+            cur = await conn.execute(queries.cancel_action_psycopg, (run.run_id,))
+            row = await cur.fetchone()
+        return None if row is None else row["cancel_action"]
+
+    async def _finish_cancel(
+        self,
+        g: Any,
+        saver: FencedPostgresSaver,
+        lease: RunLease,
+        run: ClaimedRun,
+        action: str,
+        thread_config: RunnableConfig,
+    ) -> Finished:
+        """interrupt: end 'interrupted', checkpoints kept (the thread can go on
+        from there). rollback: delete the run and the checkpoints it wrote."""
+        if action == "rollback":
+            conn = saver.conn
+            assert isinstance(conn, psycopg.AsyncConnection)
+            try:
+                async with saver.lock, conn.pipeline():
+                    cur = await conn.execute(
+                        queries.rollback_run_psycopg, (lease.run_id, lease.attempt, lease.worker_id)
+                    )
+                    await cur.fetchall()
+            except psycopg.Error as exc:
+                if exc.sqlstate == LEASE_LOST_SQLSTATE:
+                    return Finished(None)
+                raise
+            return Finished("rolled_back")
+        state = await g.aget_state(thread_config)
+        return await self._finish(saver, lease, run, "interrupted", to_jsonable(state.values), None)
 
     async def _finish(
         self,

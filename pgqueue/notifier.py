@@ -43,6 +43,9 @@ class Notifier:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
+        # One statement at a time on the LISTEN connection: a second
+        # subscribe or the health probe must not overlap a LISTEN.
+        self._conn_lock = asyncio.Lock()
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.backend_pid: int | None = None
@@ -101,7 +104,13 @@ class Notifier:
         self._lost.set()
 
     async def _listen(self, conn: asyncpg.Connection, channel: str) -> None:
-        await conn.add_listener(channel, self._on_notification)
+        try:
+            async with self._conn_lock:
+                await conn.add_listener(channel, self._on_notification)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The connection is going away; _connect re-listens every channel.
+            log.warning("LISTEN %s failed: %s", channel, exc, extra={"event": "listen_failed"})
+            self._lost.set()
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self._dsn)
@@ -161,6 +170,7 @@ class Notifier:
             except TimeoutError:
                 pass
             try:
-                await self._conn.fetchval("SELECT 1", timeout=self._config.health_check_timeout)
+                async with self._conn_lock:
+                    await self._conn.fetchval("SELECT 1", timeout=self._config.health_check_timeout)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 return

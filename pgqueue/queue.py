@@ -23,6 +23,10 @@ from pgqueue.sql import queries
 log = logging.getLogger(__name__)
 
 WAKE_CHANNEL = "pgqueue_runs"
+# Payload "run_id:action": tells the worker holding a run to stop it.
+CANCEL_CHANNEL = "pgqueue_cancel"
+CANCEL_ACTIONS = ("interrupt", "rollback")
+MULTITASK_STRATEGIES = ("reject", "enqueue", "interrupt", "rollback")
 TERMINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
 
 # Any of asyncpg's query runners: a connection (your transaction) or a pool.
@@ -65,6 +69,9 @@ class ClaimedRun:
     metadata: dict[str, Any]
     seq: int
     worker_id: str = ""
+    # Set when a cancel was asked for while a (now dead) worker held the run:
+    # finish the cancel instead of running it.
+    cancel_action: str | None = None
 
     @property
     def lease(self) -> tuple[UUID, int]:
@@ -108,12 +115,66 @@ def _loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
+class ThreadBusy(Exception):
+    """multitask_strategy 'reject' and the thread already has a live run."""
+
+    def __init__(self, thread_ids: Sequence[UUID]) -> None:
+        self.thread_ids = list(thread_ids)
+        super().__init__(
+            "thread " + ", ".join(str(t) for t in self.thread_ids) + " is already running a task; "
+            "wait for it to finish or choose a different multitask_strategy"
+        )
+
+
 async def submit(
     conn: Executor,
     runs: Sequence[NewRun],
     *,
     wake: bool = True,
     create_threads: bool = True,
+    multitask_strategy: str = "enqueue",
+) -> list[SubmittedRun]:
+    """Submit runs. ``multitask_strategy`` decides, in the same transaction,
+    what happens to live runs already on the runs' threads:
+
+    - ``enqueue`` (default): nothing; the new runs wait their turn (FIFO);
+    - ``reject``: raise ``ThreadBusy`` and insert nothing;
+    - ``interrupt`` / ``rollback``: cancel them with that action; the new run
+      starts once they have stopped, from the state they left.
+    """
+    if multitask_strategy not in MULTITASK_STRATEGIES:
+        raise ValueError(
+            f"multitask_strategy must be one of {MULTITASK_STRATEGIES}, got {multitask_strategy!r}"
+        )
+    if multitask_strategy == "enqueue":
+        return await _insert(conn, runs, wake=wake, create_threads=create_threads)
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as acquired:
+            return await submit(
+                acquired,
+                runs,
+                wake=wake,
+                create_threads=create_threads,
+                multitask_strategy=multitask_strategy,
+            )
+    thread_ids = sorted({r.thread_id for r in runs if r.thread_id is not None})
+    async with conn.transaction():
+        await conn.execute(queries.lock_threads, thread_ids)
+        active = await conn.fetch(queries.active_runs_on_threads, thread_ids)
+        if active and multitask_strategy == "reject":
+            raise ThreadBusy(sorted({r["thread_id"] for r in active}))
+        submitted = await _insert(conn, runs, wake=wake, create_threads=create_threads)
+        if active:
+            await conn.fetch(queries.cancel_runs, [r["run_id"] for r in active], multitask_strategy)
+        return submitted
+
+
+async def _insert(
+    conn: Executor,
+    runs: Sequence[NewRun],
+    *,
+    wake: bool,
+    create_threads: bool,
 ) -> list[SubmittedRun]:
     """Insert pending runs in one statement, creating missing threads unless
     ``create_threads`` is false (then an unknown thread id is an error).
@@ -168,9 +229,22 @@ async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
             metadata=json.loads(r["metadata"]),
             seq=r["seq"],
             worker_id=worker_id,
+            cancel_action=r["cancel_action"],
         )
         for r in rows
     ]
+
+
+async def cancel(
+    conn: Executor, run_ids: Sequence[UUID], action: str = "interrupt"
+) -> dict[UUID, str]:
+    """Cancel live runs: {run_id: 'interrupted' | 'deleted' | 'cancelling'}.
+    Pending runs are done at once; running ones are stopped by their worker
+    (told by NOTIFY), which finishes the cancel fenced."""
+    if action not in CANCEL_ACTIONS:
+        raise ValueError(f"cancel action must be one of {CANCEL_ACTIONS}, got {action!r}")
+    rows = await conn.fetch(queries.cancel_runs, list(run_ids), action)
+    return {r["run_id"]: r["outcome"] for r in rows}
 
 
 async def next_due_in(conn: Executor) -> float | None:

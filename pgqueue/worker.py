@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue import db, queue
+from pgqueue.errors import LEASE_LOST_SQLSTATE
 from pgqueue.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
 from pgqueue.ids import uuid7
 from pgqueue.notifier import Notifier
@@ -95,6 +96,8 @@ class Worker:
         # heartbeated) while the next claim is already on its way.
         self._executing = 0
         self._lost: set[Lease] = set()
+        # Leases whose run a user cancelled (NOTIFY on the cancel channel).
+        self._cancelled: dict[Lease, str] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._pending_completions: list[tuple[Completion, asyncio.Future[bool]]] = []
@@ -127,6 +130,7 @@ class Worker:
             self._notifier = Notifier(self.dsn)
             await self._notifier.start()
         unsubscribe = self._notifier.subscribe(queue.WAKE_CHANNEL, self._on_notify)
+        unsubscribe_cancel = self._notifier.subscribe(queue.CANCEL_CHANNEL, self._on_cancel)
         await self._pool.execute(
             queue.queries.register_worker,
             self.worker_id,
@@ -143,6 +147,7 @@ class Worker:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         finally:
             unsubscribe()
+            unsubscribe_cancel()
             for task in self._tasks.values():
                 task.cancel()
             if self._tasks:
@@ -167,6 +172,13 @@ class Worker:
 
     def _on_notify(self, _payload: str) -> None:
         self._wakeup.set()
+
+    def _on_cancel(self, payload: str) -> None:
+        run_id, _, action = payload.partition(":")
+        for lease, task in list(self._tasks.items()):
+            if str(lease[0]) == run_id and lease not in self._completing:
+                self._cancelled[lease] = action or "interrupt"
+                task.cancel()
 
     async def _claim_loop(self) -> None:
         assert self._claim_pool is not None
@@ -255,17 +267,28 @@ class Worker:
         finally:
             self._completing.discard(run.lease)
             self._lost.discard(run.lease)
+            self._cancelled.pop(run.lease, None)
             self.leases.discard(run.lease)
             self._tasks.pop(run.lease, None)
             self._wakeup.set()
 
     async def _outcome(self, run: ClaimedRun) -> Completion | None:
+        handles_cancel = getattr(self.handler, "handles_cancel", False)
+        if run.cancel_action and not handles_cancel:
+            # Cancelled while a worker that died held it: finish the cancel.
+            return await self._cancel_plain(run, run.cancel_action)
         try:
             output = await self.handler(run)
         except asyncio.CancelledError:
             if run.lease in self._lost:
                 self._report_lease_lost(run, "heartbeat found the lease taken away")
                 return None
+            action = self._cancelled.pop(run.lease, None)
+            if action is not None and not handles_cancel:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return await self._cancel_plain(run, action)
             raise
         except Exception as exc:
             error = {"error": type(exc).__name__, "message": str(exc)}
@@ -291,6 +314,22 @@ class Worker:
             error = {"error": "OutputNotSerializable", "message": f"run output is not JSON: {exc}"}
             return Completion(run.run_id, run.attempt, "error", error=error)
         return Completion(run.run_id, run.attempt, "success", output=output)
+
+    async def _cancel_plain(self, run: ClaimedRun, action: str) -> Completion | None:
+        """Cancel for handlers without checkpoints: interrupt ends the run
+        'interrupted'; rollback deletes it (fenced, like any final write)."""
+        if action != "rollback":
+            return Completion(run.run_id, run.attempt, "interrupted")
+        assert self._pool is not None
+        try:
+            await self._pool.execute(
+                queue.queries.rollback_run, run.run_id, run.attempt, self.worker_id
+            )
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != LEASE_LOST_SQLSTATE:
+                raise
+            self._report_lease_lost(run, "rollback found the lease gone")
+        return None
 
     def _report_lease_lost(self, run: ClaimedRun, why: str) -> None:
         self.stats.lease_lost += 1

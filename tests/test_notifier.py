@@ -75,3 +75,21 @@ async def test_listener_recovers_after_pg_terminate_backend(
         worker.stop()
         await asyncio.wait_for(task, 10)
         await notifier.stop()
+
+
+async def test_subscribing_to_several_channels_at_once_listens_to_all(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    channels = ("pgqueue_runs", "pgqueue_cancel", "third_channel")
+    got: set[str] = set()
+    async with Notifier(database_url) as notifier:
+        for channel in channels:  # back to back: their LISTENs overlap
+            notifier.subscribe(channel, lambda _p, c=channel: got.add(c))
+
+        async def all_heard() -> bool:
+            # LISTENs finish asynchronously: keep poking the silent ones.
+            for channel in set(channels) - got:
+                await pool.execute("SELECT pg_notify($1, 'x')", channel)
+            return got == set(channels)
+
+        await eventually(all_heard, timeout=10, interval=0.1)

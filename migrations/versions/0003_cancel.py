@@ -5,7 +5,7 @@ Revises: 0002_checkpoints
 Create Date: 2026-11-21
 
 A pending run is cancelled at once. A running one gets ``cancel_action`` set
-and a NOTIFY on ``pgqueue_cancel`` (payload: the run id) that reaches the
+and a NOTIFY on ``pgqueue_cancel`` (payload: "run_id:action") that reaches the
 worker holding it within milliseconds, whichever process asked; that worker
 stops the run and finishes the cancel, fenced. If the holder is dead, the
 sweep requeues the run as usual and the next worker to claim it sees
@@ -73,7 +73,7 @@ BEGIN
         run_id := rec.run_id;
         IF rec.status = 'running' THEN
             UPDATE runs SET cancel_action = p_action, updated_at = now() WHERE runs.run_id = rec.run_id;
-            PERFORM pg_notify('pgqueue_cancel', rec.run_id::text);
+            PERFORM pg_notify('pgqueue_cancel', rec.run_id::text || ':' || p_action);
             outcome := 'cancelling';
         ELSIF p_action = 'rollback' THEN
             DELETE FROM runs WHERE runs.run_id = rec.run_id;

@@ -192,3 +192,7 @@ SELECT cancel_action FROM runs WHERE run_id = %s;
 -- name: rollback_run_psycopg
 -- psycopg (placeholders %s): fenced; raises PGQ01 when the lease is gone.
 SELECT pgqueue_rollback_run(%s, %s, %s);
+
+-- name: rollback_run
+-- Fenced: raises PGQ01 when the lease is gone.
+SELECT pgqueue_rollback_run($1, $2, $3);
