@@ -257,3 +257,32 @@ async def test_retriable_error_is_retried_then_succeeds(
         await asyncio.wait_for(task, 20)
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and run["attempt"] == 2 and run["output"]["log"] == ["flaky-ok"]
+
+
+async def test_task_results_are_replayed_not_recomputed_after_a_crash(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await pool.execute(NODE_RUNS)
+    [sub] = await queue.submit(
+        pool, [graph_run("with_tasks", uuid7(), input={"sleep": 300}, durability="sync")]
+    )
+
+    async def task_results_saved() -> bool:
+        # Each finished @task leaves its result as a '__return__' write.
+        return (
+            await pool.fetchval(
+                "SELECT count(*) FROM checkpoint_writes WHERE channel = '__return__'"
+            )
+            == 2
+        )
+
+    with worker_process(database_url, "graphs", *FAST, "--no-sweep") as victim:
+        await eventually(task_results_saved, timeout=60, what="two task results to be saved")
+        victim.signal(signal.SIGKILL)
+        victim.proc.wait(10)
+    with worker_process(database_url, "graphs", *FAST):
+        await eventually(lambda: status_is(pool, sub.run_id, "success"), timeout=60)
+    counts = dict(await pool.fetch("SELECT node, count(*) FROM node_runs GROUP BY node"))
+    assert counts == {"task-1": 1, "task-2": 1, "task-3": 1}
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["attempt"] == 2 and run["output"] == {"sum": 12}

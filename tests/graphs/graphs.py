@@ -13,6 +13,8 @@ from typing import Annotated, Any, TypedDict
 
 import asyncpg
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_config
+from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
@@ -94,3 +96,21 @@ _flaky.add_node("flaky", flaky)
 _flaky.add_edge(START, "flaky")
 _flaky.add_edge("flaky", END)
 flaky_graph = _flaky.compile()
+
+
+# Functional API: @task results are checkpointed as they finish, so after a
+# crash the entrypoint replays them instead of calling them again.
+@task
+async def doubled(i: int) -> int:
+    await record(get_config(), f"task-{i}")
+    return 2 * i
+
+
+@entrypoint()
+async def with_tasks(inputs: dict[str, Any]) -> dict[str, Any]:
+    first = await doubled(1)
+    second = await doubled(2)
+    if get_config().get("metadata", {}).get("run_attempt") == 1:
+        await asyncio.sleep(float(inputs.get("sleep", 0)))  # SIGKILLed here
+    third = await doubled(3)
+    return {"sum": first + second + third}
