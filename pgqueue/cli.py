@@ -24,6 +24,7 @@ import asyncpg
 
 from pgqueue import cron, db, embedded, migrate
 from pgqueue.heartbeat import HeartbeatConfig
+from pgqueue.pruner import Pruner, PrunerConfig
 from pgqueue.sql import queries
 from pgqueue.sweeper import Sweeper, SweeperConfig
 from pgqueue.worker import Handler, Worker, WorkerConfig
@@ -162,23 +163,23 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
     else:
         handler = load_handler(args.handler)
     worker = Worker(url, handler, config)
-    sweeper_task = None
-    pool = None
+    # Maintenance beside the worker: the sweeper (unless pg_cron or another
+    # process does it) and the pruner. Both are safe to run in every process.
+    pool = await db.create_pool(url, max_size=1)
+    services: list[Sweeper | Pruner] = [Pruner(pool, PrunerConfig())]
     if args.sweep:
-        pool = await db.create_pool(url, max_size=1)
-        sweeper = Sweeper(
-            pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after)
+        services.append(
+            Sweeper(pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after))
         )
-        sweeper_task = asyncio.create_task(sweeper.run())
+    tasks = [asyncio.create_task(service.run()) for service in services]
     _on_signals(worker.stop)
     try:
         await worker.run()
     finally:
-        if sweeper_task is not None:
-            sweeper.stop()
-            await sweeper_task
-        if pool is not None:
-            await pool.close()
+        for service in services:
+            service.stop()
+        await asyncio.gather(*tasks)
+        await pool.close()
     return 0
 
 

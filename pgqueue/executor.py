@@ -27,12 +27,15 @@ from psycopg.types.json import Jsonb
 
 from pgqueue.checkpointer import FencedPostgresSaver, RunLease
 from pgqueue.errors import LEASE_LOST_SQLSTATE, LeaseLost
+from pgqueue.events import EventWriter
 from pgqueue.graphs import GraphRegistry
 from pgqueue.queue import ClaimedRun, Finished
 from pgqueue.sql import queries
 
 log = logging.getLogger(__name__)
 
+StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
+STREAM_MODES = get_args(StreamMode)
 Durability = Literal["sync", "async", "exit"]
 DURABILITY_MODES = get_args(Durability)
 
@@ -71,6 +74,17 @@ def to_jsonable(value: Any) -> Any:
         return str(obj)
 
     return json.loads(json.dumps(value, default=default))
+
+
+def event_of(chunk: Any, subgraphs: bool) -> tuple[str, Any]:
+    """(event name, JSON data) for one astream chunk. With subgraphs the
+    name carries the namespace: ``mode|parent:id|child:id``."""
+    if subgraphs:
+        namespace, mode, data = chunk
+        name = "|".join([mode, *namespace]) if namespace else mode
+    else:
+        name, data = chunk
+    return name, to_jsonable(data)
 
 
 class GraphExecutor:
@@ -133,16 +147,31 @@ class GraphExecutor:
                 if kw.get("checkpoint_id"):
                     configurable["checkpoint_id"] = kw["checkpoint_id"]
                 graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
+            stream_mode = kw.get("stream_mode") or ["values"]
+            modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+            unknown = [m for m in modes if m not in STREAM_MODES]
+            if unknown:
+                raise ValueError(
+                    f"stream_mode {unknown} not supported; choose from {list(STREAM_MODES)}"
+                )
+            subgraphs = bool(kw.get("stream_subgraphs"))
+            events = EventWriter(saver)
             try:
+                await events.start()
+                events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
                 async with asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)):
-                    await g.ainvoke(  # type: ignore[call-overload]
+                    async for chunk in g.astream(  # type: ignore[call-overload]
                         graph_input,
                         config,
+                        stream_mode=cast(list[StreamMode], modes),
+                        subgraphs=subgraphs,
                         durability=durability,
                         interrupt_before=kw.get("interrupt_before"),
                         interrupt_after=kw.get("interrupt_after"),
                         context=kw.get("context"),
-                    )
+                    ):
+                        events.add(*event_of(chunk, subgraphs))
+                await events.close()
             except LeaseLost:
                 return Finished(None)
             except asyncio.CancelledError:
@@ -154,18 +183,26 @@ class GraphExecutor:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
+                if not await self._settle_events(events):
+                    return Finished(None)
                 return await self._finish_cancel(g, saver, lease, run, action, thread_config)
-            except TimeoutError:
-                error = {
-                    "error": "TimeoutError",
-                    "message": f"run exceeded its timeout of {kw.get('timeout') or self.config.run_timeout} s",
-                }
-                return await self._finish(saver, lease, run, "timeout", None, error)
             except Exception as exc:
-                if is_retriable(exc):
+                if isinstance(exc, TimeoutError):
+                    status = "timeout"
+                    limit = kw.get("timeout") or self.config.run_timeout
+                    error = {
+                        "error": "TimeoutError",
+                        "message": f"run exceeded its timeout of {limit} s",
+                    }
+                elif is_retriable(exc):
                     raise  # the worker retries it with backoff, fenced
-                error = {"error": type(exc).__name__, "message": str(exc)}
-                return await self._finish(saver, lease, run, "error", None, error)
+                else:
+                    status = "error"
+                    error = {"error": type(exc).__name__, "message": str(exc)}
+                events.add("error", error)
+                if not await self._settle_events(events):
+                    return Finished(None)
+                return await self._finish(saver, lease, run, status, None, error)
             state = await g.aget_state(thread_config)
             output = to_jsonable(state.values)
             if state.next or state.interrupts:
@@ -175,6 +212,15 @@ class GraphExecutor:
                     ]
                 return await self._finish(saver, lease, run, "interrupted", output, None)
             return await self._finish(saver, lease, run, "success", output, None)
+
+    @staticmethod
+    async def _settle_events(events: EventWriter) -> bool:
+        """Flush what is buffered; False when the lease turned out lost."""
+        try:
+            await events.close()
+        except LeaseLost:
+            return False
+        return True
 
     async def _requested_cancel(self, saver: FencedPostgresSaver, run: ClaimedRun) -> str | None:
         conn = saver.conn

@@ -88,8 +88,20 @@ async def test_sigkill_inside_node_two_resumes_elsewhere(
     async def in_node_two() -> bool:
         return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
 
+    async def step_one_saved() -> bool:
+        return bool(
+            await pool.fetchval(
+                "SELECT count(*) FROM checkpoints WHERE thread_id = $1 AND metadata->>'step' = '1'",
+                str(thread),
+            )
+        )
+
     with worker_process(database_url, "graphs", *FAST, "--no-sweep") as victim:
         await eventually(in_node_two, timeout=60, what="node two to start")
+        if durability != "exit":
+            # async writes it while node two runs: kill once it is committed
+            # (a kill before that is the step boundary, where async may repeat).
+            await eventually(step_one_saved, timeout=30, what="the checkpoint after node one")
         victim.signal(signal.SIGKILL)
         victim.proc.wait(10)
     with worker_process(database_url, "graphs", *FAST):

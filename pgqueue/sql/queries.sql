@@ -196,3 +196,36 @@ SELECT pgqueue_rollback_run(%s, %s, %s);
 -- name: rollback_run
 -- Fenced: raises PGQ01 when the lease is gone.
 SELECT pgqueue_rollback_run($1, $2, $3);
+
+-- name: last_event_seq_psycopg
+-- psycopg (placeholders %s): where a (resumed) run's event numbering goes on.
+SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = %s;
+
+-- name: insert_events_psycopg
+-- psycopg (placeholders %s): a batch of a run's events, pipelined after
+-- assert_lease, announced with a small payload; readers fetch the rows.
+WITH inserted AS (
+    INSERT INTO run_events (run_id, seq, attempt, event, data)
+    SELECT %(run_id)s, s, %(attempt)s, e, d
+    FROM unnest(%(seqs)s::bigint[], %(events)s::text[], %(datas)s::jsonb[]) AS t(s, e, d)
+    RETURNING seq
+)
+SELECT pg_notify('pgqueue_events', %(run_id)s::text || ':' || max(seq)) FROM inserted;
+
+-- name: read_events
+-- A run's events after a sequence number, in order.
+SELECT seq, attempt, event, data FROM run_events
+WHERE run_id = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3;
+
+-- name: prune_events
+-- Events of runs that ended more than $1 ago, a batch at a time.
+DELETE FROM run_events e
+USING (
+    SELECT e2.run_id, e2.seq FROM run_events e2
+    JOIN runs r ON r.run_id = e2.run_id
+    WHERE r.ended_at < now() - $1::interval
+    LIMIT $2
+) old
+WHERE e.run_id = old.run_id AND e.seq = old.seq;

@@ -1,0 +1,64 @@
+"""Deletes stream events once their run is long finished.
+
+Events matter while a run streams and for a while after (late joiners,
+reconnects with Last-Event-ID); after ``event_retention`` past the run's
+end they go, in batches so no single statement holds locks for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from pgqueue.sql import queries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrunerConfig:
+    interval: float = 60.0
+    event_retention: float = 3600.0
+    batch_size: int = 10_000
+
+
+class Pruner:
+    def __init__(self, pool: asyncpg.Pool, config: PrunerConfig | None = None) -> None:
+        self._pool = pool
+        self.config = config or PrunerConfig()
+        self._stop = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Delete expired events, batch after batch; returns how many."""
+        total = 0
+        retention = timedelta(seconds=self.config.event_retention)
+        while True:
+            status = await self._pool.execute(
+                queries.prune_events, retention, self.config.batch_size
+            )
+            deleted = int(status.split()[-1])
+            total += deleted
+            if deleted < self.config.batch_size:
+                break
+        if total:
+            log.info(
+                "pruned %d stream events", total, extra={"event": "pruned_events", "count": total}
+            )
+        return total
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("prune failed: %s", exc, extra={"event": "prune_failed"})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
