@@ -1,13 +1,13 @@
 """LangGraph's Postgres checkpointer, fenced by the run's lease.
 
-One saver per executing run, bound to that run's own psycopg connection.
-Every write the saver makes (``aput``, ``aput_writes``, ``adelete_thread``)
-runs as ONE implicit transaction, pipelined in one round trip:
-
-    SELECT pgqueue_assert_lease(run, attempt, worker); <saver writes>; Sync
-
-``pgqueue_assert_lease`` raises when the lease is gone, which aborts the
-pipeline: the checkpoint is not written and the caller gets ``LeaseLost``.
+One saver per executing run, bound to that run's own psycopg connection,
+which names its lease in the session setting ``pgqueue.lease``. A
+statement-level trigger on the checkpoint tables (``pgqueue_fence``,
+migration 0002) asserts that lease inside every statement that writes them,
+so each write the saver makes (``aput``, ``aput_writes``, ``adelete_thread``)
+commits together with the lease check, or not at all, with no extra
+statement and no extra round trip: the saver's own pipeline is one implicit
+transaction, and the trigger's error (SQLSTATE PGQ01) aborts all of it.
 A worker that was swept, cancelled or frozen past its lease therefore can
 never add a checkpoint behind the back of the worker that took over.
 
@@ -39,13 +39,18 @@ class RunLease:
     worker_id: str
 
 
-async def connect(dsn: str) -> AsyncConnection[DictRow]:
+async def connect(dsn: str, lease: RunLease | None = None) -> AsyncConnection[DictRow]:
     """A connection as the saver's own ``from_conn_string`` makes it:
     autocommit (each pipeline is one implicit transaction), dict rows, and
-    statements prepared on first use (``prepare_threshold=0``)."""
-    return await AsyncConnection.connect(
+    statements prepared on first use (``prepare_threshold=0``). With a lease,
+    every checkpoint or event write on it is fenced by that lease."""
+    conn = await AsyncConnection.connect(
         dsn, autocommit=True, prepare_threshold=0, row_factory=dict_row
     )
+    if lease is not None:
+        value = f"{lease.run_id}:{lease.attempt}:{lease.worker_id}"
+        await conn.execute(queries.set_lease_psycopg, (value,))
+    return conn
 
 
 class FencedPostgresSaver(AsyncPostgresSaver):
@@ -58,10 +63,21 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         super().__init__(conn, serde=serde)
         self.lease = lease
 
+    async def bind(self, lease: RunLease) -> None:
+        """Point this saver and its connection at another lease (a connection
+        reused for the next run)."""
+        conn = self.conn
+        assert isinstance(conn, AsyncConnection)
+        async with self.lock:
+            await conn.execute(
+                queries.set_lease_psycopg, (f"{lease.run_id}:{lease.attempt}:{lease.worker_id}",)
+            )
+        self.lease = lease
+
     @classmethod
     @asynccontextmanager
     async def for_run(cls, dsn: str, lease: RunLease) -> AsyncIterator[FencedPostgresSaver]:
-        async with await connect(dsn) as conn:
+        async with await connect(dsn, lease) as conn:
             yield cls(conn, lease)
 
     @asynccontextmanager
@@ -78,15 +94,12 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             # No conn.transaction() here: inside a pipeline psycopg syncs at
             # BEGIN and again at COMMIT (about 4 round trips per write). What
             # the pipeline sends up to its one Sync already runs as a single
-            # implicit transaction, and an error (the fence's) aborts the rest.
+            # implicit transaction, and the fence trigger's error aborts it.
             async with (
                 self.lock,
                 conn.pipeline(),
                 conn.cursor(binary=True, row_factory=dict_row) as cur,
             ):
-                await cur.execute(
-                    queries.assert_lease, (lease.run_id, lease.attempt, lease.worker_id)
-                )
                 yield cur
         except psycopg.Error as exc:
             if exc.sqlstate == LEASE_LOST_SQLSTATE:

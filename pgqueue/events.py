@@ -2,7 +2,8 @@
 
 Chunks a graph yields while it runs are buffered; one flush at a time writes
 everything buffered so far as one pipelined transaction on the run's own
-connection (lease check, insert, NOTIFY: one round trip), so a fast graph
+connection (insert and NOTIFY, the lease checked by the table's fence
+trigger: one round trip), so a fast graph
 costs a few writes, not one per chunk. A worker that lost its lease writes
 no event. ``seq`` goes on from the last event any earlier attempt wrote.
 """
@@ -76,10 +77,8 @@ class EventWriter:
                 "datas": [Jsonb(data) for _, _, data in batch],
             }
             try:
+                # Fenced by the pgqueue_fence trigger on run_events.
                 async with self._saver.lock, conn.pipeline():
-                    await conn.execute(
-                        queries.assert_lease, (lease.run_id, lease.attempt, lease.worker_id)
-                    )
                     await conn.execute(queries.insert_events_psycopg, params)
             except psycopg.Error as exc:
                 if exc.sqlstate == LEASE_LOST_SQLSTATE:

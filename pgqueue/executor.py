@@ -271,10 +271,9 @@ class GraphExecutor:
         assert isinstance(conn, psycopg.AsyncConnection)
         try:
             # One implicit transaction, one round trip (see checkpointer._cursor).
+            # complete_runs is fenced by its own WHERE (run, attempt, worker,
+            # running): no row back means the lease was lost.
             async with saver.lock, conn.pipeline():
-                await conn.execute(
-                    queries.assert_lease, (lease.run_id, lease.attempt, lease.worker_id)
-                )
                 cur = await conn.execute(
                     queries.complete_runs_psycopg,
                     (

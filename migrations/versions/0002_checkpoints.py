@@ -28,22 +28,49 @@ SAVER_MIGRATIONS_SHA256 = "98d38ed91d4a57a2fb066323f26f2902efcb01f483e09f3ff2be3
 
 ASSERT_LEASE = """
 -- The fence for every write a worker makes inside a run's transaction:
--- checkpoints, checkpoint writes, stream events, final status. Renews the
--- heartbeat while at it (a HOT update) and holds the run row until commit,
--- so a sweep or cancel cannot slip in between. Raises SQLSTATE PGQ01 when
--- the lease is gone: the whole transaction, and everything pipelined into
--- it, rolls back, so the fence costs no extra round trip.
+-- checkpoints, checkpoint writes, stream events, final status. It locks the
+-- run row FOR SHARE until commit, so a sweep or cancel (which update the
+-- row) waits for the transaction instead of slipping in; a lock writes no
+-- new row version, unlike an UPDATE. Raises SQLSTATE PGQ01 when the lease
+-- is gone: the whole transaction, and everything pipelined into it, rolls
+-- back, so the fence costs no extra round trip.
 CREATE FUNCTION pgqueue_assert_lease(p_run_id uuid, p_attempt integer, p_worker_id text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE runs SET heartbeat_at = now()
+    PERFORM 1 FROM runs
     WHERE run_id = p_run_id AND attempt = p_attempt AND worker_id = p_worker_id
-      AND status = 'running';
+      AND status = 'running'
+    FOR SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'lease lost: run % attempt % is no longer held by worker %',
             p_run_id, p_attempt, p_worker_id
             USING ERRCODE = 'PGQ01';
     END IF;
+END
+$$;
+"""
+
+
+FENCE_TRIGGER = """
+-- The fence without an extra statement: a run's own connection names its
+-- lease in the session setting pgqueue.lease ('run_id:attempt:worker_id');
+-- every statement that writes checkpoint tables on that connection first
+-- asserts the lease, inside the statement's own transaction. Connections
+-- that set nothing (tools, other writers) are not fenced.
+CREATE FUNCTION pgqueue_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    lease text := current_setting('pgqueue.lease', true);
+    run_part text;
+    attempt_part text;
+BEGIN
+    IF lease IS NOT NULL AND lease <> '' THEN
+        run_part := split_part(lease, ':', 1);
+        attempt_part := split_part(lease, ':', 2);
+        PERFORM pgqueue_assert_lease(
+            run_part::uuid, attempt_part::integer,
+            substr(lease, length(run_part) + length(attempt_part) + 3));
+    END IF;
+    RETURN NULL;
 END
 $$;
 """
@@ -72,10 +99,17 @@ def upgrade() -> None:
             _execute(
                 f"INSERT INTO checkpoint_migrations (v) VALUES ({int(version)}) ON CONFLICT DO NOTHING"
             )
+    _execute(FENCE_TRIGGER)
+    for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+        _execute(
+            f"CREATE TRIGGER pgqueue_fence BEFORE INSERT OR UPDATE OR DELETE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION pgqueue_fence()"
+        )
 
 
 def downgrade() -> None:
     _execute(
         "DROP TABLE IF EXISTS checkpoint_writes, checkpoint_blobs, checkpoints, checkpoint_migrations"
     )
+    _execute("DROP FUNCTION IF EXISTS pgqueue_fence()")
     _execute("DROP FUNCTION IF EXISTS pgqueue_assert_lease(uuid, integer, text)")

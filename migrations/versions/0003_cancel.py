@@ -44,8 +44,14 @@ DECLARE
     v_thread uuid;
 BEGIN
     PERFORM pgqueue_assert_lease(p_run_id, p_attempt, p_worker_id);
-    DELETE FROM runs WHERE run_id = p_run_id RETURNING thread_id INTO v_thread;
+    -- Fenced once, with the run row locked until commit: the deletes below
+    -- (and the cascade to run_events once the run is gone) must not re-check
+    -- a lease on a run this very transaction removes. Transaction-local.
+    PERFORM set_config('pgqueue.lease', '', true);
+    SELECT thread_id INTO v_thread FROM runs WHERE run_id = p_run_id;
+    -- Checkpoints first: their fence checks the run, which must still exist.
     PERFORM pgqueue_delete_run_checkpoints(v_thread, p_run_id);
+    DELETE FROM runs WHERE run_id = p_run_id;
     PERFORM pgqueue_settle_thread(v_thread, 'rolled_back', NULL);
 END
 $$;

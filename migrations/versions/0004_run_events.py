@@ -33,6 +33,9 @@ def upgrade() -> None:
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (run_id, seq)
         );
+        -- Fenced like the checkpoint tables (pgqueue_fence, revision 0002).
+        CREATE TRIGGER pgqueue_fence BEFORE INSERT OR UPDATE OR DELETE ON run_events
+            FOR EACH STATEMENT EXECUTE FUNCTION pgqueue_fence();
         -- The pruner finds old events through their run's ended_at.
         CREATE INDEX runs_ended_at_idx ON runs (ended_at) WHERE ended_at IS NOT NULL;
         """

@@ -154,14 +154,9 @@ SELECT count(*) FROM runs WHERE run_id = ANY($1::uuid[]) AND status IN ('pending
 -- name: queue_depth
 SELECT status, runs, ready, delayed FROM pgqueue_queue_depth ORDER BY status;
 
--- name: assert_lease
--- psycopg (placeholders %s): the fence pipelined into each checkpoint
--- transaction; raises SQLSTATE PGQ01 when the lease is gone.
-SELECT pgqueue_assert_lease(%s, %s, %s);
-
 -- name: complete_runs_psycopg
 -- psycopg (placeholders %s): complete_runs on a run's checkpointer
--- connection, pipelined after assert_lease in one transaction.
+-- connection; fenced by its own WHERE (run, attempt, worker, running).
 SELECT run_id, status
 FROM pgqueue_complete_runs(%s, %s::uuid[], %s::integer[], %s::text[], %s::jsonb[], %s::jsonb[],
                            %s::double precision[]);
@@ -202,8 +197,9 @@ SELECT pgqueue_rollback_run($1, $2, $3);
 SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = %s;
 
 -- name: insert_events_psycopg
--- psycopg (placeholders %s): a batch of a run's events, pipelined after
--- assert_lease, announced with a small payload; readers fetch the rows.
+-- psycopg (placeholders %s): a batch of a run's events, written in one go,
+-- fenced by the table's pgqueue_fence trigger, announced with a small
+-- payload; readers fetch the rows.
 WITH inserted AS (
     INSERT INTO run_events (run_id, seq, attempt, event, data)
     SELECT %(run_id)s, s, %(attempt)s, e, d
@@ -229,3 +225,9 @@ USING (
     LIMIT $2
 ) old
 WHERE e.run_id = old.run_id AND e.seq = old.seq;
+
+-- name: set_lease_psycopg
+-- psycopg (placeholders %s): names this connection's lease for the
+-- pgqueue_fence trigger on the checkpoint and event tables (session-wide;
+-- the connection serves this one run attempt and is then closed).
+SELECT set_config('pgqueue.lease', %s, false);
