@@ -86,7 +86,9 @@ class Worker:
         self._notifier = notifier
         self._owns_notifier = notifier is None
         self._pool: asyncpg.Pool | None = None
-        self._claim_pool: asyncpg.Pool | None = None
+        # The claim loop is serial: one plain connection, no pool hops on the
+        # wake-to-claim path. Reconnected on demand after an error.
+        self._claim_conn: asyncpg.Connection | None = None
         # Keyed by lease, not run id: after a sweep this very worker may claim
         # a newer attempt of a run whose stale attempt is still unwinding.
         self._tasks: dict[Lease, asyncio.Task[None]] = {}
@@ -122,10 +124,7 @@ class Worker:
         self._pool = await db.create_pool(
             self.dsn, max_size=self.config.pool_size, server_settings=sync
         )
-        # One connection: the claim loop is serial.
-        self._claim_pool = await db.create_pool(
-            self.dsn, max_size=1, server_settings={"synchronous_commit": "off"}
-        )
+        await self._claim_connection()
         if self._notifier is None:
             self._notifier = Notifier(self.dsn)
             await self._notifier.start()
@@ -158,7 +157,8 @@ class Worker:
             if self._owns_notifier:
                 await self._notifier.stop()
             await self._pool.close()
-            await self._claim_pool.close()
+            if self._claim_conn is not None:
+                await self._claim_conn.close()
             log.info(
                 "worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id}
             )
@@ -180,8 +180,14 @@ class Worker:
                 self._cancelled[lease] = action or "interrupt"
                 task.cancel()
 
+    async def _claim_connection(self) -> asyncpg.Connection:
+        if self._claim_conn is None or self._claim_conn.is_closed():
+            self._claim_conn = await asyncpg.connect(
+                self.dsn, server_settings={"synchronous_commit": "off"}
+            )
+        return self._claim_conn
+
     async def _claim_loop(self) -> None:
-        assert self._claim_pool is not None
         while not self._stopping:
             self._wakeup.clear()
             # Backpressure: never more than a few batches awaiting their write.
@@ -192,10 +198,14 @@ class Worker:
             timeout: float | None = None
             if free > 0:
                 try:
-                    claimed = await queue.claim(self._claim_pool, self.worker_id, free)
+                    conn = await self._claim_connection()
+                    claimed = await queue.claim(conn, self.worker_id, free)
                     self.stats.claim_queries += 1
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim failed: %s", exc, extra={"event": "claim_failed"})
+                    if self._claim_conn is not None:
+                        self._claim_conn.terminate()
+                        self._claim_conn = None
                     claimed = []
                     timeout = 1.0
                 for run in claimed:
@@ -207,11 +217,13 @@ class Worker:
                     with contextlib.suppress(
                         OSError, asyncpg.PostgresError, asyncpg.InterfaceError
                     ):
-                        due = await queue.next_due_in(self._claim_pool)
+                        due = await queue.next_due_in(await self._claim_connection())
                         if due is not None:
                             timeout = min(timeout, due + 0.001)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            # asyncio.timeout, not wait_for: no extra task on the wake path.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
 
     def _start(self, run: ClaimedRun) -> None:
         self.stats.claimed += 1

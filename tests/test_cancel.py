@@ -10,9 +10,9 @@ import pytest
 
 from pgqueue import queue
 from pgqueue.ids import uuid7
-from tests.support.procs import worker_process
+from tests.support.procs import FAST, worker_process
 from tests.support.waiting import eventually
-from tests.test_executor import FAST, NODE_RUNS, executor_worker, graph_run, status_is
+from tests.test_executor import NODE_RUNS, executor_worker, graph_run, status_is, three_steps
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +41,7 @@ async def test_cancel_interrupt_reaches_another_process_and_keeps_checkpoints(
     thread = uuid7()
     [sub] = await queue.submit(
         pool,
-        [
-            graph_run(
-                "three_steps", thread, input={"log": [], "sleep_in_two": 300}, durability="sync"
-            )
-        ],
+        [three_steps(thread, 300, durability="sync")],
     )
     with worker_process(database_url, "graphs", *FAST):
         await eventually(lambda: _in_node_two(pool, sub.run_id), timeout=60)
@@ -72,11 +68,7 @@ async def test_cancel_rollback_deletes_the_run_and_its_checkpoints(
     thread = uuid7()
     [sub] = await queue.submit(
         pool,
-        [
-            graph_run(
-                "three_steps", thread, input={"log": [], "sleep_in_two": 300}, durability="sync"
-            )
-        ],
+        [three_steps(thread, 300, durability="sync")],
     )
     async with executor_worker(database_url):
         await eventually(lambda: _in_node_two(pool, sub.run_id), timeout=30)
@@ -150,7 +142,7 @@ async def test_multitask_interrupt_and_rollback(
     t = uuid7()
     [first] = await queue.submit(
         pool,
-        [graph_run("three_steps", t, input={"log": [], "sleep_in_two": 300}, durability="sync")],
+        [three_steps(t, 300, durability="sync")],
     )
     async with executor_worker(database_url):
         await eventually(lambda: _in_node_two(pool, first.run_id), timeout=30)

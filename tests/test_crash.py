@@ -10,20 +10,8 @@ import asyncpg
 
 from pgqueue import queue
 from pgqueue.queue import NewRun
-from tests.support.procs import worker_process
+from tests.support.procs import FAST, worker_process
 from tests.support.waiting import eventually
-
-# Short leases so the tests take seconds; the mechanics are the defaults'.
-FAST = [
-    "--heartbeat-interval",
-    "0.2",
-    "--stale-after",
-    "1.5",
-    "--sweep-interval",
-    "0.2",
-    "--poll-interval",
-    "60",
-]
 
 
 def run_field(pool: asyncpg.Pool, run_id: Any, field: str, wanted: Any):  # type: ignore[no-untyped-def]

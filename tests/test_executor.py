@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -17,19 +16,10 @@ from pgqueue.graphs import load_config, system_assistant_id
 from pgqueue.ids import uuid7
 from pgqueue.queue import NewRun
 from pgqueue.worker import Worker, WorkerConfig
-from tests.support.procs import GRAPHS_CONFIG, worker_process
+from tests.support.inprocess import running
+from tests.support.procs import FAST, GRAPHS_CONFIG, worker_process
 from tests.support.waiting import eventually
 
-FAST = [
-    "--heartbeat-interval",
-    "0.2",
-    "--stale-after",
-    "1.5",
-    "--sweep-interval",
-    "0.2",
-    "--poll-interval",
-    "60",
-]
 NODE_RUNS = "CREATE TABLE node_runs (run_id text, node text, attempt int, at timestamptz DEFAULT clock_timestamp())"
 
 
@@ -48,19 +38,18 @@ def _graphs_see_the_database(database_url: str, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DATABASE_URL", database_url)
 
 
-@contextlib.asynccontextmanager
-async def executor_worker(database_url: str) -> AsyncIterator[Worker]:
+def executor_worker(database_url: str) -> contextlib.AbstractAsyncContextManager[Worker]:
+    """An in-process worker running tests/graphs with the LangGraph executor."""
     executor = GraphExecutor(load_config(GRAPHS_CONFIG), database_url)
-    worker = Worker(
-        database_url, executor, WorkerConfig(poll_interval=60, is_retriable=is_retriable)
+    config = WorkerConfig(poll_interval=60, is_retriable=is_retriable)
+    return running(Worker(database_url, executor, config))
+
+
+def three_steps(thread: Any, sleep_in_two: float = 0, **kwargs: Any) -> NewRun:
+    """The three-node graph; node two sleeps on the first attempt only."""
+    return graph_run(
+        "three_steps", thread, input={"log": [], "sleep_in_two": sleep_in_two}, **kwargs
     )
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.started.wait(), 10)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
 
 
 # What each durability mode promises after a SIGKILL inside node two:
@@ -78,11 +67,7 @@ async def test_sigkill_inside_node_two_resumes_elsewhere(
     thread = uuid7()
     [sub] = await queue.submit(
         pool,
-        [
-            graph_run(
-                "three_steps", thread, input={"log": [], "sleep_in_two": 300}, durability=durability
-            )
-        ],
+        [three_steps(thread, 300, durability=durability)],
     )
 
     async def in_node_two() -> bool:
@@ -173,7 +158,7 @@ async def test_run_timeout(pool: asyncpg.Pool, database_url: str) -> None:
     async with executor_worker(database_url):
         [sub] = await queue.submit(
             pool,
-            [graph_run("three_steps", thread, input={"log": [], "sleep_in_two": 30}, timeout=0.5)],
+            [three_steps(thread, 30, timeout=0.5)],
         )
         await eventually(lambda: status_is(pool, sub.run_id, "timeout"), timeout=30)
     run = await queue.get_run(pool, sub.run_id)
@@ -188,7 +173,7 @@ async def test_frozen_worker_writes_no_checkpoint_and_no_status_after_takeover(
     thread = uuid7()
     [sub] = await queue.submit(
         pool,
-        [graph_run("three_steps", thread, input={"log": [], "sleep_in_two": 2}, durability="sync")],
+        [three_steps(thread, 2, durability="sync")],
     )
 
     async def in_node_two() -> bool:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -15,18 +14,8 @@ from pgqueue.heartbeat import HeartbeatConfig
 from pgqueue.ids import uuid7
 from pgqueue.queue import ClaimedRun, NewRun
 from pgqueue.worker import Worker, WorkerConfig
+from tests.support.inprocess import running
 from tests.support.waiting import eventually
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.started.wait(), 10)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 def status_of(pool: asyncpg.Pool, run_id: Any, *wanted: str) -> Callable[[], Awaitable[bool]]:

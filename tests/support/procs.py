@@ -16,6 +16,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 GRAPHS_CONFIG = REPO / "tests" / "graphs" / "langgraph.json"
 
+# Short leases so crash tests take seconds; the mechanics are the defaults'.
+FAST = [
+    "--heartbeat-interval", "0.2",
+    "--stale-after", "1.5",
+    "--sweep-interval", "0.2",
+    "--poll-interval", "60",
+]  # fmt: skip
+
 
 class WorkerProcess:
     """``pgqueue worker`` in a subprocess. ``handler`` names a function in
