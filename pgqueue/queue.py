@@ -112,7 +112,10 @@ def _dumps(value: Any) -> str | None:
 
 
 def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+    if value is None:
+        return None
+    # Most runs carry no metadata: skip the parser for the empty object.
+    return {} if value == "{}" else json.loads(value)
 
 
 class ThreadBusy(Exception):
@@ -225,8 +228,8 @@ async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
             attempt=r["attempt"],
             max_attempts=r["max_attempts"],
             releases=r["releases"],
-            kwargs=json.loads(r["kwargs"]),
-            metadata=json.loads(r["metadata"]),
+            kwargs=_loads(r["kwargs"]),
+            metadata=_loads(r["metadata"]),
             seq=r["seq"],
             worker_id=worker_id,
             cancel_action=r["cancel_action"],

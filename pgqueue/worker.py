@@ -232,7 +232,10 @@ class Worker:
             # flushed) and gave the very same lease back to us: the task we
             # already run for it is the right one.
             return
-        stale = {lease for lease in self._tasks if lease[0] == run.run_id}
+        # Only a re-claimed run (attempt > 1) can have a stale local attempt.
+        stale = (
+            {lease for lease in self._tasks if lease[0] == run.run_id} if run.attempt > 1 else None
+        )
         if stale:
             self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
         self.leases.add(run.lease)
