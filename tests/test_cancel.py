@@ -12,7 +12,13 @@ from pgqueue import queue
 from pgqueue.ids import uuid7
 from tests.support.procs import FAST, worker_process
 from tests.support.waiting import eventually
-from tests.test_executor import NODE_RUNS, executor_worker, graph_run, status_is, three_steps
+from tests.test_executor import (
+    NODE_RUNS,
+    executor_worker,
+    graph_run,
+    start_three_steps,
+    status_is,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,12 +43,7 @@ async def _run_checkpoints(pool: asyncpg.Pool, run_id: Any) -> int:
 async def test_cancel_interrupt_reaches_another_process_and_keeps_checkpoints(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    await pool.execute(NODE_RUNS)
-    thread = uuid7()
-    [sub] = await queue.submit(
-        pool,
-        [three_steps(thread, 300, durability="sync")],
-    )
+    thread, sub = await start_three_steps(pool, 300, durability="sync")
     with worker_process(database_url, "graphs", *FAST):
         await eventually(lambda: _in_node_two(pool, sub.run_id), timeout=60)
         started = time.monotonic()
@@ -64,12 +65,7 @@ async def test_cancel_interrupt_reaches_another_process_and_keeps_checkpoints(
 async def test_cancel_rollback_deletes_the_run_and_its_checkpoints(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    await pool.execute(NODE_RUNS)
-    thread = uuid7()
-    [sub] = await queue.submit(
-        pool,
-        [three_steps(thread, 300, durability="sync")],
-    )
+    thread, sub = await start_three_steps(pool, 300, durability="sync")
     async with executor_worker(database_url):
         await eventually(lambda: _in_node_two(pool, sub.run_id), timeout=30)
         assert await _run_checkpoints(pool, sub.run_id) > 0
@@ -138,12 +134,7 @@ async def test_multitask_enqueue_runs_in_order(pool: asyncpg.Pool, database_url:
 async def test_multitask_interrupt_and_rollback(
     pool: asyncpg.Pool, database_url: str, strategy: str
 ) -> None:
-    await pool.execute(NODE_RUNS)
-    t = uuid7()
-    [first] = await queue.submit(
-        pool,
-        [three_steps(t, 300, durability="sync")],
-    )
+    t, first = await start_three_steps(pool, 300, durability="sync")
     async with executor_worker(database_url):
         await eventually(lambda: _in_node_two(pool, first.run_id), timeout=30)
         [second] = await queue.submit(

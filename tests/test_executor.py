@@ -14,7 +14,7 @@ from pgqueue import queue
 from pgqueue.executor import GraphExecutor, is_retriable
 from pgqueue.graphs import load_config, system_assistant_id
 from pgqueue.ids import uuid7
-from pgqueue.queue import NewRun
+from pgqueue.queue import NewRun, SubmittedRun
 from pgqueue.worker import Worker, WorkerConfig
 from tests.support.inprocess import running
 from tests.support.procs import FAST, GRAPHS_CONFIG, worker_process
@@ -43,6 +43,16 @@ def executor_worker(database_url: str) -> contextlib.AbstractAsyncContextManager
     executor = GraphExecutor(load_config(GRAPHS_CONFIG), database_url)
     config = WorkerConfig(poll_interval=60, is_retriable=is_retriable)
     return running(Worker(database_url, executor, config))
+
+
+async def start_three_steps(
+    pool: asyncpg.Pool, sleep_in_two: float, **kwargs: Any
+) -> tuple[Any, SubmittedRun]:
+    """Create the side-effect table and submit one three-step run on a new thread."""
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    [sub] = await queue.submit(pool, [three_steps(thread, sleep_in_two, **kwargs)])
+    return thread, sub
 
 
 def three_steps(thread: Any, sleep_in_two: float = 0, **kwargs: Any) -> NewRun:
@@ -169,12 +179,7 @@ async def test_run_timeout(pool: asyncpg.Pool, database_url: str) -> None:
 async def test_frozen_worker_writes_no_checkpoint_and_no_status_after_takeover(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    await pool.execute(NODE_RUNS)
-    thread = uuid7()
-    [sub] = await queue.submit(
-        pool,
-        [three_steps(thread, 2, durability="sync")],
-    )
+    thread, sub = await start_three_steps(pool, 2, durability="sync")
 
     async def in_node_two() -> bool:
         return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
