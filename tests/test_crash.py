@@ -44,7 +44,7 @@ async def test_sigkilled_worker_run_is_requeued_and_finished_elsewhere(
 async def test_a_blocked_event_loop_does_not_lose_the_lease(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    # The handler calls time.sleep(4): its event loop is frozen for more than
+    # The handler blocks its event loop (time.sleep, 4 s): frozen for more than
     # twice the 1.5 s lease. The heartbeat thread must keep the lease alive
     # while a sweeper (this test) keeps trying to take it.
     [sub] = await queue.submit(pool, [NewRun(kwargs={"sleep": 4})])

@@ -151,7 +151,7 @@ async def test_heartbeat_noticing_a_lost_lease_cancels_the_run(
 
     async def forever(run: ClaimedRun) -> None:
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             cancelled.set()
             raise
