@@ -46,6 +46,7 @@ class Notifier:
         # One statement at a time on the LISTEN connection: a second
         # subscribe or the health probe must not overlap a LISTEN.
         self._conn_lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.backend_pid: int | None = None
@@ -55,7 +56,10 @@ class Notifier:
         is_new_channel = channel not in self._subscribers
         self._subscribers[channel].append(callback)
         if is_new_channel and self._conn is not None and not self._conn.is_closed():
-            asyncio.get_running_loop().create_task(self._listen(self._conn, channel))
+            # Keep a reference: the loop holds tasks only weakly.
+            task = asyncio.get_running_loop().create_task(self._listen(self._conn, channel))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
@@ -66,10 +70,9 @@ class Notifier:
     async def start(self) -> None:
         """Connect and listen; returns once the first LISTEN is in place."""
         self._task = asyncio.create_task(self._run(), name="pgqueue-notifier")
-        done, _ = await asyncio.wait(
-            [self._task, asyncio.ensure_future(self.connected.wait())],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        connected = asyncio.ensure_future(self.connected.wait())
+        done, _ = await asyncio.wait([self._task, connected], return_when=asyncio.FIRST_COMPLETED)
+        connected.cancel()
         if self._task in done:
             self._task.result()  # re-raise why it stopped
 
