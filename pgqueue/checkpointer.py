@@ -22,13 +22,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from uuid import UUID
 
-import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 
-from pgqueue.errors import LEASE_LOST_SQLSTATE, LeaseLost
+from pgqueue.errors import LeaseLost, fenced
 from pgqueue.sql import queries
 
 
@@ -90,23 +89,17 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         conn = self.conn
         assert isinstance(conn, AsyncConnection)
         lease = self.lease
-        try:
-            # No conn.transaction() here: inside a pipeline psycopg syncs at
-            # BEGIN and again at COMMIT (about 4 round trips per write). What
-            # the pipeline sends up to its one Sync already runs as a single
-            # implicit transaction, and the fence trigger's error aborts it.
+        # No conn.transaction() here: inside a pipeline psycopg syncs at BEGIN
+        # and again at COMMIT (about 4 round trips per write). What the
+        # pipeline sends up to its one Sync already runs as a single implicit
+        # transaction, and the fence trigger's error aborts it.
+        with fenced(f"run {lease.run_id} attempt {lease.attempt} checkpoint"):
             async with (
                 self.lock,
                 conn.pipeline(),
                 conn.cursor(binary=True, row_factory=dict_row) as cur,
             ):
                 yield cur
-        except psycopg.Error as exc:
-            if exc.sqlstate == LEASE_LOST_SQLSTATE:
-                raise LeaseLost(
-                    f"run {lease.run_id} attempt {lease.attempt}: lease lost; checkpoint not written"
-                ) from exc
-            raise
 
 
 __all__ = ["FencedPostgresSaver", "LeaseLost", "RunLease", "connect"]

@@ -25,6 +25,7 @@ import asyncpg
 from pgqueue import cron, db, embedded, migrate
 from pgqueue.heartbeat import HeartbeatConfig
 from pgqueue.pruner import Pruner, PrunerConfig
+from pgqueue.service import PeriodicService
 from pgqueue.sql import queries
 from pgqueue.sweeper import Sweeper, SweeperConfig
 from pgqueue.worker import Handler, Worker, WorkerConfig
@@ -166,7 +167,7 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
     # Maintenance beside the worker: the sweeper (unless pg_cron or another
     # process does it) and the pruner. Both are safe to run in every process.
     pool = await db.create_pool(url, max_size=1)
-    services: list[Sweeper | Pruner] = [Pruner(pool, PrunerConfig())]
+    services: list[PeriodicService] = [Pruner(pool, PrunerConfig())]
     if args.sweep:
         services.append(
             Sweeper(pool, SweeperConfig(interval=args.sweep_interval, stale_after=args.stale_after))

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from pgqueue.checkpointer import FencedPostgresSaver
-from pgqueue.errors import LEASE_LOST_SQLSTATE, LeaseLost
+from pgqueue.errors import fenced
 from pgqueue.sql import queries
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,8 @@ class EventWriter:
                 "events": [event for _, event, _ in batch],
                 "datas": [Jsonb(data) for _, _, data in batch],
             }
-            try:
-                # Fenced by the pgqueue_fence trigger on run_events.
+            # Fenced by the pgqueue_fence trigger on run_events.
+            with fenced(f"run {lease.run_id} events"):
                 async with self._saver.lock, conn.pipeline():
                     await conn.execute(queries.insert_events_psycopg, params)
-            except psycopg.Error as exc:
-                if exc.sqlstate == LEASE_LOST_SQLSTATE:
-                    raise LeaseLost(f"run {lease.run_id}: lease lost; events not written") from exc
-                raise
             self.written += len(batch)

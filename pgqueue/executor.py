@@ -26,7 +26,7 @@ from langgraph.types import Command
 from psycopg.types.json import Jsonb
 
 from pgqueue.checkpointer import FencedPostgresSaver, RunLease
-from pgqueue.errors import LEASE_LOST_SQLSTATE, LeaseLost
+from pgqueue.errors import LeaseLost, fenced
 from pgqueue.events import EventWriter
 from pgqueue.graphs import GraphRegistry
 from pgqueue.queue import ClaimedRun, Finished
@@ -101,12 +101,27 @@ class GraphExecutor:
         self.config = config or ExecutorConfig()
 
     async def __call__(self, run: ClaimedRun) -> Finished:
+        try:
+            return await self._execute(run)
+        except LeaseLost:
+            # Anywhere in the run: a checkpoint, an event or the outcome hit
+            # the fence. Nothing of that transaction was written.
+            return Finished(None)
+
+    async def _execute(self, run: ClaimedRun) -> Finished:
         kw = run.kwargs
         graph = self.registry.get(self.registry.graph_id_for(run.assistant_id))
         durability = kw.get("durability") or self.config.default_durability
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
         durability = cast(Durability, durability)
+        stream_mode = kw.get("stream_mode") or ["values"]
+        modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+        unknown = [m for m in modes if m not in STREAM_MODES]
+        if unknown:
+            raise ValueError(
+                f"stream_mode {unknown} not supported; choose from {list(STREAM_MODES)}"
+            )
         lease = RunLease(run.run_id, run.attempt, run.worker_id)
         user_config = dict(kw.get("config") or {})
         configurable = {**user_config.get("configurable", {}), "thread_id": str(run.thread_id)}
@@ -147,13 +162,6 @@ class GraphExecutor:
                 if kw.get("checkpoint_id"):
                     configurable["checkpoint_id"] = kw["checkpoint_id"]
                 graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
-            stream_mode = kw.get("stream_mode") or ["values"]
-            modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-            unknown = [m for m in modes if m not in STREAM_MODES]
-            if unknown:
-                raise ValueError(
-                    f"stream_mode {unknown} not supported; choose from {list(STREAM_MODES)}"
-                )
             subgraphs = bool(kw.get("stream_subgraphs"))
             events = EventWriter(saver)
             try:
@@ -172,8 +180,6 @@ class GraphExecutor:
                     ):
                         events.add(*event_of(chunk, subgraphs))
                 await events.close()
-            except LeaseLost:
-                return Finished(None)
             except asyncio.CancelledError:
                 # A user's cancel, or shutdown / a lost lease? Only the first
                 # leaves cancel_action on the row.
@@ -183,8 +189,7 @@ class GraphExecutor:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                if not await self._settle_events(events):
-                    return Finished(None)
+                await events.close()
                 return await self._finish_cancel(g, saver, lease, run, action, thread_config)
             except Exception as exc:
                 if isinstance(exc, TimeoutError):
@@ -200,8 +205,7 @@ class GraphExecutor:
                     status = "error"
                     error = {"error": type(exc).__name__, "message": str(exc)}
                 events.add("error", error)
-                if not await self._settle_events(events):
-                    return Finished(None)
+                await events.close()
                 return await self._finish(saver, lease, run, status, None, error)
             state = await g.aget_state(thread_config)
             output = to_jsonable(state.values)
@@ -212,15 +216,6 @@ class GraphExecutor:
                     ]
                 return await self._finish(saver, lease, run, "interrupted", output, None)
             return await self._finish(saver, lease, run, "success", output, None)
-
-    @staticmethod
-    async def _settle_events(events: EventWriter) -> bool:
-        """Flush what is buffered; False when the lease turned out lost."""
-        try:
-            await events.close()
-        except LeaseLost:
-            return False
-        return True
 
     async def _requested_cancel(self, saver: FencedPostgresSaver, run: ClaimedRun) -> str | None:
         conn = saver.conn
@@ -244,16 +239,12 @@ class GraphExecutor:
         if action == "rollback":
             conn = saver.conn
             assert isinstance(conn, psycopg.AsyncConnection)
-            try:
+            with fenced(f"run {run.run_id} rollback"):
                 async with saver.lock, conn.pipeline():
                     cur = await conn.execute(
                         queries.rollback_run_psycopg, (lease.run_id, lease.attempt, lease.worker_id)
                     )
                     await cur.fetchall()
-            except psycopg.Error as exc:
-                if exc.sqlstate == LEASE_LOST_SQLSTATE:
-                    return Finished(None)
-                raise
             return Finished("rolled_back")
         state = await g.aget_state(thread_config)
         return await self._finish(saver, lease, run, "interrupted", to_jsonable(state.values), None)
@@ -269,26 +260,20 @@ class GraphExecutor:
     ) -> Finished:
         conn = saver.conn
         assert isinstance(conn, psycopg.AsyncConnection)
-        try:
-            # One implicit transaction, one round trip (see checkpointer._cursor).
-            # complete_runs is fenced by its own WHERE (run, attempt, worker,
-            # running): no row back means the lease was lost.
-            async with saver.lock, conn.pipeline():
-                cur = await conn.execute(
-                    queries.complete_runs_psycopg,
-                    (
-                        lease.worker_id,
-                        [run.run_id],
-                        [run.attempt],
-                        [status],
-                        [None if output is None else Jsonb(output)],
-                        [None if error is None else Jsonb(error)],
-                        [None],
-                    ),
-                )
-                rows = await cur.fetchall()
-        except psycopg.Error as exc:
-            if exc.sqlstate == LEASE_LOST_SQLSTATE:
-                return Finished(None)
-            raise
+        # One round trip. complete_runs is fenced by its own WHERE (run,
+        # attempt, worker, running): no row back means the lease was lost.
+        async with saver.lock, conn.pipeline():
+            cur = await conn.execute(
+                queries.complete_runs_psycopg,
+                (
+                    lease.worker_id,
+                    [run.run_id],
+                    [run.attempt],
+                    [status],
+                    [None if output is None else Jsonb(output)],
+                    [None if error is None else Jsonb(error)],
+                    [None],
+                ),
+            )
+            rows = await cur.fetchall()
         return Finished(status if rows else None)

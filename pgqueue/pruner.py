@@ -7,14 +7,13 @@ end they go, in batches so no single statement holds locks for long.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 
+from pgqueue.service import PeriodicService
 from pgqueue.sql import queries
 
 log = logging.getLogger(__name__)
@@ -27,11 +26,13 @@ class PrunerConfig:
     batch_size: int = 10_000
 
 
-class Pruner:
+class Pruner(PeriodicService):
+    name = "prune"
+
     def __init__(self, pool: asyncpg.Pool, config: PrunerConfig | None = None) -> None:
         self._pool = pool
         self.config = config or PrunerConfig()
-        self._stop = asyncio.Event()
+        super().__init__(self.config.interval)
 
     async def run_once(self) -> int:
         """Delete expired events, batch after batch; returns how many."""
@@ -50,15 +51,3 @@ class Pruner:
                 "pruned %d stream events", total, extra={"event": "pruned_events", "count": total}
             )
         return total
-
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("prune failed: %s", exc, extra={"event": "prune_failed"})
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.config.interval)
-
-    def stop(self) -> None:
-        self._stop.set()

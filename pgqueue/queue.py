@@ -150,7 +150,7 @@ async def submit(
             f"multitask_strategy must be one of {MULTITASK_STRATEGIES}, got {multitask_strategy!r}"
         )
     if multitask_strategy == "enqueue":
-        return await _insert(conn, runs, wake=wake, create_threads=create_threads)
+        return await _insert(conn, runs, wake, create_threads, multitask_strategy)
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as acquired:
             return await submit(
@@ -166,7 +166,7 @@ async def submit(
         active = await conn.fetch(queries.active_runs_on_threads, thread_ids)
         if active and multitask_strategy == "reject":
             raise ThreadBusy(sorted({r["thread_id"] for r in active}))
-        submitted = await _insert(conn, runs, wake=wake, create_threads=create_threads)
+        submitted = await _insert(conn, runs, wake, create_threads, multitask_strategy)
         if active:
             await conn.fetch(queries.cancel_runs, [r["run_id"] for r in active], multitask_strategy)
         return submitted
@@ -175,9 +175,9 @@ async def submit(
 async def _insert(
     conn: Executor,
     runs: Sequence[NewRun],
-    *,
     wake: bool,
     create_threads: bool,
+    multitask_strategy: str,
 ) -> list[SubmittedRun]:
     """Insert pending runs in one statement, creating missing threads unless
     ``create_threads`` is false (then an unknown thread id is an error).
@@ -204,6 +204,7 @@ async def _insert(
         [float(r.delay) for r in runs],
         wake,
         create_threads,
+        multitask_strategy,
     )
     return [SubmittedRun(r["run_id"], r["seq"], r["created_at"], r["not_before"]) for r in rows]
 
@@ -212,13 +213,17 @@ async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
     """Claim up to ``limit`` ready runs for ``worker_id`` in one statement."""
     if limit <= 0:
         return []
-    try:
-        rows = await conn.fetch(queries.claim_runs, worker_id, limit)
-    except asyncpg.UniqueViolationError:
-        # Two claimers raced for runs of one thread (possible only when
-        # submits on that thread commit out of seq order); the unique index
-        # refused the second. Nothing was claimed; the caller claims again.
-        log.info("claim lost a per-thread race", extra={"event": "claim_thread_race"})
+    for _ in range(3):
+        try:
+            rows = await conn.fetch(queries.claim_runs, worker_id, limit)
+            break
+        except asyncpg.UniqueViolationError:
+            # Two claimers raced for runs of one thread (possible only when
+            # submits on that thread commit out of seq order) and the unique
+            # index refused this statement. It waited for the winner's commit,
+            # so claiming again at once no longer picks that thread.
+            log.info("claim lost a per-thread race", extra={"event": "claim_thread_race"})
+    else:
         return []
     return [
         ClaimedRun(

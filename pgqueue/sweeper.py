@@ -8,8 +8,6 @@ time and the others return at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -17,6 +15,7 @@ import asyncpg
 
 from pgqueue import queue
 from pgqueue.queue import SweepResult
+from pgqueue.service import PeriodicService
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +28,13 @@ class SweeperConfig:
     stale_after: float = 30.0
 
 
-class Sweeper:
+class Sweeper(PeriodicService):
+    name = "sweep"
+
     def __init__(self, pool: asyncpg.Pool, config: SweeperConfig | None = None) -> None:
         self._pool = pool
         self.config = config or SweeperConfig()
-        self._stop = asyncio.Event()
+        super().__init__(self.config.interval)
 
     async def run_once(self) -> SweepResult:
         result = await queue.sweep(self._pool, self.config.stale_after)
@@ -46,15 +47,3 @@ class Sweeper:
                 extra={"event": "sweep", "requeued": result.requeued, "failed": result.failed},
             )
         return result
-
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("sweep failed: %s", exc, extra={"event": "sweep_failed"})
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.config.interval)
-
-    def stop(self) -> None:
-        self._stop.set()

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue import db, queue
-from pgqueue.errors import LEASE_LOST_SQLSTATE
+from pgqueue.errors import LeaseLost, fenced
 from pgqueue.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
 from pgqueue.ids import uuid7
 from pgqueue.notifier import Notifier
@@ -337,12 +337,11 @@ class Worker:
             return Completion(run.run_id, run.attempt, "interrupted")
         assert self._pool is not None
         try:
-            await self._pool.execute(
-                queue.queries.rollback_run, run.run_id, run.attempt, self.worker_id
-            )
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate != LEASE_LOST_SQLSTATE:
-                raise
+            with fenced(f"run {run.run_id} rollback"):
+                await self._pool.execute(
+                    queue.queries.rollback_run, run.run_id, run.attempt, self.worker_id
+                )
+        except LeaseLost:
             self._report_lease_lost(run, "rollback found the lease gone")
         return None
 

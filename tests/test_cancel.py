@@ -124,6 +124,8 @@ async def test_multitask_enqueue_runs_in_order(pool: asyncpg.Pool, database_url:
     )
     async with executor_worker(database_url):
         await eventually(lambda: status_is(pool, subs[-1].run_id, "success"), timeout=60)
+    run = await queue.get_run(pool, subs[0].run_id)
+    assert run is not None and run["multitask_strategy"] == "enqueue"
     rows = await pool.fetch("SELECT run_id, started_at, ended_at FROM runs ORDER BY seq")
     assert [r["run_id"] for r in rows] == [s.run_id for s in subs]
     for earlier, later in zip(rows, rows[1:], strict=False):

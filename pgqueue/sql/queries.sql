@@ -5,7 +5,7 @@
 -- name: submit_runs
 -- Inserts a batch of pending runs (in the given order: seq follows it),
 -- creating missing threads when $10 is true and marking them busy, in one
--- statement. $9 says whether to wake workers: pg_notify folds duplicates
+-- statement. $11 is the multitask strategy the runs were submitted with. $9 says whether to wake workers: pg_notify folds duplicates
 -- within a transaction and is delivered only if the transaction commits,
 -- so a rolled-back submit wakes nobody.
 WITH input AS (
@@ -24,9 +24,10 @@ WITH input AS (
     SELECT DISTINCT thread_id, 'busy' FROM input WHERE thread_id IS NOT NULL AND $10::boolean
     ON CONFLICT (thread_id) DO NOTHING
 ), inserted AS (
-    INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, not_before)
+    INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,
+                      not_before, multitask_strategy)
     SELECT run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,
-           now() + make_interval(secs => delay)
+           now() + make_interval(secs => delay), $11::text
     FROM input
     ORDER BY ord
     RETURNING run_id, seq, created_at, not_before
@@ -129,8 +130,8 @@ SELECT requeued, failed, workers_removed FROM pgqueue_sweep($1::interval);
 
 -- name: get_run
 SELECT run_id, seq, thread_id, assistant_id, status, attempt, max_attempts, releases, priority,
-       not_before, worker_id, heartbeat_at, kwargs, metadata, output, error,
-       created_at, updated_at, started_at, ended_at
+       not_before, worker_id, heartbeat_at, multitask_strategy, cancel_action, kwargs, metadata,
+       output, error, created_at, updated_at, started_at, ended_at
 FROM runs
 WHERE run_id = $1;
 
