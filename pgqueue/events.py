@@ -15,9 +15,9 @@ import logging
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from pgqueue.checkpointer import FencedPostgresSaver
+from pgqueue.encoding import dumps
 from pgqueue.errors import fenced
 from pgqueue.sql import queries
 
@@ -29,7 +29,9 @@ EVENTS_CHANNEL = "pgqueue_events"
 class EventWriter:
     def __init__(self, saver: FencedPostgresSaver) -> None:
         self._saver = saver
-        self._buffer: list[tuple[int, str, Any]] = []
+        # (seq, event, data as JSON text): encoded when added, so the event
+        # keeps the chunk as it was even if the graph mutates it later.
+        self._buffer: list[tuple[int, str, str]] = []
         self._seq = 0
         self._flusher: asyncio.Task[None] | None = None
         self.written = 0
@@ -47,7 +49,7 @@ class EventWriter:
         if self._flusher is not None and self._flusher.done() and self._flusher.exception():
             raise self._flusher.exception()  # type: ignore[misc]  # e.g. LeaseLost: stop the run
         self._seq += 1
-        self._buffer.append((self._seq, event, data))
+        self._buffer.append((self._seq, event, dumps(data)))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
 
@@ -74,7 +76,7 @@ class EventWriter:
                 "attempt": lease.attempt,
                 "seqs": [seq for seq, _, _ in batch],
                 "events": [event for _, event, _ in batch],
-                "datas": [Jsonb(data) for _, _, data in batch],
+                "datas": [data for _, _, data in batch],
             }
             # Fenced by the pgqueue_fence trigger on run_events.
             with fenced(f"run {lease.run_id} events"):

@@ -15,7 +15,6 @@ run again (LangGraph replays their writes), only the node in flight repeats.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
@@ -23,9 +22,9 @@ from typing import Any, Literal, cast, get_args
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
-from psycopg.types.json import Jsonb
 
 from pgqueue.checkpointer import FencedPostgresSaver, RunLease
+from pgqueue.encoding import jsonb
 from pgqueue.errors import LeaseLost, fenced
 from pgqueue.events import EventWriter
 from pgqueue.graphs import GraphRegistry
@@ -60,31 +59,15 @@ def is_retriable(exc: BaseException) -> bool:
     )
 
 
-def to_jsonable(value: Any) -> Any:
-    """Graph state as JSON: pydantic models (LangChain messages included) by
-    their dump, dataclasses by their fields, anything else by its str."""
-
-    def default(obj: Any) -> Any:
-        if hasattr(obj, "model_dump"):
-            return obj.model_dump()
-        if hasattr(obj, "__dataclass_fields__"):
-            return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
-        if isinstance(obj, set | frozenset | tuple):
-            return list(obj)
-        return str(obj)
-
-    return json.loads(json.dumps(value, default=default))
-
-
 def event_of(chunk: Any, subgraphs: bool) -> tuple[str, Any]:
-    """(event name, JSON data) for one astream chunk. With subgraphs the
-    name carries the namespace: ``mode|parent:id|child:id``."""
+    """(event name, data) for one astream chunk. With subgraphs the name
+    carries the namespace: ``mode|parent:id|child:id``."""
     if subgraphs:
         namespace, mode, data = chunk
         name = "|".join([mode, *namespace]) if namespace else mode
     else:
         name, data = chunk
-    return name, to_jsonable(data)
+    return name, data
 
 
 class GraphExecutor:
@@ -208,12 +191,11 @@ class GraphExecutor:
                 await events.close()
                 return await self._finish(saver, lease, run, status, None, error)
             state = await g.aget_state(thread_config)
-            output = to_jsonable(state.values)
+            output = state.values
             if state.next or state.interrupts:
-                if state.interrupts:
-                    output["__interrupt__"] = [
-                        {"value": to_jsonable(i.value), "id": i.id} for i in state.interrupts
-                    ]
+                if state.interrupts and isinstance(output, dict):
+                    interrupts = [{"value": i.value, "id": i.id} for i in state.interrupts]
+                    output = {**output, "__interrupt__": interrupts}
                 return await self._finish(saver, lease, run, "interrupted", output, None)
             return await self._finish(saver, lease, run, "success", output, None)
 
@@ -247,7 +229,7 @@ class GraphExecutor:
                     await cur.fetchall()
             return Finished("rolled_back")
         state = await g.aget_state(thread_config)
-        return await self._finish(saver, lease, run, "interrupted", to_jsonable(state.values), None)
+        return await self._finish(saver, lease, run, "interrupted", state.values, None)
 
     async def _finish(
         self,
@@ -270,8 +252,8 @@ class GraphExecutor:
                     [run.run_id],
                     [run.attempt],
                     [status],
-                    [None if output is None else Jsonb(output)],
-                    [None if error is None else Jsonb(error)],
+                    [None if output is None else jsonb(output)],
+                    [None if error is None else jsonb(error)],
                     [None],
                 ),
             )

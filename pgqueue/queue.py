@@ -107,8 +107,14 @@ class SweepResult:
     workers_removed: int
 
 
+class EncodedJson(str):
+    """A value already encoded as JSON: written as is, not encoded again."""
+
+
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    if value is None or isinstance(value, EncodedJson):
+        return value
+    return json.dumps(value)
 
 
 def _loads(value: str | None) -> Any:

@@ -28,7 +28,7 @@ from pgqueue.errors import LeaseLost, fenced
 from pgqueue.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
 from pgqueue.ids import uuid7
 from pgqueue.notifier import Notifier
-from pgqueue.queue import ClaimedRun, Completion, Finished
+from pgqueue.queue import ClaimedRun, Completion, EncodedJson, Finished
 
 log = logging.getLogger(__name__)
 
@@ -324,11 +324,13 @@ class Worker:
                 self.stats.failed += output.status != "success"
             return None
         try:
-            json.dumps(output)
+            # Encoded once, here: a bad output fails only its own run, and the
+            # batched final write sends this text as it is.
+            encoded = None if output is None else EncodedJson(json.dumps(output))
         except (TypeError, ValueError) as exc:
             error = {"error": "OutputNotSerializable", "message": f"run output is not JSON: {exc}"}
             return Completion(run.run_id, run.attempt, "error", error=error)
-        return Completion(run.run_id, run.attempt, "success", output=output)
+        return Completion(run.run_id, run.attempt, "success", output=encoded)
 
     async def _cancel_plain(self, run: ClaimedRun, action: str) -> Completion | None:
         """Cancel for handlers without checkpoints: interrupt ends the run
