@@ -74,39 +74,40 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _sweep(args: argparse.Namespace, url: str) -> int:
+async def _cron(args: argparse.Namespace, url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
-        if args.install_cron:
-            try:
-                job_id = await cron.install(conn, args.schedule, args.stale_after)
-            except cron.CronUnavailable as exc:
-                print(f"pgqueue: {exc}", file=sys.stderr)
-                return 2
-            print(
-                f"pgqueue: pg_cron job {cron.JOB_NAME!r} (id {job_id}) scheduled '{args.schedule}'"
-            )
-            return 0
         if args.uninstall_cron:
             removed = await cron.uninstall(conn)
             print(
                 "pgqueue: pg_cron job removed" if removed else "pgqueue: no pg_cron job to remove"
             )
             return 0
+        try:
+            job_id = await cron.install(conn, args.schedule, args.stale_after)
+        except cron.CronUnavailable as exc:
+            print(f"pgqueue: {exc}", file=sys.stderr)
+            return 2
+        print(f"pgqueue: pg_cron job {cron.JOB_NAME!r} (id {job_id}) scheduled '{args.schedule}'")
+        return 0
     finally:
         await conn.close()
+
+
+async def _sweep(args: argparse.Namespace, url: str) -> int:
+    if args.install_cron or args.uninstall_cron:
+        return await _cron(args, url)
     pool = await db.create_pool(url, max_size=1)
     try:
-        sweeper = Sweeper(
-            pool, SweeperConfig(interval=args.interval, stale_after=args.stale_after or 30.0)
-        )
+        sweeper = Sweeper(pool, SweeperConfig(interval=args.interval, stale_after=args.stale_after))
         if args.loop:
             _on_signals(sweeper.stop)
             await sweeper.run()
         else:
             result = await sweeper.run_once()
             print(
-                f"requeued={result.requeued} failed={result.failed} workers_removed={result.workers_removed}"
+                f"requeued={result.requeued} failed={result.failed} "
+                f"workers_removed={result.workers_removed}"
             )
     finally:
         await pool.close()
@@ -196,7 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(url, args.runs))
 
 
-def _float_env(name: str, default: float) -> float:
+def _float_env(name: str, default: float | None) -> float | None:
     value = os.environ.get(name)
     return float(value) if value else default
 
@@ -223,13 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("revision", help="target revision, e.g. base")
     p.set_defaults(func=cmd_downgrade)
 
-    stale_default = _float_env("PGQUEUE_LEASE_SECONDS", 30.0)
+    # Unset: the database's pgqueue.lease_timeout (30 s unless set there).
+    stale_default = _float_env("PGQUEUE_LEASE_SECONDS", None)
     p = sub.add_parser("sweep", parents=[common], help="requeue runs of dead workers")
     p.add_argument(
         "--stale-after",
         type=float,
         default=None,
-        help="lease window in seconds (default 30, or the database's pgqueue.lease_timeout for cron)",
+        help="lease window in seconds (default: the database's pgqueue.lease_timeout, 30 s)",
     )
     p.add_argument("--loop", action="store_true", help="keep sweeping every --interval seconds")
     p.add_argument("--interval", type=float, default=5.0)
@@ -259,7 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--heartbeat-interval", type=float, default=_float_env("PGQUEUE_HEARTBEAT_SECONDS", 5.0)
     )
     p.add_argument(
-        "--stale-after", type=float, default=stale_default, help="lease window for the sweeper loop"
+        "--stale-after",
+        type=float,
+        default=stale_default,
+        help="lease window for the sweeper loop (default: $PGQUEUE_LEASE_SECONDS, else the database's pgqueue.lease_timeout, 30 s)",
     )
     p.add_argument("--sweep-interval", type=float, default=_float_env("PGQUEUE_SWEEP_SECONDS", 5.0))
     p.add_argument(

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class SweeperConfig:
     interval: float = 5.0
     # A running run whose heartbeat is older than this goes back to pending.
-    # Keep it several heartbeat intervals long.
-    stale_after: float = 30.0
+    # Keep it several heartbeat intervals long. None: the database's
+    # pgqueue.lease_timeout setting (30 s unless set), as the pg_cron job uses.
+    stale_after: float | None = None
 
 
 class Sweeper(PeriodicService):
