@@ -1,4 +1,4 @@
-# The pgqueue worker image; also used one-shot for `alembic upgrade head`.
+# The pgqueue image: server, worker, and one-shot `alembic upgrade head`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,6 +13,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY pgqueue/ pgqueue/
 COPY server/ server/
 COPY migrations/ migrations/
+COPY examples/ examples/
 # In-tree build leftovers (build/, *.egg-info) are not needed at run time.
 RUN pip install --no-cache-dir . \
     && rm -rf build *.egg-info
@@ -21,4 +22,4 @@ RUN pip install --no-cache-dir . \
 RUN useradd --create-home --uid 10001 --user-group pgqueue
 USER pgqueue
 
-CMD ["pgqueue", "worker", "--handler", "pgqueue.demo:square"]
+CMD ["pgqueue", "server", "--config", "examples/hello/langgraph.json", "--host", "0.0.0.0"]

@@ -2,6 +2,8 @@
 only readers of the environment; everything else takes config objects.
 
     pgqueue migrate                    apply migrations to DATABASE_URL
+    pgqueue serve --config langgraph.json    HTTP API and workers in one process
+    pgqueue server --config langgraph.json   HTTP API only (scale apart from workers)
     pgqueue worker --config langgraph.json   run graphs (and the sweeper loop)
     pgqueue worker --handler mod:fn    run any async handler instead
     pgqueue sweep --install-cron       sweep by pg_cron instead
@@ -23,7 +25,12 @@ from typing import Any
 import asyncpg
 
 from pgqueue import cron, db, embedded, migrate
-from pgqueue.heartbeat import HeartbeatConfig
+from pgqueue.heartbeat import (
+    DEFAULT_LEASE_SECONDS,
+    EXIT_UNHEALTHY,
+    UNHEALTHY_EXIT_DEADLINE,
+    HeartbeatConfig,
+)
 from pgqueue.pruner import Pruner, PrunerConfig
 from pgqueue.service import PeriodicService
 from pgqueue.sql import queries
@@ -39,7 +46,11 @@ def resolve_database_url(args: argparse.Namespace) -> str:
     url = args.database_url or os.environ.get("DATABASE_URL")
     if url:
         return url
-    data_dir = Path(args.data_dir or os.environ.get("PGQUEUE_DATA_DIR") or DEFAULT_DATA_DIR)
+    default_dir = DEFAULT_DATA_DIR
+    if getattr(args, "config", None):
+        # Kept next to the project's langgraph.json, wherever it is run from.
+        default_dir = Path(args.config).resolve().parent / DEFAULT_DATA_DIR
+    data_dir = Path(args.data_dir or os.environ.get("PGQUEUE_DATA_DIR") or default_dir)
     try:
         url = embedded.start(data_dir)
     except embedded.EmbeddedUnavailable as exc:
@@ -128,12 +139,17 @@ def worker_config(args: argparse.Namespace) -> WorkerConfig:
     return WorkerConfig(
         concurrency=args.concurrency,
         poll_interval=args.poll_interval,
-        heartbeat=HeartbeatConfig(interval=args.heartbeat_interval),
+        heartbeat=HeartbeatConfig(
+            interval=args.heartbeat_interval,
+            lease_timeout=args.stale_after or DEFAULT_LEASE_SECONDS,
+            exit_deadline=UNHEALTHY_EXIT_DEADLINE,
+        ),
+        shutdown_grace=args.shutdown_grace,
     )
 
 
-async def _graph_executor(config_path: str, url: str) -> Handler:
-    from pgqueue.executor import GraphExecutor
+async def _graph_executor(config_path: str, url: str, concurrency: int) -> Handler:
+    from pgqueue.executor import ExecutorConfig, GraphExecutor
     from pgqueue.graphs import ConfigError, load_config
 
     try:
@@ -148,7 +164,7 @@ async def _graph_executor(config_path: str, url: str) -> Handler:
         await conn.execute(queries.upsert_system_assistants, list(ids), list(ids.values()))
     finally:
         await conn.close()
-    return GraphExecutor(registry, url)
+    return GraphExecutor(registry, url, ExecutorConfig(pool_size=concurrency))
 
 
 async def _worker(args: argparse.Namespace, url: str) -> int:
@@ -160,7 +176,7 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
     if args.config:
         from pgqueue.executor import is_retriable
 
-        handler = await _graph_executor(args.config, url)
+        handler = await _graph_executor(args.config, url, config.concurrency)
         config.is_retriable = is_retriable
     else:
         handler = load_handler(args.handler)
@@ -180,13 +196,70 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
     finally:
         for service in services:
             service.stop()
-        await asyncio.gather(*tasks)
-        await pool.close()
+        # Bounded: a pass stuck on a database that stopped answering (the
+        # liveness exit) is cancelled rather than waited for.
+        _, stuck = await asyncio.wait(tasks, timeout=db.CONNECT_TIMEOUT)
+        for task in stuck:
+            task.cancel()
+        for service, result in zip(
+            services, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+        ):
+            if isinstance(result, Exception):
+                log.error(
+                    "%s stopped with an error: %r",
+                    service.name,
+                    result,
+                    extra={"event": "service_crashed"},
+                )
+        await db.close_pool(pool)
+    if worker.unhealthy is not None:
+        log.error(
+            "pgqueue worker: exiting with status %d: %s",
+            EXIT_UNHEALTHY,
+            worker.unhealthy,
+            extra={"event": "worker_unhealthy_exit"},
+        )
+        return EXIT_UNHEALTHY
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    return asyncio.run(_worker(args, resolve_database_url(args)))
+    url = resolve_database_url(args)
+    migrate.require_head(url)
+    return asyncio.run(_worker(args, url))
+
+
+def _http(args: argparse.Namespace, *, with_workers: bool) -> int:
+    from pgqueue.graphs import ConfigError
+    from server.main import run
+    from server.settings import Settings
+
+    url = resolve_database_url(args)
+    settings = Settings.from_env(
+        url,
+        args.config,
+        host=args.host,
+        port=args.port,
+        run_workers=with_workers,
+        jobs_per_worker=getattr(args, "concurrency", None),
+        poll_seconds=getattr(args, "poll_interval", None),
+        heartbeat_seconds=getattr(args, "heartbeat_interval", None),
+        stale_after_seconds=getattr(args, "stale_after", None),
+        sweep_seconds=getattr(args, "sweep_interval", None),
+        shutdown_grace_seconds=getattr(args, "shutdown_grace", None),
+    )
+    try:
+        return run(settings, apply_migrations=with_workers)
+    except ConfigError as exc:
+        raise SystemExit(f"pgqueue: {exc}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _http(args, with_workers=True)
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    return _http(args, with_workers=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -224,14 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("revision", help="target revision, e.g. base")
     p.set_defaults(func=cmd_downgrade)
 
-    # Unset: the database's pgqueue.lease_timeout (30 s unless set there).
+    # Unset: the database's pgqueue.lease_timeout (20 s unless set there).
     stale_default = _float_env("PGQUEUE_LEASE_SECONDS", None)
     p = sub.add_parser("sweep", parents=[common], help="requeue runs of dead workers")
     p.add_argument(
         "--stale-after",
         type=float,
         default=None,
-        help="lease window in seconds (default: the database's pgqueue.lease_timeout, 30 s)",
+        help="lease window in seconds (default: the database's pgqueue.lease_timeout, 20 s)",
     )
     p.add_argument("--loop", action="store_true", help="keep sweeping every --interval seconds")
     p.add_argument("--interval", type=float, default=5.0)
@@ -244,9 +317,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_sweep)
 
+    running = argparse.ArgumentParser(add_help=False)
+    running.add_argument(
+        "--concurrency",
+        "--n-jobs-per-worker",
+        type=int,
+        default=int(
+            os.environ.get("PGQUEUE_CONCURRENCY") or os.environ.get("N_JOBS_PER_WORKER") or 10
+        ),
+        help="runs executed at once per process (default 10)",
+    )
+    running.add_argument(
+        "--poll-interval", type=float, default=_float_env("PGQUEUE_POLL_SECONDS", 5.0)
+    )
+    running.add_argument(
+        "--heartbeat-interval", type=float, default=_float_env("PGQUEUE_HEARTBEAT_SECONDS", 5.0)
+    )
+    running.add_argument(
+        "--stale-after",
+        type=float,
+        default=stale_default,
+        help="lease window for the sweeper loop (default: $PGQUEUE_LEASE_SECONDS, else the database's pgqueue.lease_timeout, 20 s)",
+    )
+    running.add_argument(
+        "--sweep-interval", type=float, default=_float_env("PGQUEUE_SWEEP_SECONDS", 5.0)
+    )
+    running.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=_float_env("PGQUEUE_SHUTDOWN_GRACE_SECONDS", 25.0),
+        help="on SIGINT/SIGTERM, seconds in-flight runs get to finish before they are handed "
+        "back to the queue; a second signal skips it (default: $PGQUEUE_SHUTDOWN_GRACE_SECONDS, "
+        "else 25)",
+    )
+
     p = sub.add_parser(
         "worker",
-        parents=[common],
+        parents=[common, running],
         help="run a worker for langgraph.json's graphs or an async handler",
     )
     p.add_argument("--config", help="langgraph.json: run its graphs with the LangGraph executor")
@@ -254,26 +361,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--handler", help="'package.module:function', an async callable taking a ClaimedRun"
     )
     p.add_argument(
-        "--concurrency", type=int, default=int(os.environ.get("PGQUEUE_CONCURRENCY", "10"))
-    )
-    p.add_argument("--poll-interval", type=float, default=_float_env("PGQUEUE_POLL_SECONDS", 5.0))
-    p.add_argument(
-        "--heartbeat-interval", type=float, default=_float_env("PGQUEUE_HEARTBEAT_SECONDS", 5.0)
-    )
-    p.add_argument(
-        "--stale-after",
-        type=float,
-        default=stale_default,
-        help="lease window for the sweeper loop (default: $PGQUEUE_LEASE_SECONDS, else the database's pgqueue.lease_timeout, 30 s)",
-    )
-    p.add_argument("--sweep-interval", type=float, default=_float_env("PGQUEUE_SWEEP_SECONDS", 5.0))
-    p.add_argument(
         "--no-sweep",
         dest="sweep",
         action="store_false",
         help="leave sweeping to pg_cron or another process",
     )
     p.set_defaults(func=cmd_worker)
+
+    http = argparse.ArgumentParser(add_help=False)
+    http.add_argument(
+        "--config", default="langgraph.json", help="langgraph.json (default ./langgraph.json)"
+    )
+    http.add_argument("--host", default=os.environ.get("PGQUEUE_HOST", "127.0.0.1"))
+    http.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 2024))
+    p = sub.add_parser(
+        "serve",
+        parents=[common, running, http],
+        help="HTTP API and workers in one process (applies pending migrations)",
+    )
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser(
+        "server",
+        parents=[common, http],
+        help="HTTP API only; run `pgqueue worker` processes beside it",
+    )
+    p.set_defaults(func=cmd_server)
 
     p = sub.add_parser(
         "demo", parents=[common], help="submit and run a few no-op runs, print the queue"

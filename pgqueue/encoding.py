@@ -30,3 +30,8 @@ def dumps(value: Any) -> str:
 def jsonb(value: Any) -> Jsonb:
     """A psycopg jsonb parameter, encoded with the rules above."""
     return Jsonb(value, dumps=dumps)
+
+
+def loads(value: Any) -> Any:
+    """A jsonb column as asyncpg returns it (JSON text; None for NULL)."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
+from psycopg_pool import AsyncConnectionPool
 
-from pgqueue.checkpointer import FencedPostgresSaver, RunLease
+from pgqueue import webhooks
+from pgqueue.checkpointer import FencedPostgresSaver, RunLease, connection_pool
 from pgqueue.encoding import jsonb
 from pgqueue.errors import LeaseLost, fenced
 from pgqueue.events import EventWriter
 from pgqueue.graphs import GraphRegistry
-from pgqueue.queue import ClaimedRun, Finished
+from pgqueue.queue import ClaimedRun, Finished, finishing
 from pgqueue.sql import queries
+from pgqueue.webhooks import WebhookConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,14 @@ class ExecutorConfig:
     # The platform's default run timeout: 24 h, then status 'timeout'.
     run_timeout: float = 24 * 3600
     default_durability: str = "async"
+    # A run's first events wait this long before their own write, so a short
+    # run's events commit with its final status instead (streams see them
+    # at most this late).
+    event_flush_delay: float = 0.02
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    # Checkpointer connections kept open between runs: at least the
+    # worker's concurrency, or runs wait for one.
+    pool_size: int = 10
 
 
 class RetriableError(Exception):
@@ -82,18 +94,60 @@ class GraphExecutor:
         self.registry = registry
         self.dsn = dsn
         self.config = config or ExecutorConfig()
+        self._started: dict[tuple[Any, int], datetime] = {}
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._pool_lock = asyncio.Lock()
+        # Webhook deliveries in flight (the loop holds tasks only weakly).
+        self._webhooks: set[asyncio.Task[bool]] = set()
 
     async def __call__(self, run: ClaimedRun) -> Finished:
+        self._started[run.lease] = datetime.now(UTC)
         try:
             return await self._execute(run)
         except LeaseLost:
             # Anywhere in the run: a checkpoint, an event or the outcome hit
             # the fence. Nothing of that transaction was written.
             return Finished(None)
+        finally:
+            self._started.pop(run.lease, None)
+
+    async def _connections(self) -> AsyncConnectionPool[Any]:
+        async with self._pool_lock:
+            if self._pool is None:
+                pool = connection_pool(self.dsn, self.config.pool_size)
+                await pool.open()
+                self._pool = pool
+        return self._pool
+
+    async def aclose(self) -> None:
+        """Close the checkpointer connections: only once no run executes
+        (a graph's background checkpoint write must never meet a closed
+        pool)."""
+        if self._webhooks:
+            await asyncio.wait(list(self._webhooks), timeout=self.config.webhooks.timeout)
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _send_webhook(
+        self, run: ClaimedRun, status: str, output: Any, error: dict[str, Any] | None
+    ) -> None:
+        url = run.kwargs.get("webhook")
+        if not url:
+            return
+        started = self._started.get(run.lease, datetime.now(UTC))
+        body = webhooks.payload(run, status, output, error, started)
+        task = asyncio.create_task(webhooks.deliver(url, body, self.config.webhooks))
+        self._webhooks.add(task)
+        task.add_done_callback(self._webhooks.discard)
 
     async def _execute(self, run: ClaimedRun) -> Finished:
         kw = run.kwargs
-        graph = self.registry.get(self.registry.graph_id_for(run.assistant_id))
+        # Runs submitted over HTTP name their graph (the assistant may be a
+        # user-created one); older or direct submissions name a system assistant.
+        graph = self.registry.get(
+            kw.get("graph_id") or self.registry.graph_id_for(run.assistant_id)
+        )
         durability = kw.get("durability") or self.config.default_durability
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
@@ -120,14 +174,20 @@ class GraphExecutor:
             "configurable": {"thread_id": str(run.thread_id), "checkpoint_ns": ""}
         }
 
-        async with FencedPostgresSaver.for_run(self.dsn, lease) as saver:
+        async with FencedPostgresSaver.from_pool(
+            await self._connections(), lease, wait_for_flush=durability == "sync"
+        ) as saver:
             g = graph.copy(update={"checkpointer": saver})
             if run.cancel_action:
                 # Cancelled while a worker that died held it.
                 return await self._finish_cancel(
                     g, saver, lease, run, run.cancel_action, thread_config
                 )
-            latest = await saver.aget_tuple(thread_config)
+            # Only a later attempt can find checkpoints of its own run. (A claim
+            # commits before anything the attempt writes, so if a database
+            # crash lost the claim it lost those writes too: attempt 1
+            # never has a predecessor.)
+            latest = await saver.aget_tuple(thread_config) if run.attempt > 1 else None
             if latest is not None and latest.metadata.get("run_id") == str(run.run_id):
                 # This run already got that far on an earlier attempt: go on
                 # from there rather than starting over.
@@ -145,59 +205,93 @@ class GraphExecutor:
                 if kw.get("checkpoint_id"):
                     configurable["checkpoint_id"] = kw["checkpoint_id"]
                 graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
-            subgraphs = bool(kw.get("stream_subgraphs"))
-            events = EventWriter(saver)
+            events = EventWriter(
+                saver, continues=run.attempt > 1, flush_delay=self.config.event_flush_delay
+            )
             try:
-                await events.start()
-                events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
-                async with asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)):
-                    async for chunk in g.astream(  # type: ignore[call-overload]
-                        graph_input,
-                        config,
-                        stream_mode=cast(list[StreamMode], modes),
-                        subgraphs=subgraphs,
-                        durability=durability,
-                        interrupt_before=kw.get("interrupt_before"),
-                        interrupt_after=kw.get("interrupt_after"),
-                        context=kw.get("context"),
-                    ):
-                        events.add(*event_of(chunk, subgraphs))
-                await events.close()
-            except asyncio.CancelledError:
-                # A user's cancel, or shutdown / a lost lease? Only the first
-                # leaves cancel_action on the row.
-                action = await self._requested_cancel(saver, run)
-                if action is None:
-                    raise
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                await events.close()
-                return await self._finish_cancel(g, saver, lease, run, action, thread_config)
-            except Exception as exc:
-                if isinstance(exc, TimeoutError):
-                    status = "timeout"
-                    limit = kw.get("timeout") or self.config.run_timeout
-                    error = {
-                        "error": "TimeoutError",
-                        "message": f"run exceeded its timeout of {limit} s",
-                    }
-                elif is_retriable(exc):
-                    raise  # the worker retries it with backoff, fenced
-                else:
-                    status = "error"
-                    error = {"error": type(exc).__name__, "message": str(exc)}
-                events.add("error", error)
-                await events.close()
-                return await self._finish(saver, lease, run, status, None, error)
-            state = await g.aget_state(thread_config)
-            output = state.values
-            if state.next or state.interrupts:
-                if state.interrupts and isinstance(output, dict):
-                    interrupts = [{"value": i.value, "id": i.id} for i in state.interrupts]
-                    output = {**output, "__interrupt__": interrupts}
-                return await self._finish(saver, lease, run, "interrupted", output, None)
-            return await self._finish(saver, lease, run, "success", output, None)
+                return await self._stream(
+                    g,
+                    saver,
+                    lease,
+                    run,
+                    events,
+                    graph_input,
+                    config,
+                    modes,
+                    durability,
+                    thread_config,
+                )
+            finally:
+                # Whatever ended the run, no flush may outlive it on this
+                # connection (it goes back to the pool for the next run).
+                await events.abandon()
+
+    async def _stream(
+        self,
+        g: Any,
+        saver: FencedPostgresSaver,
+        lease: RunLease,
+        run: ClaimedRun,
+        events: EventWriter,
+        graph_input: Any,
+        config: RunnableConfig,
+        modes: list[str],
+        durability: Durability,
+        thread_config: RunnableConfig,
+    ) -> Finished:
+        """Run the graph, streaming its chunks to ``events``; write how it
+        ended."""
+        kw = run.kwargs
+        subgraphs = bool(kw.get("stream_subgraphs"))
+        try:
+            await events.start()
+            events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
+            async with asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)):
+                async for chunk in g.astream(  # type: ignore[call-overload]
+                    graph_input,
+                    config,
+                    stream_mode=cast(list[StreamMode], modes),
+                    subgraphs=subgraphs,
+                    durability=durability,
+                    interrupt_before=kw.get("interrupt_before"),
+                    interrupt_after=kw.get("interrupt_after"),
+                    context=kw.get("context"),
+                ):
+                    events.add(*event_of(chunk, subgraphs))
+        except asyncio.CancelledError:
+            # A user's cancel, or shutdown / a lost lease? Only the first
+            # leaves cancel_action on the row.
+            action = await self._requested_cancel(saver, run)
+            if action is None:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await events.close()
+            return await self._finish_cancel(g, saver, lease, run, action, thread_config)
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                status = "timeout"
+                limit = kw.get("timeout") or self.config.run_timeout
+                error = {
+                    "error": "TimeoutError",
+                    "message": f"run exceeded its timeout of {limit} s",
+                }
+            elif is_retriable(exc):
+                raise  # the worker retries it with backoff, fenced
+            else:
+                status = "error"
+                error = {"error": type(exc).__name__, "message": str(exc)}
+            events.add("error", error)
+            return await self._finish(saver, lease, run, status, None, error, events=events)
+        state = await g.aget_state(thread_config)
+        output = state.values
+        if state.next or state.interrupts:
+            if state.interrupts and isinstance(output, dict):
+                interrupts = [{"value": i.value, "id": i.id} for i in state.interrupts]
+                output = {**output, "__interrupt__": interrupts}
+            return await self._finish(saver, lease, run, "interrupted", output, None, state, events)
+        return await self._finish(saver, lease, run, "success", output, None, state, events)
 
     async def _requested_cancel(self, saver: FencedPostgresSaver, run: ClaimedRun) -> str | None:
         conn = saver.conn
@@ -219,17 +313,19 @@ class GraphExecutor:
         """interrupt: end 'interrupted', checkpoints kept (the thread can go on
         from there). rollback: delete the run and the checkpoints it wrote."""
         if action == "rollback":
+            finishing()
             conn = saver.conn
             assert isinstance(conn, psycopg.AsyncConnection)
             with fenced(f"run {run.run_id} rollback"):
                 async with saver.lock, conn.pipeline():
+                    await conn.execute(queries.commit_durably_psycopg)
                     cur = await conn.execute(
                         queries.rollback_run_psycopg, (lease.run_id, lease.attempt, lease.worker_id)
                     )
                     await cur.fetchall()
             return Finished("rolled_back")
         state = await g.aget_state(thread_config)
-        return await self._finish(saver, lease, run, "interrupted", state.values, None)
+        return await self._finish(saver, lease, run, "interrupted", state.values, None, state)
 
     async def _finish(
         self,
@@ -239,23 +335,57 @@ class GraphExecutor:
         status: str,
         output: Any,
         error: dict[str, Any] | None,
+        state: Any = None,
+        events: EventWriter | None = None,
     ) -> Finished:
         conn = saver.conn
         assert isinstance(conn, psycopg.AsyncConnection)
+        # The events still buffered commit with the status: one transaction
+        # (a short run writes no event transaction of its own).
+        finishing()  # a heartbeat racing this commit must not cancel us
+        batch = await events.take() if events is not None else None
+        thread_state = {
+            "run_id": lease.run_id,
+            "attempt": lease.attempt,
+            "status": status,
+            "values": None if state is None else jsonb(state.values),
+            "interrupts": jsonb(_interrupts_by_task(state)),
+        }
         # One round trip. complete_runs is fenced by its own WHERE (run,
-        # attempt, worker, running): no row back means the lease was lost.
-        async with saver.lock, conn.pipeline():
-            cur = await conn.execute(
-                queries.complete_runs_psycopg,
-                (
-                    lease.worker_id,
-                    [run.run_id],
-                    [run.attempt],
-                    [status],
-                    [None if output is None else jsonb(output)],
-                    [None if error is None else jsonb(error)],
-                    [None],
-                ),
-            )
-            rows = await cur.fetchall()
-        return Finished(status if rows else None)
+        # attempt, worker, running): no row back means the lease was lost;
+        # the thread's state follows only if it was written.
+        with fenced(f"run {run.run_id} outcome"):
+            async with saver.lock, conn.pipeline():
+                await conn.execute(queries.commit_durably_psycopg)
+                if batch is not None:
+                    await conn.execute(queries.insert_events_psycopg, batch)
+                cur = await conn.execute(
+                    queries.complete_runs_psycopg,
+                    (
+                        lease.worker_id,
+                        [run.run_id],
+                        [run.attempt],
+                        [status],
+                        [None if output is None else jsonb(output)],
+                        [None if error is None else jsonb(error)],
+                        [None],
+                    ),
+                )
+                await conn.execute(queries.record_thread_state_psycopg, thread_state)
+                rows = await cur.fetchall()
+        if not rows:
+            return Finished(None)
+        self._send_webhook(run, status, output, error)
+        return Finished(status)
+
+
+def _interrupts_by_task(state: Any) -> dict[str, list[dict[str, Any]]]:
+    """The thread's pending interrupts as the platform shows them:
+    {task_id: [{"value", "id"}]}."""
+    if state is None:
+        return {}
+    return {
+        task.id: [{"value": i.value, "id": i.id} for i in task.interrupts]
+        for task in state.tasks
+        if task.interrupts
+    }

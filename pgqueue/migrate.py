@@ -62,3 +62,18 @@ def current_revision(database_url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+class SchemaOutdated(SystemExit):
+    pass
+
+
+def require_head(database_url: str) -> None:
+    """Exit with a message naming ``pgqueue migrate`` unless the database is
+    at the newest revision (``server`` and ``worker`` never change it)."""
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        raise SchemaOutdated(
+            f"pgqueue: the database schema is at {current or 'nothing'}, this version needs "
+            f"{head}. Run `pgqueue migrate` (with the same DATABASE_URL) first."
+        )

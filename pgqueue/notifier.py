@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from pgqueue import db
+
 log = logging.getLogger(__name__)
 
 RECONNECTED = "\x00reconnected"
@@ -32,7 +34,10 @@ class NotifierConfig:
     health_check_interval: float = 5.0
     health_check_timeout: float = 2.0
     reconnect_delay_initial: float = 0.05
-    reconnect_delay_max: float = 5.0
+    # Until the LISTEN is back, new runs wait for the poll: after an outage
+    # of any length the listener is back within this of the database.
+    reconnect_delay_max: float = 2.0
+    connect_timeout: float = db.CONNECT_TIMEOUT
 
 
 class Notifier:
@@ -116,7 +121,7 @@ class Notifier:
             self._lost.set()
 
     async def _connect(self) -> asyncpg.Connection:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await db.connect(self._dsn, connect_timeout=self._config.connect_timeout)
         conn.add_termination_listener(self._on_termination)
         for channel in list(self._subscribers):
             await self._listen(conn, channel)
@@ -136,12 +141,13 @@ class Notifier:
                 self._lost.clear()
                 self._conn = await self._connect()
                 self.backend_pid = self._conn.get_server_pid()
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 if first:
                     raise  # misconfiguration: let start() report it
                 log.warning(
-                    "LISTEN connection failed; retrying in %.2fs: %s",
+                    "LISTEN connection failed; retrying in %.2fs: %s: %s",
                     delay,
+                    type(exc).__name__,
                     exc,
                     extra={"event": "notifier_connect_failed"},
                 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -98,6 +99,29 @@ class Finished:
     writes nothing. ``status`` is None when the lease was lost instead."""
 
     status: str | None
+
+
+# Set by the worker for the task that runs one handler call.
+_finishing: ContextVar[Callable[[], None] | None] = ContextVar("pgqueue_finishing", default=None)
+
+
+def on_finishing(mark: Callable[[], None]) -> None:
+    """Worker side of ``finishing``: ``mark`` is called when the handler
+    running in the current task announces its own final write."""
+    _finishing.set(mark)
+
+
+def finishing() -> None:
+    """Tell the worker that this handler is about to write its run's outcome
+    itself (it will return ``Finished``). From here on the worker does not
+    cancel the handler: not for a cancel request, a hurried shutdown, or a
+    heartbeat that no longer finds the lease -- a beat taken just after that
+    write commits sees the run ended, not taken away. The write is fenced, so
+    a lease really lost still writes nothing (and ``Finished(None)`` says so).
+    Outside a worker this does nothing."""
+    mark = _finishing.get()
+    if mark is not None:
+        mark()
 
 
 @dataclass(frozen=True)

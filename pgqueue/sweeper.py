@@ -25,7 +25,7 @@ class SweeperConfig:
     interval: float = 5.0
     # A running run whose heartbeat is older than this goes back to pending.
     # Keep it several heartbeat intervals long. None: the database's
-    # pgqueue.lease_timeout setting (30 s unless set), as the pg_cron job uses.
+    # pgqueue.lease_timeout setting (20 s unless set), as the pg_cron job uses.
     stale_after: float | None = None
 
 

@@ -54,6 +54,18 @@ class WorkerConfig:
     # Claims skip the fsync wait (see claim_runs in queries.sql for why that
     # is safe); final writes wait for it unless this is turned off.
     synchronous_completion: bool = True
+    # Graceful shutdown: in-flight runs get this long to finish, their
+    # leases heartbeated all along; then (or at a second stop()) they are
+    # stopped and handed back to the queue, attempt not counted. 25 s fits
+    # inside the 30 s most supervisors (Kubernetes, systemd) wait.
+    shutdown_grace: float = 25.0
+    # How long stopped runs get to unwind and be handed back before the
+    # worker gives up on them (their leases then expire: the sweeper).
+    shutdown_unwind: float = 10.0
+
+
+# What _outcome returns for a run stopped by shutdown: hand it back.
+_RELEASE = object()
 
 
 @dataclass
@@ -102,6 +114,9 @@ class Worker:
         self._cancelled: dict[Lease, str] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
+        # Shutdown past its grace: runs being stopped to be handed back.
+        self._hurried = asyncio.Event()
+        self._releasing: set[Lease] = set()
         self._pending_completions: list[tuple[Completion, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,9 +126,14 @@ class Worker:
             self.leases,
             concurrency=self.config.concurrency,
             on_lost=self._on_lost_threadsafe,
+            on_dead=self._on_dead_threadsafe,
             config=self.config.heartbeat,
         )
         self.started = asyncio.Event()
+        # Liveness: set when the heartbeat could not renew the leases for
+        # longer than the lease window. run() then returns early and the
+        # process should exit non-zero (a supervisor restarts it).
+        self.unhealthy: str | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -142,8 +162,7 @@ class Worker:
         self.started.set()
         try:
             await self._claim_loop()
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self._drain()
         finally:
             unsubscribe()
             unsubscribe_cancel()
@@ -151,22 +170,90 @@ class Worker:
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            # The handler's own resources (the graph executor's checkpointer
+            # connections) close only now, once no run uses them.
+            close_handler = getattr(self.handler, "aclose", None)
+            if close_handler is not None:
+                await close_handler()
             self.heartbeat.stop()
             with contextlib.suppress(Exception):
-                await self._pool.execute(queue.queries.unregister_worker, self.worker_id)
+                # Bounded: after a liveness exit the database may not answer.
+                await self._pool.execute(
+                    queue.queries.unregister_worker, self.worker_id, timeout=db.CONNECT_TIMEOUT
+                )
             if self._owns_notifier:
                 await self._notifier.stop()
-            await self._pool.close()
+            # Bounded: a database that stopped answering must not hold up
+            # the exit (a liveness exit happens exactly then).
+            await db.close_pool(self._pool)
             if self._claim_conn is not None:
-                await self._claim_conn.close()
+                try:
+                    await self._claim_conn.close(timeout=db.CONNECT_TIMEOUT)
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    self._claim_conn.terminate()
             log.info(
                 "worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id}
             )
 
     def stop(self) -> None:
-        """Stop claiming; ``run()`` returns once in-flight runs are done."""
+        """Stop claiming. In-flight runs get ``shutdown_grace`` seconds to
+        finish; then they are handed back to the queue and ``run()``
+        returns. Called again (a second signal): hand them back now."""
+        if self._stopping:
+            self.hurry()
+            return
         self._stopping = True
         self._wakeup.set()
+
+    def hurry(self) -> None:
+        """Stop every in-flight run now and hand it back (see ``stop``)."""
+        if self._hurried.is_set():
+            return
+        self._hurried.set()
+        for lease, task in list(self._tasks.items()):
+            # A run whose outcome is being written is done: let it be.
+            if lease not in self._completing:
+                self._releasing.add(lease)
+                task.cancel()
+
+    async def _drain(self) -> None:
+        """Wait out the grace period for in-flight runs, then stop the rest
+        and wait (bounded) until they are handed back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        if self._tasks:
+            log.info(
+                "draining %d run(s) for up to %.0f s",
+                len(self._tasks),
+                self.config.shutdown_grace,
+                extra={"event": "worker_draining", "worker_id": self.worker_id},
+            )
+        hurried = asyncio.ensure_future(self._hurried.wait())
+        try:
+            while self._tasks and not self._hurried.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    self.hurry()
+                    break
+                await asyncio.wait(
+                    [*self._tasks.values(), hurried],
+                    timeout=remaining,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            hurried.cancel()
+        if self._tasks:
+            _, stuck = await asyncio.wait(
+                list(self._tasks.values()), timeout=self.config.shutdown_unwind
+            )
+            if stuck:
+                log.error(
+                    "%d run(s) did not stop within %.0f s; their leases will expire and "
+                    "the sweeper will requeue them",
+                    len(stuck),
+                    self.config.shutdown_unwind,
+                    extra={"event": "worker_drain_stuck", "worker_id": self.worker_id},
+                )
 
     # -- claiming ----------------------------------------------------------
 
@@ -182,7 +269,9 @@ class Worker:
 
     async def _claim_connection(self) -> asyncpg.Connection:
         if self._claim_conn is None or self._claim_conn.is_closed():
-            self._claim_conn = await asyncpg.connect(
+            # db.connect: a connect timeout, and asyncpg's protocol-state error
+            # after a server restart surfaces as a lost connection (retried).
+            self._claim_conn = await db.connect(
                 self.dsn, server_settings={"synchronous_commit": "off"}
             )
         return self._claim_conn
@@ -254,6 +343,9 @@ class Worker:
         return delay * random.uniform(0.75, 1.25)
 
     async def _execute(self, run: ClaimedRun) -> None:
+        # This task's own context: queue.finishing() in the handler marks
+        # this run only.
+        queue.on_finishing(lambda: self._completing.add(run.lease))
         try:
             try:
                 completion = await self._outcome(run)
@@ -262,6 +354,10 @@ class Worker:
                 self._wakeup.set()  # an execution slot is free
             if completion is None:
                 return
+            if completion is _RELEASE:
+                await self._release(run)
+                return
+            assert isinstance(completion, Completion)
             self._completing.add(run.lease)
             held = await self._complete(completion)
             if not held:
@@ -282,12 +378,34 @@ class Worker:
         finally:
             self._completing.discard(run.lease)
             self._lost.discard(run.lease)
+            self._releasing.discard(run.lease)
             self._cancelled.pop(run.lease, None)
             self.leases.discard(run.lease)
             self._tasks.pop(run.lease, None)
             self._wakeup.set()
 
-    async def _outcome(self, run: ClaimedRun) -> Completion | None:
+    async def _release(self, run: ClaimedRun) -> None:
+        """Hand a run stopped by shutdown back to the queue (fenced: a run
+        that reached a final status meanwhile keeps it), waking a worker."""
+        assert self._pool is not None
+        try:
+            released = await queue.release(self._pool, self.worker_id, [run.lease])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning(
+                "could not hand back run %s: %s; the sweeper will once its lease expires",
+                run.run_id,
+                exc,
+                extra={"event": "release_failed", "run_id": str(run.run_id)},
+            )
+            return
+        log.info(
+            "run %s %s",
+            run.run_id,
+            "handed back to the queue" if released else "had already ended",
+            extra={"event": "run_released", "run_id": str(run.run_id), "attempt": run.attempt},
+        )
+
+    async def _outcome(self, run: ClaimedRun) -> Completion | object | None:
         handles_cancel = getattr(self.handler, "handles_cancel", False)
         if run.cancel_action and not handles_cancel:
             # Cancelled while a worker that died held it: finish the cancel.
@@ -298,6 +416,11 @@ class Worker:
             if run.lease in self._lost:
                 self._report_lease_lost(run, "heartbeat found the lease taken away")
                 return None
+            if run.lease in self._releasing:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return _RELEASE
             action = self._cancelled.pop(run.lease, None)
             if action is not None and not handles_cancel:
                 current = asyncio.current_task()
@@ -356,6 +479,30 @@ class Worker:
             why,
             extra={"event": "lease_lost", "run_id": str(run.run_id), "attempt": run.attempt},
         )
+
+    def _on_dead_threadsafe(self, silent: float) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_dead, silent)
+
+    def _on_dead(self, silent: float) -> None:
+        """The heartbeat has been failing for longer than the lease: sweepers
+        are handing our runs to others. Stop at once (no grace: nothing we
+        run can write while the database is unreachable, and when it comes
+        back our leases are gone) and let run() return; the caller exits
+        non-zero."""
+        self.unhealthy = f"no heartbeat for {silent:.1f} s, longer than the lease"
+        self.stop()
+        self.hurry()
+        # hurry() leaves runs whose outcome is being written alone; here that
+        # write is retrying against the unreachable database, and would be
+        # fenced out once it answers: stop waiting for it (the sweeper
+        # settles those runs like any other expired lease).
+        if self._flusher is not None:
+            self._flusher.cancel()
+        for lease in list(self._completing):
+            task = self._tasks.get(lease)
+            if task is not None:
+                task.cancel()
 
     def _on_lost_threadsafe(self, lost: set[Lease]) -> None:
         if self._loop is not None and not self._loop.is_closed():

@@ -74,7 +74,14 @@ def test_config_is_valid() -> None:
 
 
 def test_services(config: dict[str, Any]) -> None:
-    assert {"postgres", "migrate", "worker"} <= set(config["services"])
+    assert {"postgres", "migrate", "server", "worker"} <= set(config["services"])
+
+
+def test_server_waits_for_migrations_and_serves_the_example(config: dict[str, Any]) -> None:
+    server = config["services"]["server"]
+    assert server["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert _command(server)[:2] == ["pgqueue", "server"]
+    assert (REPO / _command(server)[3]).is_file()
 
 
 def test_migrate_runs_alembic_once(config: dict[str, Any]) -> None:

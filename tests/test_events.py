@@ -40,8 +40,9 @@ async def test_a_run_streams_its_chunks_in_order_with_a_metadata_event_first(
     kinds = {r["event"] for r in rows[1:]}
     assert kinds == {"values", "updates"}
     assert any("__interrupt__" in r["data"] for r in rows if r["event"] == "updates")
-    # Small NOTIFY payloads: run id and the last sequence written.
-    assert heard and heard[-1] == f"{sub.run_id}:{rows[-1]['seq']}"
+    # Small NOTIFY payloads: run id and the last sequence written, then
+    # "run_id:end" with the final status, for joiners and streams.
+    assert heard[-2:] == [f"{sub.run_id}:{rows[-1]['seq']}", f"{sub.run_id}:end"]
 
 
 async def test_a_failed_run_ends_its_stream_with_an_error_event(

@@ -168,6 +168,42 @@ async def test_heartbeat_noticing_a_lost_lease_cancels_the_run(
     assert await pool.fetchval("SELECT status FROM runs") == "interrupted"
 
 
+async def test_a_heartbeat_after_the_handlers_own_final_write_does_not_cancel_it(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A handler that writes its outcome itself (as the graph executor does)
+    announces it with queue.finishing(); a beat landing after that write sees
+    the run ended, which must not read as "taken away" and cancel the rest of
+    the handler (e.g. scheduling the run's webhook)."""
+    after_write = asyncio.Event()
+    cancelled = False
+
+    async def writes_its_own_outcome(run: ClaimedRun) -> queue.Finished:
+        nonlocal cancelled
+        queue.finishing()
+        done = await queue.complete(
+            pool, run.worker_id, [queue.Completion(run.run_id, run.attempt, "success")]
+        )
+        assert done == {run.run_id: "success"}
+        try:
+            # Several beats (every 50 ms) now find the lease no longer held.
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        after_write.set()
+        return queue.Finished("success")
+
+    config = WorkerConfig(poll_interval=60, heartbeat=HeartbeatConfig(interval=0.05))
+    async with running(Worker(database_url, writes_its_own_outcome, config)) as worker:
+        await queue.submit(pool, [NewRun()])
+        await asyncio.wait_for(after_write.wait(), 10)
+        await eventually(lambda: _true_after(worker.stats.succeeded == 1))
+        assert worker.stats.lease_lost == 0
+    assert not cancelled
+    assert await pool.fetchval("SELECT status FROM runs") == "success"
+
+
 async def test_heartbeat_renews_held_leases(pool: asyncpg.Pool, database_url: str) -> None:
     gate = asyncio.Event()
 

@@ -232,3 +232,42 @@ WHERE e.run_id = old.run_id AND e.seq = old.seq;
 -- pgqueue_fence trigger on the checkpoint and event tables (session-wide;
 -- the connection serves this one run attempt and is then closed).
 SELECT set_config('pgqueue.lease', %s, false);
+
+-- name: record_thread_state_psycopg
+-- psycopg (named placeholders). Pipelined after complete_runs_psycopg, in
+-- the same transaction: the thread's latest values and interrupts, written
+-- only if that final write happened (the run now has this status at this
+-- attempt: the fence), and a NOTIFY that the run ended, for joiners and
+-- streams in any process. NULL values keep the thread's previous ones.
+WITH settled AS (
+    UPDATE threads t SET
+        state_values = coalesce(%(values)s::jsonb, t.state_values),
+        interrupts = %(interrupts)s::jsonb,
+        state_updated_at = now()
+    FROM runs r
+    WHERE r.run_id = %(run_id)s AND r.attempt = %(attempt)s AND r.status = %(status)s
+      AND t.thread_id = r.thread_id
+    RETURNING t.thread_id
+)
+SELECT pg_notify('pgqueue_events', %(run_id)s::text || ':end');
+
+-- name: get_run_status
+SELECT status FROM runs WHERE run_id = $1;
+
+-- name: ping
+-- Readiness: the database answers.
+SELECT 1;
+
+-- name: bind_run_psycopg
+-- psycopg (placeholders %s): a pooled connection taken for one run attempt:
+-- its lease (for the pgqueue_fence trigger) and whether its checkpoint and
+-- event commits wait for the WAL flush. Durability 'sync' waits; 'async'
+-- and 'exit' do not (as LangGraph's own 'async' may lose the last
+-- checkpoint): the run's final status always waits (commit_durably_psycopg),
+-- and that flush makes every earlier commit on the connection durable too.
+SELECT set_config('pgqueue.lease', %s, false), set_config('synchronous_commit', %s, false);
+
+-- name: commit_durably_psycopg
+-- psycopg: first statement of a pipelined transaction that must survive a
+-- database crash once it commits (a run's final status).
+SELECT set_config('synchronous_commit', 'on', true);

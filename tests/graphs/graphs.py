@@ -7,8 +7,11 @@ tests) so tests can count side effects across crashes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import operator
 import os
+import time
+import uuid
 from typing import Annotated, Any, TypedDict
 
 import asyncpg
@@ -114,3 +117,117 @@ async def with_tasks(inputs: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(float(inputs.get("sleep", 0)))  # SIGKILLed here
     third = await doubled(3)
     return {"sum": first + second + third}
+
+
+class Ticks(TypedDict, total=False):
+    count: int
+    until: int
+    delay: float
+
+
+async def tick(state: Ticks) -> dict[str, Any]:
+    """One step per tick, ``delay`` seconds each: a long, steady stream
+    without database side effects."""
+    await asyncio.sleep(float(state.get("delay", 0)))
+    return {"count": state.get("count", 0) + 1}
+
+
+def _again(state: Ticks) -> str:
+    return "tick" if state.get("count", 0) < state.get("until", 1) else END
+
+
+_ticks = StateGraph(Ticks)
+_ticks.add_node("tick", tick)
+_ticks.add_edge(START, "tick")
+_ticks.add_conditional_edges("tick", _again, ["tick", END])
+ticks = _ticks.compile()
+
+
+def echo(state: Ticks) -> dict[str, Any]:
+    return {"count": state.get("count", 0) + 1}
+
+
+# The benchmark's graph: one node, nothing else.
+_echo = StateGraph(Ticks)
+_echo.add_node("echo", echo)
+_echo.add_edge(START, "echo")
+_echo.add_edge("echo", END)
+echo_graph = _echo.compile()
+
+
+# The chaos soak's graph (tests/test_chaos.py): five nodes in a chain, each
+# recording its execution and sleeping a little, so a crash usually lands
+# inside a node and the soak can tell which nodes ran again.
+CHAIN_NODES = ("c1", "c2", "c3", "c4", "c5")
+
+# Errors that mean "the database is restarting or unreachable", not a bug.
+_OUTAGE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
+
+
+class Chain(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    delay: float
+
+
+async def record_execution(config: RunnableConfig, node: str) -> None:
+    """Record one execution in node_runs (with the soak's extra columns).
+
+    The soak restarts PostgreSQL: a node that could not record would fail its
+    run, so this retries through an outage. A per-execution id makes the retry
+    idempotent (an INSERT whose reply was lost is not counted twice)."""
+    meta = config.get("metadata", {})
+    exec_id = uuid.uuid4()
+    started = time.time()
+    delay = 0.05
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            # ssl=False: asyncpg's default (try SSL first) leaves a future
+            # nobody awaits ("Future exception was never retrieved") when a
+            # lease loss cancels the node mid-handshake; the test clusters
+            # have no SSL anyway.
+            conn = await asyncpg.connect(os.environ["DATABASE_URL"], timeout=5, ssl=False)
+            try:
+                await conn.execute(
+                    "INSERT INTO node_runs (run_id, node, attempt, exec_id, pid, started_at)"
+                    " VALUES ($1, $2, $3, $4, $5, to_timestamp($6)) ON CONFLICT (exec_id) DO NOTHING",
+                    meta.get("run_id"),
+                    node,
+                    meta.get("run_attempt"),
+                    exec_id,
+                    os.getpid(),
+                    started,
+                )
+            finally:
+                await conn.close(timeout=5)
+            return
+        except _OUTAGE_ERRORS:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def chain_step(name: str):  # type: ignore[no-untyped-def]
+    async def node(state: Chain, config: RunnableConfig) -> dict[str, Any]:
+        await record_execution(config, name)
+        await asyncio.sleep(float(state.get("delay", 0)))
+        return {"log": [name]}
+
+    return node
+
+
+_chain = StateGraph(Chain)
+for _name in CHAIN_NODES:
+    _chain.add_node(_name, chain_step(_name))
+_chain.add_edge(START, CHAIN_NODES[0])
+for _a, _b in itertools.pairwise(CHAIN_NODES):
+    _chain.add_edge(_a, _b)
+_chain.add_edge(CHAIN_NODES[-1], END)
+chaos_chain = _chain.compile()

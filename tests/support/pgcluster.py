@@ -28,6 +28,7 @@ import pathlib
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -168,6 +169,35 @@ class PgCluster:
     def restart(self, mode: str = "fast") -> None:
         # pg_ctl restart keeps the original start options, including -l.
         self._pg_ctl("restart", "-m", mode, "-l", str(self.log_file))
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: connections stay open and
+        new ones are accepted by the kernel, but nothing answers -- what a
+        network partition or a hung host looks like to clients."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Undo freeze()."""
+        for pid in reversed(self._server_pids()):
+            os.kill(pid, signal.SIGCONT)
+
+    def _server_pids(self) -> list[int]:
+        """The postmaster's pid, then its children's (read from /proc)."""
+        try:
+            postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError) as exc:
+            raise PgClusterError(f"no running postmaster in {self.data_dir}") from exc
+        children = []
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, split after it.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
 
     def is_running(self) -> bool:
         if not self.data_dir.exists():

@@ -25,34 +25,33 @@ FAST = [
 ]  # fmt: skip
 
 
-class WorkerProcess:
-    """``pgqueue worker`` in a subprocess. ``handler`` names a function in
-    tests/handlers.py, or is "graphs" for the LangGraph executor over
-    tests/graphs/langgraph.json."""
+class PgqueueProcess:
+    """``python -m pgqueue ARGS`` in a subprocess against ``database_url``,
+    its output in a log file; the worker and server wrappers build on it."""
 
-    def __init__(self, database_url: str, handler: str, *extra: str) -> None:
-        target = (
-            ["--config", str(GRAPHS_CONFIG)]
-            if handler == "graphs"
-            else ["--handler", f"tests.handlers:{handler}"]
-        )
+    def __init__(
+        self,
+        database_url: str,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        new_session: bool = False,
+    ) -> None:
         self.log_file = tempfile.NamedTemporaryFile(
-            prefix="pgqueue-worker-", suffix=".log", delete=False
+            prefix=f"pgqueue-{args[0]}-", suffix=".log", delete=False
         )
-        env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pgqueue",
-                "worker",
-                *target,
-                *extra,
-            ],
+            [sys.executable, "-m", "pgqueue", *args],
             cwd=REPO,
-            env=env,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "PYTHONUNBUFFERED": "1",
+                **(env or {}),
+            },
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
 
     @property
@@ -69,6 +68,20 @@ class WorkerProcess:
 
     def log(self) -> str:
         return Path(self.log_file.name).read_text()
+
+
+class WorkerProcess(PgqueueProcess):
+    """``pgqueue worker`` in a subprocess. ``handler`` names a function in
+    tests/handlers.py, or is "graphs" for the LangGraph executor over
+    tests/graphs/langgraph.json."""
+
+    def __init__(self, database_url: str, handler: str, *extra: str) -> None:
+        target = (
+            ["--config", str(GRAPHS_CONFIG)]
+            if handler == "graphs"
+            else ["--handler", f"tests.handlers:{handler}"]
+        )
+        super().__init__(database_url, ["worker", *target, *extra])
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -1,0 +1,109 @@
+"""Medians over rounds, pgqueue against the best other peer, the printed table."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+# (section, key, lower is better)
+FIGURES = (
+    ("sequential", "p50_ms", True),
+    ("sequential", "p90_ms", True),
+    ("sequential", "p99_ms", True),
+    ("concurrent", "runs_per_s", False),
+    ("concurrent", "p50_ms", True),
+    ("concurrent", "p99_ms", True),
+)
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Median of each figure over the rounds that completed; None if none did."""
+    good = [r for r in rounds if "error" not in r]
+    if not good:
+        return None
+    summary: dict[str, Any] = {"rounds": len(good)}
+    for section, key, _ in FIGURES:
+        summary[f"{section}_{key}"] = round(statistics.median(r[section][key] for r in good), 2)
+    return summary
+
+
+def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each pgqueue configuration / the best other peer, figure by figure.
+
+    Throughput: above 1 means pgqueue is faster. Latency: below 1 means
+    pgqueue answers sooner.
+    """
+    others = {k: v for k, v in summaries.items() if not k.startswith("pgqueue")}
+    if not others:
+        return {}
+    out: dict[str, Any] = {}
+    for ours in (k for k in summaries if k.startswith("pgqueue")):
+        for section, key, lower_better in FIGURES:
+            field = f"{section}_{key}"
+            ranked = sorted((others[name][field], name) for name in others)
+            theirs, best = ranked[0] if lower_better else ranked[-1]
+            out[f"{ours}: {field}"] = {
+                "best_peer": best,
+                "best_value": theirs,
+                "pgqueue": summaries[ours][field],
+                "ratio": round(summaries[ours][field] / theirs, 3) if theirs else None,
+            }
+    return out
+
+
+def failures(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Peers that came up but completed no round: their first error."""
+    return {
+        name: rs[0]["error"] for name, rs in rounds.items() if rs and all("error" in r for r in rs)
+    }
+
+
+def headline(reason: str, width: int = 160) -> str:
+    """One line for the table: the reason, and the log's last line if it ends
+    in a log tail (the full text is printed above and kept in the JSON)."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("(full log:")]
+    text = lines[0] if lines else reason
+    if len(lines) > 1 and text.endswith(":"):
+        text = f"{text} ... {lines[-1]}"
+    return text[:width]
+
+
+def render(
+    summaries: dict[str, dict[str, Any]],
+    not_measured: dict[str, str],
+    rel: dict[str, Any],
+    args: Any,
+) -> str:
+    head = (
+        f"{'peer':<14} {'seq p50':>9} {'seq p90':>9} {'seq p99':>9} "
+        f"{'runs/s':>8} {'conc p50':>9} {'conc p99':>9} {'rounds':>6}"
+    )
+    lines = [
+        f"sequential: {args.sequential} runs, 1 client; concurrent: {args.concurrent_runs} runs,"
+        f" {args.clients} clients, a thread per {'run' if args.thread_per_run else 'client'};"
+        f" medians over {args.repeat} round(s); latencies in ms",
+        *(
+            ["PROFILED: pgqueue ran under py-spy; its figures are not comparable"]
+            if args.profile
+            else []
+        ),
+        head,
+        "-" * len(head),
+    ]
+    for name, s in summaries.items():
+        lines.append(
+            f"{name:<14} {s['sequential_p50_ms']:>9.1f} {s['sequential_p90_ms']:>9.1f} "
+            f"{s['sequential_p99_ms']:>9.1f} {s['concurrent_runs_per_s']:>8.1f} "
+            f"{s['concurrent_p50_ms']:>9.1f} {s['concurrent_p99_ms']:>9.1f} {s['rounds']:>6}"
+        )
+    for name, reason in not_measured.items():
+        lines.append(f"{name:<14} not measured: {headline(reason)}")
+    if rel:
+        lines.append("")
+        lines.append("pgqueue / best other peer (throughput: >1 is better; latency: <1 is better)")
+        for field, r in rel.items():
+            lines.append(
+                f"  {field:<40} {r['ratio']!s:>7}x  (pgqueue {r['pgqueue']}, {r['best_peer']} {r['best_value']})"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+-- Assistants as the HTTP API reads and writes them (pgqueue/assistants.py).
+-- jsonb arrives and leaves as JSON text: the pools register no codec.
+-- Search filters are all optional: a NULL parameter matches every row.
+
+-- name: create_assistant
+-- NULL back (no row) when the id is taken: the caller decides between 409
+-- and returning the existing assistant (if_exists=do_nothing).
+INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
+ON CONFLICT (assistant_id) DO NOTHING
+RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
+          created_at, updated_at;
+
+-- name: get_assistant
+SELECT assistant_id, graph_id, name, description, config, context, metadata, version,
+       created_at, updated_at
+FROM assistants WHERE assistant_id = $1;
+
+-- name: update_assistant
+-- A PATCH: what is NULL stays; metadata merges; every update is a version.
+UPDATE assistants SET
+    graph_id = coalesce($2, graph_id),
+    config = coalesce($3::jsonb, config),
+    context = coalesce($4::jsonb, context),
+    metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
+    name = coalesce($6, name),
+    description = coalesce($7, description),
+    version = version + 1,
+    updated_at = now()
+WHERE assistant_id = $1
+RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
+          created_at, updated_at;
+
+-- name: delete_assistant
+DELETE FROM assistants WHERE assistant_id = $1 RETURNING assistant_id;
+
+-- name: list_assistant_threads
+-- The threads an assistant worked on (delete_threads=true): those with a
+-- run of it, and those whose metadata names it (the platform's convention).
+-- Containment, not ->>, so the metadata index serves it.
+SELECT t.thread_id FROM threads t
+WHERE t.metadata @> jsonb_build_object('assistant_id', $1::uuid::text)
+UNION
+SELECT DISTINCT r.thread_id FROM runs r
+WHERE r.assistant_id = $1::uuid AND r.thread_id IS NOT NULL;
+
+-- name: search_assistants
+-- $1 metadata containment, $2 graph id, $3 name substring (case-insensitive),
+-- $4 sort column, $5 'asc' | 'desc', $6 limit, $7 offset. The sort is chosen
+-- by CASE so the statement stays one fixed text; timestamps and text sort
+-- in separate expressions to keep their own types. total: rows matching
+-- the filters, for X-Pagination-Total.
+SELECT assistant_id, graph_id, name, description, config, context, metadata, version,
+       created_at, updated_at, count(*) OVER () AS total
+FROM assistants
+WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
+  AND ($2::text IS NULL OR graph_id = $2)
+  AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)
+ORDER BY
+    CASE WHEN $5 = 'asc' THEN CASE $4 WHEN 'created_at' THEN created_at
+                                      WHEN 'updated_at' THEN updated_at END END ASC,
+    CASE WHEN $5 = 'desc' THEN CASE $4 WHEN 'created_at' THEN created_at
+                                       WHEN 'updated_at' THEN updated_at END END DESC,
+    CASE WHEN $5 = 'asc' THEN CASE $4 WHEN 'assistant_id' THEN assistant_id::text
+                                      WHEN 'graph_id' THEN graph_id
+                                      WHEN 'name' THEN name END END ASC,
+    CASE WHEN $5 = 'desc' THEN CASE $4 WHEN 'assistant_id' THEN assistant_id::text
+                                       WHEN 'graph_id' THEN graph_id
+                                       WHEN 'name' THEN name END END DESC,
+    assistant_id
+LIMIT $6 OFFSET $7;
+
+-- name: count_assistants
+SELECT count(*) FROM assistants
+WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
+  AND ($2::text IS NULL OR graph_id = $2)
+  AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0);

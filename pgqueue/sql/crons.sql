@@ -1,0 +1,102 @@
+-- Crons: schedules the HTTP API stores and the scheduler fires. A tick
+-- fires at most once across processes because the scheduler claims due rows
+-- FOR UPDATE SKIP LOCKED and moves next_run_at on in the same transaction
+-- that submits the run.
+
+-- name: insert_cron
+INSERT INTO crons (cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id,
+                   end_time, next_run_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
+RETURNING cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id, end_time,
+          next_run_at, created_at, updated_at;
+
+-- name: lock_cron
+-- PATCH waits here for a scheduler pass that holds the row, so an edit
+-- never interleaves with a tick. $2: an optional metadata filter (an
+-- owner's, once access control applies), as in search.
+SELECT cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id, end_time,
+       next_run_at, created_at, updated_at
+FROM crons WHERE cron_id = $1 AND ($2::jsonb IS NULL OR metadata @> $2::jsonb)
+FOR UPDATE;
+
+-- name: update_cron
+UPDATE crons
+SET schedule = $2, payload = $3::jsonb, metadata = $4::jsonb, end_time = $5, next_run_at = $6,
+    updated_at = now()
+WHERE cron_id = $1
+RETURNING cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id, end_time,
+          next_run_at, created_at, updated_at;
+
+-- name: delete_cron
+-- $2: an optional metadata filter, as in lock_cron.
+DELETE FROM crons WHERE cron_id = $1 AND ($2::jsonb IS NULL OR metadata @> $2::jsonb)
+RETURNING cron_id;
+
+-- name: search_crons
+-- Filters are skipped when NULL. Sorting by a column the client names
+-- without formatting SQL: one CASE per column type and direction; the
+-- branches that do not apply are NULL for every row and so do not reorder.
+-- $4 (enabled) reads the payload: the table has no column for it.
+SELECT cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id, end_time,
+       next_run_at, created_at, updated_at
+FROM crons
+WHERE ($1::uuid IS NULL OR assistant_id = $1)
+  AND ($2::uuid IS NULL OR thread_id = $2)
+  AND ($3::jsonb IS NULL OR metadata @> $3::jsonb)
+  AND ($4::boolean IS NULL OR coalesce((payload->>'enabled')::boolean, true) = $4)
+ORDER BY
+  CASE WHEN $6::text = 'asc' THEN
+    CASE $5::text WHEN 'created_at' THEN created_at WHEN 'updated_at' THEN updated_at
+                  WHEN 'next_run_date' THEN next_run_at WHEN 'end_time' THEN end_time END
+  END ASC,
+  CASE WHEN $6::text = 'desc' THEN
+    CASE $5::text WHEN 'created_at' THEN created_at WHEN 'updated_at' THEN updated_at
+                  WHEN 'next_run_date' THEN next_run_at WHEN 'end_time' THEN end_time END
+  END DESC,
+  CASE WHEN $6::text = 'asc' THEN
+    CASE $5::text WHEN 'cron_id' THEN cron_id WHEN 'assistant_id' THEN assistant_id
+                  WHEN 'thread_id' THEN thread_id END
+  END ASC,
+  CASE WHEN $6::text = 'desc' THEN
+    CASE $5::text WHEN 'cron_id' THEN cron_id WHEN 'assistant_id' THEN assistant_id
+                  WHEN 'thread_id' THEN thread_id END
+  END DESC,
+  cron_id
+LIMIT $7 OFFSET $8;
+
+-- name: count_crons
+SELECT count(*) FROM crons
+WHERE ($1::uuid IS NULL OR assistant_id = $1)
+  AND ($2::uuid IS NULL OR thread_id = $2)
+  AND ($3::jsonb IS NULL OR metadata @> $3::jsonb);
+
+-- name: claim_due_crons
+-- The scheduler's only scan (crons_next_run_at_idx). Rows another process
+-- is firing are skipped, not waited for; "now" is the database's, so every
+-- process computes the next tick from the same clock.
+SELECT cron_id, assistant_id, thread_id, schedule, payload, end_time, next_run_at,
+       now() AS now
+FROM crons
+WHERE next_run_at <= now()
+ORDER BY next_run_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: advance_cron
+UPDATE crons SET next_run_at = $2 WHERE cron_id = $1;
+
+-- name: tag_cron_thread
+-- A stateless cron's thread says which cron made it (and, for
+-- on_completion=delete, that it is temporary) so any process can clean it
+-- up once its run ends, even if the one that fired it is gone.
+UPDATE threads SET metadata = metadata || $2::jsonb WHERE thread_id = $1;
+
+-- name: list_ended_cron_threads
+-- Temporary cron threads with no live run left: their run ended. $1 is the
+-- tag (a containment match served by threads_metadata_idx).
+SELECT t.thread_id FROM threads t
+WHERE t.metadata @> $1::jsonb
+  AND t.status <> 'busy'
+  AND NOT EXISTS (SELECT 1 FROM runs r
+                  WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+LIMIT $2;

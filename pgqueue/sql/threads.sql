@@ -1,0 +1,154 @@
+-- Threads as the HTTP API reads and writes them (pgqueue/threads.py), and
+-- the checkpoint rows that go with a thread (copy, delete). Checkpoint
+-- tables key threads by their id as text. jsonb travels as JSON text.
+
+-- name: create_thread
+-- No row back when the id is taken (409, or the existing thread with
+-- if_exists=do_nothing).
+INSERT INTO threads (thread_id, metadata)
+VALUES ($1, $2::jsonb)
+ON CONFLICT (thread_id) DO NOTHING
+RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
+          state_values, interrupts, error;
+
+-- name: get_thread
+SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
+       state_values, interrupts, error
+FROM threads WHERE thread_id = $1;
+
+-- name: update_thread_metadata
+-- PATCH merges: keys given replace theirs, others stay.
+UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = now()
+WHERE thread_id = $1
+RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
+          state_values, interrupts, error;
+
+-- name: lock_thread_live_runs
+-- Before deleting threads: lock their live runs (runs before threads, the
+-- order workers lock in), which also holds off their checkpoint writes (the
+-- fence takes the run row FOR SHARE), and tell the workers of running ones
+-- to stop (delivered at commit, when the rows are gone).
+SELECT run_id, status,
+       CASE WHEN status = 'running'
+            THEN pg_notify('pgqueue_cancel', run_id::text || ':interrupt') END AS told
+FROM runs
+WHERE thread_id = ANY($1::uuid[]) AND status IN ('pending', 'running')
+ORDER BY run_id
+FOR UPDATE;
+
+-- name: delete_threads
+-- Runs (and their events) go by cascade.
+DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) RETURNING thread_id;
+
+-- name: delete_thread_checkpoints
+-- $1 text[]: thread ids as the checkpoint tables store them.
+WITH writes AS (
+    DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])
+), blobs AS (
+    DELETE FROM checkpoint_blobs WHERE thread_id = ANY($1::text[])
+)
+DELETE FROM checkpoints WHERE thread_id = ANY($1::text[]);
+
+-- name: search_threads
+-- $1 metadata containment, $2 values containment, $3 ids, $4 status,
+-- $5 sort column, $6 'asc' | 'desc', $7 limit, $8 offset; NULL filters match
+-- all. Sorted by CASE so the text stays fixed; timestamps and text sort in
+-- separate expressions to keep their types. total counts every match.
+SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
+       state_values, interrupts, error, count(*) OVER () AS total
+FROM threads
+WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
+  AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
+  AND ($3::uuid[] IS NULL OR thread_id = ANY($3::uuid[]))
+  AND ($4::text IS NULL OR status = $4)
+ORDER BY
+    CASE WHEN $6 = 'asc' THEN CASE $5 WHEN 'created_at' THEN created_at
+                                      WHEN 'updated_at' THEN updated_at
+                                      WHEN 'state_updated_at' THEN state_updated_at END END
+        ASC NULLS FIRST,
+    CASE WHEN $6 = 'desc' THEN CASE $5 WHEN 'created_at' THEN created_at
+                                       WHEN 'updated_at' THEN updated_at
+                                       WHEN 'state_updated_at' THEN state_updated_at END END
+        DESC NULLS LAST,
+    CASE WHEN $6 = 'asc' THEN CASE $5 WHEN 'thread_id' THEN thread_id::text
+                                      WHEN 'status' THEN status END END ASC,
+    CASE WHEN $6 = 'desc' THEN CASE $5 WHEN 'thread_id' THEN thread_id::text
+                                       WHEN 'status' THEN status END END DESC,
+    thread_id
+LIMIT $7 OFFSET $8;
+
+-- name: count_threads
+SELECT count(*) FROM threads
+WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
+  AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
+  AND ($3::uuid[] IS NULL OR thread_id = ANY($3::uuid[]))
+  AND ($4::text IS NULL OR status = $4);
+
+-- name: copy_thread
+-- A new thread $2 with $1's metadata, config, values and checkpoints. One
+-- statement, so one snapshot: a run writing on $1 meanwhile is copied
+-- either before or after a checkpoint, never half of one. The copy has no
+-- runs, so it is not busy.
+WITH source AS (
+    SELECT * FROM threads WHERE thread_id = $1::uuid
+), copied AS (
+    INSERT INTO threads (thread_id, status, metadata, config, interrupts, error,
+                         state_values, state_updated_at)
+    SELECT $2::uuid, CASE WHEN status = 'busy' THEN 'idle' ELSE status END, metadata, config,
+           interrupts, error, state_values, state_updated_at
+    FROM source
+    RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
+              state_values, interrupts, error
+), checkpoints_copied AS (
+    INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                             type, checkpoint, metadata)
+    SELECT $2::uuid::text, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint,
+           metadata
+    FROM checkpoints WHERE thread_id = $1::uuid::text AND EXISTS (SELECT 1 FROM source)
+), blobs_copied AS (
+    INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+    SELECT $2::uuid::text, checkpoint_ns, channel, version, type, blob
+    FROM checkpoint_blobs WHERE thread_id = $1::uuid::text AND EXISTS (SELECT 1 FROM source)
+), writes_copied AS (
+    INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx,
+                                   channel, type, blob, task_path)
+    SELECT $2::uuid::text, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path
+    FROM checkpoint_writes WHERE thread_id = $1::uuid::text AND EXISTS (SELECT 1 FROM source)
+)
+SELECT * FROM copied;
+
+-- name: get_thread_graph
+-- Which graph a thread's state is read with, most telling first: its newest
+-- run's graph (what the run recorded, else its assistant's), then the
+-- thread's metadata (graph_id, or an assistant_id). Also: is a run live?
+SELECT t.thread_id,
+       ARRAY[r.kwargs ->> 'graph_id', a.graph_id, t.metadata ->> 'graph_id', ma.graph_id]
+           AS graph_ids,
+       r.assistant_id AS run_assistant_id,
+       EXISTS (SELECT 1 FROM runs l
+               WHERE l.thread_id = t.thread_id AND l.status IN ('pending', 'running')) AS busy
+FROM threads t
+LEFT JOIN LATERAL (
+    SELECT kwargs, assistant_id FROM runs
+    WHERE thread_id = t.thread_id ORDER BY seq DESC LIMIT 1
+) r ON true
+LEFT JOIN assistants a ON a.assistant_id = r.assistant_id
+-- A key lookup (not a cast of every assistant id): metadata is free-form,
+-- so only a UUID-shaped value is cast, and the CASE keeps others from it.
+LEFT JOIN assistants ma ON ma.assistant_id = CASE
+    WHEN t.metadata ->> 'assistant_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    THEN (t.metadata ->> 'assistant_id')::uuid END
+WHERE t.thread_id = $1;
+
+-- name: record_thread_state
+-- After a state update from the API: the thread's values, interrupts and
+-- status ($4: interrupted or idle) as of its new latest checkpoint.
+UPDATE threads SET
+    state_values = $2::jsonb,
+    interrupts = $3::jsonb,
+    status = $4,
+    error = NULL,
+    state_updated_at = now(),
+    updated_at = now()
+WHERE thread_id = $1
+RETURNING thread_id;

@@ -1,0 +1,237 @@
+"""The Starlette application: ``create_app(settings)``.
+
+Its lifespan opens the pools and the LISTEN connection, loads the graphs of
+``langgraph.json`` (and their system assistants), and, for ``pgqueue serve``,
+runs workers, the sweeper and the cron scheduler in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+
+from pgqueue import db
+from pgqueue.graphs import GraphRegistry, load_config
+from pgqueue.notifier import Notifier
+from pgqueue.service import PeriodicService
+from pgqueue.sql import queries
+from pgqueue.streams import RunWatch
+from server import routes
+from server.api import starlette_routes
+from server.context import AppContext
+from server.errors import HANDLERS
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# HTTP answers 503 + Retry-After rather than wait on a database that is down
+# or not answering (asyncpg would try to connect for 60 s, and a statement
+# on a dead link waits forever): connects give up after this...
+DB_CONNECT_TIMEOUT = 3.0
+# ...statements after this (every query on the HTTP path is short; the
+# long waits, /wait and streams, are NOTIFY-driven, not long statements).
+# asyncpg then sends a cancel request, itself bounded by this, so a request
+# on a link that went silent answers 503 after at most twice this...
+DB_COMMAND_TIMEOUT = 5.0
+# ...and a request waits this long for a free checkpointer connection.
+DB_POOL_WAIT = 5.0
+
+
+def load_graphs(settings: Settings) -> GraphRegistry:
+    registry = load_config(settings.config_path)
+    for graph_id in registry.specs:
+        registry.get(graph_id)  # fail at start, not on the first run
+    return registry
+
+
+def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Starlette:
+    registry = registry or load_graphs(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        url = settings.database_url
+        pool = await db.create_pool(
+            url,
+            min_size=2,
+            max_size=20,
+            connect_timeout=DB_CONNECT_TIMEOUT,
+            command_timeout=DB_COMMAND_TIMEOUT,
+        )
+        psycopg_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=10,
+            open=False,
+            timeout=DB_POOL_WAIT,
+            # After a database restart every idle connection is dead, and
+            # psycopg finds out only by using it: check on checkout (one
+            # empty round trip) so a request gets a live one, not a 503.
+            check=AsyncConnectionPool.check_connection,
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "row_factory": dict_row,
+                "connect_timeout": int(DB_CONNECT_TIMEOUT),
+            },
+        )
+        await psycopg_pool.open()
+        notifier = Notifier(url)
+        await notifier.start()
+        ids = registry.assistant_ids
+        await pool.execute(queries.upsert_system_assistants, list(ids), list(ids.values()))
+        context = AppContext(
+            settings=settings,
+            pool=pool,
+            psycopg_pool=psycopg_pool,
+            checkpointer=AsyncPostgresSaver(psycopg_pool),  # type: ignore[arg-type]
+            store=AsyncPostgresStore(psycopg_pool),  # type: ignore[arg-type]
+            notifier=notifier,
+            watch=RunWatch(notifier),
+            registry=registry,
+        )
+        app.state.ctx = context
+        services = background_services(context)
+        tasks = [asyncio.create_task(s.run()) for s in services]
+        worker_task = None
+        worker = None
+        # Liveness (serve): the in-process worker ending on its own means it
+        # lost its heartbeat past the lease (or crashed): the process exits
+        # non-zero once shut down, so that a supervisor restarts it.
+        exit_status: list[int] = []
+        shutting_down = False
+        if settings.run_workers:
+            worker = in_process_worker(context)
+            worker_task = asyncio.create_task(worker.run())
+
+            def on_worker_end(task: asyncio.Task[None]) -> None:
+                if shutting_down:
+                    return
+                exit_status.append(_worker_ended(worker, task))
+                # The same path as a supervisor's stop: uvicorn stops taking
+                # requests, closes open ones, then runs this lifespan's exit.
+                os.kill(os.getpid(), signal.SIGTERM)
+
+            worker_task.add_done_callback(on_worker_end)
+        # A second SIGINT/SIGTERM (see server/main.py) skips the grace period.
+        app.state.hurry = worker.hurry if worker is not None else (lambda: None)
+        try:
+            yield
+        finally:
+            shutting_down = True
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                try:
+                    await worker_task
+                except Exception:
+                    if not exit_status:  # else on_worker_end reported it
+                        log.exception("in-process worker failed", extra={"event": "worker_crashed"})
+            for service in services:
+                service.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if context.background:
+                await asyncio.wait(list(context.background), timeout=5)
+            context.watch.close()
+            await notifier.stop()
+            await psycopg_pool.close()
+            await db.close_pool(pool)
+            if exit_status:
+                # Everything is closed. uvicorn would report a SIGTERM stop as
+                # a clean exit (status 0): exit with the worker's status now.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(exit_status[0])
+
+    app = Starlette(
+        routes=starlette_routes(routes.ROUTERS),
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    return app
+
+
+def _worker_ended(worker: Any, task: asyncio.Task[None]) -> int:
+    """Log why the in-process worker stopped by itself; the exit status:
+    EXIT_UNHEALTHY when it lost its heartbeat, 1 when it crashed."""
+    from pgqueue.heartbeat import EXIT_UNHEALTHY
+
+    status, why = 1, "stopped unexpectedly"
+    if not task.cancelled() and task.exception() is not None:
+        why = f"crashed: {task.exception()!r}"
+    elif worker.unhealthy is not None:
+        status, why = EXIT_UNHEALTHY, worker.unhealthy
+    log.error(
+        "in-process worker %s; shutting the server down, exit status %d",
+        why,
+        status,
+        extra={"event": "worker_unhealthy_exit"},
+    )
+    return status
+
+
+def background_services(context: AppContext) -> list[PeriodicService]:
+    """Maintenance every server process runs: the cron scheduler (each tick
+    fires once across processes), and with workers the sweeper and pruner."""
+    from pgqueue.pruner import Pruner, PrunerConfig
+    from pgqueue.scheduler import Scheduler, SchedulerConfig
+    from pgqueue.sweeper import Sweeper, SweeperConfig
+    from server.routes.crons import cron_run_request
+
+    s = context.settings
+    services: list[PeriodicService] = [
+        Scheduler(
+            context.pool,
+            context.registry,
+            cron_run_request,
+            SchedulerConfig(interval=s.scheduler_seconds),
+        )
+    ]
+    if s.run_workers:
+        services.append(
+            Sweeper(
+                context.pool,
+                SweeperConfig(interval=s.sweep_seconds, stale_after=s.stale_after_seconds),
+            )
+        )
+        services.append(Pruner(context.pool, PrunerConfig()))
+    return services
+
+
+def in_process_worker(context: AppContext) -> Any:
+    from pgqueue.executor import ExecutorConfig, GraphExecutor, is_retriable
+    from pgqueue.heartbeat import (
+        DEFAULT_LEASE_SECONDS,
+        UNHEALTHY_EXIT_DEADLINE,
+        HeartbeatConfig,
+    )
+    from pgqueue.worker import Worker, WorkerConfig
+
+    s = context.settings
+    config = WorkerConfig(
+        concurrency=s.jobs_per_worker,
+        poll_interval=s.poll_seconds,
+        heartbeat=HeartbeatConfig(
+            interval=s.heartbeat_seconds,
+            lease_timeout=s.stale_after_seconds or DEFAULT_LEASE_SECONDS,
+            # This process is a server's: a stuck shutdown must not keep a
+            # process without a live worker around.
+            exit_deadline=UNHEALTHY_EXIT_DEADLINE,
+        ),
+        is_retriable=is_retriable,
+        shutdown_grace=s.shutdown_grace_seconds,
+    )
+    executor = GraphExecutor(
+        context.registry, s.database_url, ExecutorConfig(pool_size=s.jobs_per_worker)
+    )
+    return Worker(s.database_url, executor, config, notifier=context.notifier)

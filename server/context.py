@@ -1,0 +1,38 @@
+"""What handlers share for the life of the app: pools, the listener, graphs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+
+from pgqueue.graphs import GraphRegistry
+from pgqueue.notifier import Notifier
+from pgqueue.streams import RunWatch
+from server.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    # asyncpg: the queue and every read path.
+    pool: asyncpg.Pool
+    # psycopg: LangGraph's checkpointer (thread state) and store.
+    psycopg_pool: AsyncConnectionPool[Any]
+    checkpointer: AsyncPostgresSaver
+    store: AsyncPostgresStore
+    notifier: Notifier
+    watch: RunWatch
+    registry: GraphRegistry
+    # Background tasks a handler started and nobody awaits (webhooks,
+    # on_completion deletes): kept so the loop does not drop them.
+    background: set[Any] = field(default_factory=set)
+
+
+def ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]

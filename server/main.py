@@ -1,0 +1,73 @@
+"""``pgqueue serve`` and ``pgqueue server``: the app under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from pgqueue import migrate
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, plus: a second SIGINT/SIGTERM tells in-process
+    workers to skip their grace period (their runs are still handed back)."""
+
+    def __init__(self, config: uvicorn.Config, on_second_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_second_signal = on_second_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self._on_second_signal()
+        super().handle_exit(sig, frame)
+
+
+def run(settings: Settings, *, apply_migrations: bool) -> int:
+    """Serve until SIGINT/SIGTERM. ``serve`` applies pending migrations
+    (it just works, like ``langgraph dev``); ``server`` refuses to start on
+    an outdated schema rather than change it."""
+    from server.app import create_app
+
+    if apply_migrations:
+        migrate.upgrade(settings.database_url)
+    else:
+        migrate.require_head(settings.database_url)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        # Open streams and /wait calls get this long to end on shutdown
+        # (clients reconnect through their Location header); in-process
+        # workers drain after it, with their own grace period.
+        timeout_graceful_shutdown=10,
+    )
+
+    def hurry() -> None:
+        getattr(app.state, "hurry", lambda: None)()
+
+    server = _Server(config, hurry)
+    print(f"pgqueue: serving on http://{settings.host}:{settings.port}", flush=True)
+    # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal to the
+    # handler that was there before: make that a clean exit (status 0), as
+    # a supervisor expects of a requested stop.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,256 @@
+"""Runs on a thread: create (background, wait, stream), read, list, join,
+join a stream, cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pgqueue import runs
+from server import streaming
+from server.api import JSON, ApiError, Router, invalid, parse_body, parse_query, path_uuid
+from server.context import AppContext, ctx
+from server.schemas import STREAM_MODES, RunCreate
+
+router = Router("thread runs")
+
+CREATED = {200: "The run, pending", 404: "Unknown thread or assistant", 409: "Thread busy (reject)"}
+
+
+class RunList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"] | None = (
+        None
+    )
+
+
+class CancelQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    wait: bool = False
+    action: Literal["interrupt", "rollback"] = "interrupt"
+
+
+class JoinStreamQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    cancel_on_disconnect: bool = False
+    stream_mode: str | list[str] | None = None
+
+    @field_validator("stream_mode")
+    @classmethod
+    def _drop_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        # The SDK sends stream_mode= (empty) when the caller gave none.
+        if isinstance(value, list):
+            value = [v for v in value if v] or None
+        return value or None
+
+
+def api_error(exc: Exception) -> ApiError:
+    """The library's refusals as HTTP statuses."""
+    if isinstance(exc, runs.AssistantNotFound | runs.ThreadNotFound | runs.RunNotFound):
+        return ApiError(404, str(exc))
+    if isinstance(exc, runs.RunConflict):
+        return ApiError(409, str(exc))
+    raise exc
+
+
+async def create_run(
+    context: AppContext, body: RunCreate, thread_id: UUID | None
+) -> dict[str, Any]:
+    if thread_id is None and body.command is not None:
+        raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
+    try:
+        return await runs.create(context.pool, context.registry, body.to_request(thread_id))
+    except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
+        raise api_error(exc) from None
+
+
+def created_headers(run: dict[str, Any]) -> dict[str, str]:
+    return {"Content-Location": f"/threads/{run['thread_id']}/runs/{run['run_id']}"}
+
+
+@router.route(
+    "POST",
+    "/threads/{thread_id}/runs",
+    summary="Create a background run",
+    body=RunCreate,
+    responses=CREATED,
+)
+async def create_background_run(request: Request) -> Response:
+    thread_id = path_uuid(request, "thread_id")
+    body = await parse_body(request, RunCreate)
+    run = await create_run(ctx(request), body, thread_id)
+    return JSON(run, headers=created_headers(run))
+
+
+@router.route(
+    "POST",
+    "/threads/{thread_id}/runs/wait",
+    summary="Create a run and wait for its result",
+    body=RunCreate,
+    responses=CREATED,
+)
+async def create_and_wait(request: Request) -> Response:
+    thread_id = path_uuid(request, "thread_id")
+    body = await parse_body(request, RunCreate)
+    context = ctx(request)
+    run = await create_run(context, body, thread_id)
+    return streaming.wait(context, thread_id, run["run_id"], on_disconnect=body.on_disconnect)
+
+
+@router.route(
+    "POST",
+    "/threads/{thread_id}/runs/stream",
+    summary="Create a run and stream its output (SSE)",
+    body=RunCreate,
+    responses=CREATED,
+    returns="sse",
+)
+async def create_and_stream(request: Request) -> Response:
+    thread_id = path_uuid(request, "thread_id")
+    body = await parse_body(request, RunCreate)
+    context = ctx(request)
+    run = await create_run(context, body, thread_id)
+    return streaming.sse(
+        context,
+        thread_id,
+        run["run_id"],
+        modes=body.stream_modes(),
+        on_disconnect=body.on_disconnect,
+    )
+
+
+@router.route(
+    "GET",
+    "/threads/{thread_id}/runs",
+    summary="List a thread's runs, newest first",
+    query=RunList,
+    responses={200: "Runs", 404: "Unknown thread"},
+)
+async def list_runs(request: Request) -> Response:
+    thread_id = path_uuid(request, "thread_id")
+    query = parse_query(request, RunList)
+    try:
+        found = await runs.list_for_thread(
+            ctx(request).pool, thread_id, query.status, query.limit, query.offset
+        )
+    except runs.ThreadNotFound as exc:
+        raise api_error(exc) from None
+    return JSON(found)
+
+
+@router.route(
+    "GET",
+    "/threads/{thread_id}/runs/{run_id}",
+    summary="Get a run",
+    responses={200: "The run", 404: "Unknown run"},
+)
+async def get_run(request: Request) -> Response:
+    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    try:
+        return JSON(await runs.get(ctx(request).pool, thread_id, run_id))
+    except runs.RunNotFound as exc:
+        raise api_error(exc) from None
+
+
+@router.route(
+    "DELETE",
+    "/threads/{thread_id}/runs/{run_id}",
+    summary="Delete a run that has ended",
+    responses={204: "Deleted", 404: "Unknown run", 409: "Run still pending or running"},
+)
+async def delete_run(request: Request) -> Response:
+    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    try:
+        await runs.delete(ctx(request).pool, thread_id, run_id)
+    except (runs.RunNotFound, runs.RunConflict) as exc:
+        raise api_error(exc) from None
+    return Response(status_code=204)
+
+
+@router.route(
+    "GET",
+    "/threads/{thread_id}/runs/{run_id}/join",
+    summary="Wait for a run to end; its result",
+    responses={200: "The run's values, interrupt or error", 404: "Unknown run"},
+)
+async def join_run(request: Request) -> Response:
+    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    context = ctx(request)
+    # One read answers a run that already ended (and tells an unknown one).
+    done = await runs.ended(context.pool, thread_id, run_id)
+    if done is not None:
+        if done.status is None:
+            raise ApiError(404, f"run {run_id} not found on thread {thread_id}")
+        return JSON(done.result)
+    return streaming.wait(context, thread_id, run_id)
+
+
+@router.route(
+    "GET",
+    "/threads/{thread_id}/runs/{run_id}/stream",
+    summary="Join a run's stream (SSE); Last-Event-ID replays what followed that event",
+    query=JoinStreamQuery,
+    responses={200: "Event stream", 404: "Unknown run"},
+    returns="sse",
+)
+async def join_stream(request: Request) -> Response:
+    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    query = parse_query(request, JoinStreamQuery)
+    modes = None
+    if query.stream_mode is not None:
+        modes = [query.stream_mode] if isinstance(query.stream_mode, str) else query.stream_mode
+        unknown = [m for m in modes if m not in STREAM_MODES]
+        if unknown:
+            raise invalid("stream_mode", f"unknown stream mode(s) {unknown}")
+    context = ctx(request)
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit() or len(last_event_id) > 18:
+            raise invalid("Last-Event-ID", f"{last_event_id!r} is not an event id of this server")
+        after = int(last_event_id)
+    else:
+        after = None
+    try:
+        await runs.get(context.pool, thread_id, run_id)
+    except runs.RunNotFound as exc:
+        raise api_error(exc) from None
+    if after is None:
+        # Without Last-Event-ID a joiner gets what happens from now on.
+        after = await runs.last_event_seq(context.pool, run_id)
+    return streaming.sse(
+        context,
+        thread_id,
+        run_id,
+        after=after,
+        modes=modes,
+        on_disconnect="cancel" if query.cancel_on_disconnect else "continue",
+    )
+
+
+@router.route(
+    "POST",
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    summary="Cancel a pending or running run (interrupt keeps its checkpoints, rollback deletes them)",
+    query=CancelQuery,
+    responses={202: "Cancelling", 200: "Cancelled; the run's result (wait=1)", 404: "Not live"},
+)
+async def cancel_run(request: Request) -> Response:
+    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    query = parse_query(request, CancelQuery)
+    context = ctx(request)
+    try:
+        await runs.get(context.pool, thread_id, run_id)
+    except runs.RunNotFound as exc:
+        raise api_error(exc) from None
+    outcomes = await runs.cancel(context.pool, [run_id], query.action)
+    if run_id not in outcomes:
+        raise ApiError(404, f"run {run_id} is neither pending nor running; nothing to cancel")
+    if query.wait:
+        return streaming.wait(context, thread_id, run_id)
+    return Response(status_code=202)

@@ -1,0 +1,301 @@
+"""Threads: create, read, update, delete, search, count, copy and prune
+them (their state: ``server.routes.thread_state``). Logic and SQL:
+``pgqueue.threads``. Also what the assistants routes share:
+the library's refusals as HTTP errors, pagination headers, ``select``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pgqueue import thread_state, threads
+from server.api import JSON, ApiError, Router, invalid, no_content, parse_body
+from server.api import path_uuid as _path_uuid
+from server.context import ctx
+
+router = Router("threads")
+
+Status = Literal["idle", "busy", "interrupted", "error"]
+SelectField = Literal[
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "context",
+    "status",
+    "values",
+    "interrupts",
+    "error",
+]
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """The library's refusals as HTTP errors."""
+    try:
+        yield
+    except threads.NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except threads.Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+    except threads.Invalid as exc:
+        raise invalid(exc.field, exc.problem) from None
+
+
+def pagination_headers(offset: int, returned: int, total: int) -> dict[str, str]:
+    """X-Pagination-Total, and X-Pagination-Next (the next page's offset)
+    while there is a next page; the SDK's ``response_format="object"``
+    reads the latter."""
+    headers = {"X-Pagination-Total": str(total)}
+    if returned and offset + returned < total:
+        headers["X-Pagination-Next"] = str(offset + returned)
+    return headers
+
+
+def project(items: list[dict[str, Any]], select: Sequence[str] | None) -> list[dict[str, Any]]:
+    if not select:
+        return items
+    return [{k: item.get(k) for k in select} for item in items]
+
+
+# -- models --------------------------------------------------------------------
+
+
+class Thread(BaseModel):
+    thread_id: UUID
+    created_at: datetime
+    updated_at: datetime
+    state_updated_at: datetime | None
+    metadata: dict[str, Any]
+    status: Status
+    config: dict[str, Any]
+    values: Any
+    interrupts: dict[str, Any]
+    error: Any
+
+
+class SuperstepUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    values: Any = None
+    command: dict[str, Any] | None = None
+    as_node: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("command")
+    @classmethod
+    def _no_command(cls, value: dict[str, Any] | None) -> None:
+        if value is not None:
+            raise ValueError("commands in supersteps are not supported; use values")
+        return None
+
+
+class Superstep(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    updates: list[SuperstepUpdate] = Field(min_length=1)
+
+
+class ThreadCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    thread_id: UUID | None = None
+    metadata: dict[str, Any] | None = None
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+    supersteps: list[Superstep] | None = Field(default=None, max_length=1000)
+
+
+class ThreadPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict[str, Any]
+
+
+class ThreadFilter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Status | None = None
+
+
+class ThreadSearchBody(ThreadFilter):
+    ids: list[UUID] | None = Field(default=None, max_length=1000)
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+    sort_by: (
+        Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None
+    ) = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: list[SelectField] | None = None
+    extract: dict[str, str] | None = Field(default=None, max_length=10)
+
+    @field_validator("extract")
+    @classmethod
+    def _paths_parse(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for alias, path in (value or {}).items():
+            try:
+                threads.parse_path(path)
+            except ValueError as exc:
+                raise ValueError(f"{alias}: {exc}") from None
+        return value
+
+
+class PruneBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    thread_ids: list[UUID] = Field(max_length=1000)
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+
+def path_uuid(request: Request) -> UUID:
+    return _path_uuid(request, "thread_id")
+
+
+@router.route(
+    "POST",
+    "/threads",
+    summary="Create a thread (supersteps: with initial state)",
+    body=ThreadCreate,
+    responses={200: "The thread", 409: "thread_id taken (if_exists=raise)"},
+    returns=Thread,
+)
+async def create_thread(request: Request) -> Response:
+    body = await parse_body(request, ThreadCreate)
+    context = ctx(request)
+    with refusals():
+        if body.supersteps:
+            steps = [[(u.values, u.as_node) for u in s.updates] for s in body.supersteps]
+            thread = await thread_state.create_with_state(
+                context.pool,
+                context.registry,
+                context.checkpointer,
+                steps,
+                thread_id=body.thread_id,
+                metadata=body.metadata,
+                if_exists=body.if_exists,
+            )
+        else:
+            thread = await threads.create(
+                context.pool,
+                thread_id=body.thread_id,
+                metadata=body.metadata,
+                if_exists=body.if_exists,
+            )
+    return JSON(thread)
+
+
+@router.route(
+    "POST",
+    "/threads/search",
+    summary="Search threads (X-Pagination-Total, X-Pagination-Next)",
+    body=ThreadSearchBody,
+    responses={200: "A page of threads"},
+)
+async def search_threads(request: Request) -> Response:
+    body = await parse_body(request, ThreadSearchBody)
+    query = threads.ThreadSearch(
+        metadata=body.metadata,
+        values=body.values,
+        ids=body.ids,
+        status=body.status,
+        limit=body.limit,
+        offset=body.offset,
+        sort_by=body.sort_by or "created_at",
+        sort_order=body.sort_order or "desc",
+    )
+    found, total = await threads.search(ctx(request).pool, query)
+    if body.extract:
+        paths = {alias: threads.parse_path(p) for alias, p in body.extract.items()}
+        for thread in found:
+            thread["extracted"] = {a: threads.extract(thread, s) for a, s in paths.items()}
+    select: list[str] | None = list(body.select) if body.select else None
+    if select and body.extract:
+        select.append("extracted")
+    return JSON(project(found, select), headers=pagination_headers(body.offset, len(found), total))
+
+
+@router.route(
+    "POST", "/threads/count", summary="Count threads matching a filter", body=ThreadFilter
+)
+async def count_threads(request: Request) -> Response:
+    body = await parse_body(request, ThreadFilter)
+    query = threads.ThreadSearch(metadata=body.metadata, values=body.values, status=body.status)
+    return JSON(await threads.count(ctx(request).pool, query))
+
+
+@router.route(
+    "POST",
+    "/threads/prune",
+    summary="Delete threads, or keep only their latest checkpoints",
+    body=PruneBody,
+    responses={200: "{pruned_count}: how many of the threads existed"},
+)
+async def prune_threads(request: Request) -> Response:
+    body = await parse_body(request, PruneBody)
+    context = ctx(request)
+    with refusals():
+        n = await threads.prune(context.pool, context.checkpointer, body.thread_ids, body.strategy)
+    return JSON({"pruned_count": n})
+
+
+@router.route(
+    "GET",
+    "/threads/{thread_id}",
+    summary="Get a thread",
+    responses={200: "The thread", 404: "Unknown thread"},
+    returns=Thread,
+)
+async def get_thread(request: Request) -> Response:
+    thread_id = path_uuid(request)
+    with refusals():
+        return JSON(await threads.get(ctx(request).pool, thread_id))
+
+
+@router.route(
+    "PATCH",
+    "/threads/{thread_id}",
+    summary="Merge metadata into a thread (Prefer: return=minimal answers 204)",
+    body=ThreadPatch,
+    responses={200: "The thread", 204: "Updated (return=minimal)", 404: "Unknown thread"},
+    returns=Thread,
+)
+async def update_thread(request: Request) -> Response:
+    thread_id = path_uuid(request)
+    body = await parse_body(request, ThreadPatch)
+    with refusals():
+        thread = await threads.update(ctx(request).pool, thread_id, body.metadata)
+    if "return=minimal" in request.headers.get("prefer", ""):
+        return no_content()
+    return JSON(thread)
+
+
+@router.route(
+    "DELETE",
+    "/threads/{thread_id}",
+    summary="Delete a thread, its runs (running ones are stopped) and checkpoints",
+    responses={204: "Deleted", 404: "Unknown thread"},
+)
+async def delete_thread(request: Request) -> Response:
+    thread_id = path_uuid(request)
+    with refusals():
+        await threads.delete(ctx(request).pool, thread_id)
+    return no_content()
+
+
+@router.route(
+    "POST",
+    "/threads/{thread_id}/copy",
+    summary="Copy a thread: metadata, values and checkpoints, under a new id",
+    responses={200: "The new thread", 404: "Unknown thread"},
+    returns=Thread,
+)
+async def copy_thread(request: Request) -> Response:
+    thread_id = path_uuid(request)
+    with refusals():
+        return JSON(await threads.copy(ctx(request).pool, thread_id))
+
+
+# -- state ---------------------------------------------------------------------

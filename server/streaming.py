@@ -1,0 +1,195 @@
+"""Responses that follow a run: SSE streams and long-polled ``/wait``.
+
+Both read the run's events and end from the database (``pgqueue.streams``),
+so any server process can serve any run, whichever worker executes it, and
+a client that loses its server reconnects to another with ``Last-Event-ID``.
+Event ids are the run's stored sequence numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response, StreamingResponse
+
+from pgqueue import runs, streams
+from server.api import to_json
+from server.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+def run_headers(thread_id: UUID, run_id: UUID, *, stream: bool) -> dict[str, str]:
+    base = f"/threads/{thread_id}/runs/{run_id}"
+    return {
+        "Location": base + ("/stream" if stream else "/join"),
+        "Content-Location": base,
+    }
+
+
+def _wanted(name: str, modes: list[str] | None) -> bool:
+    if not modes or name in ("metadata", "error"):
+        return True
+    mode = name.split("|", 1)[0]
+    return mode in modes or (mode == "messages" and "messages-tuple" in modes)
+
+
+async def _on_disconnect(context: AppContext, run_id: UUID, on_disconnect: str) -> None:
+    if on_disconnect == "cancel":
+        outcomes = await runs.cancel(context.pool, [run_id], "interrupt")
+        log.info(
+            "client went away: run %s cancelled (%s)",
+            run_id,
+            outcomes.get(run_id, "already ended"),
+            extra={"event": "run_cancelled_on_disconnect", "run_id": str(run_id)},
+        )
+
+
+def _detach(context: AppContext, coro: Awaitable[Any]) -> None:
+    """Run ``coro`` to its end even though the request that started it is
+    gone (its task is being cancelled)."""
+    task = asyncio.ensure_future(coro)
+    context.background.add(task)
+    task.add_done_callback(context.background.discard)
+
+
+async def _close(events: AsyncGenerator[Any, None], pending: asyncio.Future[Any] | None) -> None:
+    """Close a follower whose next read may still be in flight."""
+    if pending is not None and not pending.done():
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await pending
+    await events.aclose()
+
+
+def sse(
+    context: AppContext,
+    thread_id: UUID,
+    run_id: UUID,
+    *,
+    after: int = 0,
+    modes: list[str] | None = None,
+    on_disconnect: str = "continue",
+    then: Callable[[], Awaitable[Any]] | None = None,
+) -> Response:
+    """The run's events after ``after`` as SSE, live until the run ends.
+    ``then`` runs once the run ended and the stream was sent (stateless
+    cleanup)."""
+
+    # Set by sse-starlette when the server begins to shut down.
+    shutdown = anyio.Event()
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        finished = closing = False
+        events = streams.follow(
+            context.pool,
+            context.watch,
+            run_id,
+            after,
+            poll=context.settings.join_poll_seconds,
+        )
+        stopping = asyncio.ensure_future(shutdown.wait())
+        following: asyncio.Future[streams.StoredEvent] | None = None
+        try:
+            while True:
+                following = asyncio.ensure_future(anext(events))
+                await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():
+                    # Shutting down: end the stream cleanly. The run goes
+                    # on (or back to the queue); the client reconnects
+                    # through Location with the last id it saw.
+                    following.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await following
+                    closing = True
+                    yield ServerSentEvent(
+                        comment="server shutting down; reconnect with Last-Event-ID"
+                    )
+                    return
+                try:
+                    event = following.result()
+                except StopAsyncIteration:
+                    finished = True
+                    return
+                if _wanted(event.event, modes):
+                    yield ServerSentEvent(data=event.data, event=event.event, id=str(event.seq))
+        finally:
+            # No await before the cleanup is handed off: when the client has
+            # gone, this runs inside a cancelled scope where awaits fail.
+            stopping.cancel()
+            if finished:
+                if then is not None:
+                    _detach(context, then())
+            elif not closing:
+                _detach(context, _on_disconnect(context, run_id, on_disconnect))
+            _detach(context, _close(events, following))
+
+    return EventSourceResponse(
+        frames(),
+        ping=context.settings.keepalive_seconds,
+        shutdown_event=shutdown,
+        shutdown_grace_period=2,
+        headers={
+            **run_headers(thread_id, run_id, stream=True),
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        },
+    )
+
+
+def wait(
+    context: AppContext,
+    thread_id: UUID,
+    run_id: UUID,
+    *,
+    on_disconnect: str = "continue",
+    then: Callable[[], Awaitable[Any]] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The run's result once it ends (as join answers it). Until then a
+    newline every few seconds keeps proxies from timing the request out;
+    JSON parsers skip leading whitespace."""
+
+    async def body() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            ended = asyncio.ensure_future(
+                streams.wait_until(
+                    context.watch,
+                    run_id,
+                    lambda: runs.ended(context.pool, thread_id, run_id),
+                    context.settings.join_poll_seconds,
+                )
+            )
+            try:
+                while True:
+                    done, _ = await asyncio.wait(
+                        {ended}, timeout=context.settings.keepalive_seconds
+                    )
+                    if done:
+                        break
+                    yield b"\n"
+            finally:
+                ended.cancel()
+            result = ended.result().result
+            finished = True
+            yield to_json(result)
+        finally:
+            if not finished:
+                _detach(context, _on_disconnect(context, run_id, on_disconnect))
+            elif then is not None:
+                _detach(context, then())
+
+    return StreamingResponse(
+        body(),
+        status_code=status_code,
+        media_type="application/json",
+        headers=run_headers(thread_id, run_id, stream=False),
+    )

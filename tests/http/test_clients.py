@@ -1,0 +1,103 @@
+"""Webhooks received by a real local HTTP server, and LangGraph's own
+RemoteGraph pointed at pgqueue."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from langgraph.pregel.remote import RemoteGraph
+from langgraph_sdk.client import LangGraphClient
+
+from tests.support.server import ServerProcess
+from tests.support.waiting import eventually
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.refuse_first = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if receiver.refuse_first > 0:
+                    receiver.refuse_first -= 1
+                    self.send_response(503)
+                else:
+                    receiver.bodies.append(json.loads(body))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+async def test_webhook_is_posted_on_completion_and_retried(
+    client: LangGraphClient, receiver: Receiver
+) -> None:
+    receiver.refuse_first = 1  # the first delivery gets a 503: retried
+    thread_id = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(
+        thread_id, "echo", input={"count": 1}, webhook=receiver.url, metadata={"k": "v"}
+    )
+    await client.runs.join(thread_id, run["run_id"])
+
+    async def delivered() -> bool:
+        return bool(receiver.bodies)
+
+    await eventually(delivered, timeout=30, what="webhook")
+    body = receiver.bodies[0]
+    assert body["run_id"] == run["run_id"]
+    assert body["thread_id"] == thread_id
+    assert body["status"] == "success"
+    assert body["values"] == {"count": 2}
+    assert body["metadata"] == {"k": "v"}
+    for key in ("run_started_at", "run_ended_at", "webhook_sent_at"):
+        assert body[key]
+    assert len(receiver.bodies) == 1
+
+
+async def test_webhook_reports_errors(client: LangGraphClient, receiver: Receiver) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+    await client.runs.wait(thread_id, "fails", input={}, webhook=receiver.url, raise_error=False)
+
+    async def delivered() -> bool:
+        return bool(receiver.bodies)
+
+    await eventually(delivered, timeout=30, what="webhook")
+    assert receiver.bodies[0]["status"] == "error"
+    assert receiver.bodies[0]["error"]["error"] == "ValueError"
+
+
+async def test_remote_graph_invoke_and_stream(server: ServerProcess) -> None:
+    remote = RemoteGraph("three_steps", url=server.url)
+    assert await remote.ainvoke({"log": ["hi"]}) == {"log": ["hi", "one", "two", "three"]}
+    chunks = [c async for c in remote.astream({"log": []}, stream_mode="updates")]
+    assert chunks == [
+        {"one": {"log": ["one"]}},
+        {"two": {"log": ["two"]}},
+        {"three": {"log": ["three"]}},
+    ]
+    # On a thread, through the sync client too.
+    config = {"configurable": {"thread_id": remote.sync_client.threads.create()["thread_id"]}}
+    assert remote.invoke({"log": []}, config) == {"log": ["one", "two", "three"]}
+    state = remote.get_state(config)
+    assert state.values == {"log": ["one", "two", "three"]}
+    assert state.next == ()

@@ -1,0 +1,90 @@
+"""A stream outlives the server process that began it: server A streams a
+run, A is SIGKILLed mid-stream, and the client resumes through server B with
+Last-Event-ID, losing and duplicating nothing. The run executes in a
+separate worker process throughout."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections.abc import Iterator
+
+import httpx
+from langgraph_sdk import get_client
+
+from tests.support.procs import FAST, worker_process
+from tests.support.server import server_process
+
+TICKS = 40
+
+
+def sse_events(response: httpx.Response) -> Iterator[tuple[int, str, object]]:
+    """(id, event, data) for each SSE frame; comments (keep-alives) skipped."""
+    event_id, name, data = None, None, None
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue
+        if not line:
+            if name is not None and event_id is not None:
+                yield int(event_id), name, json.loads(data or "null")
+            event_id, name, data = None, None, None
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "id":
+            event_id = value
+        elif field == "event":
+            name = value
+        elif field == "data":
+            data = value
+
+
+async def test_stream_resumes_on_another_server_after_sigkill(database_url: str) -> None:
+    thread_id = str(uuid.uuid4())
+    with (
+        worker_process(database_url, "graphs", *FAST),
+        server_process(database_url, command="server") as a,
+        server_process(database_url, command="server") as b,
+    ):
+        seen: list[tuple[int, str, object]] = []
+        with httpx.stream(
+            "POST",
+            f"{a.url}/threads/{thread_id}/runs/stream",
+            json={
+                "assistant_id": "ticks",
+                "input": {"until": TICKS, "delay": 0.05},
+                "stream_mode": "updates",
+                "stream_resumable": True,
+                "if_not_exists": "create",
+            },
+            timeout=60,
+        ) as response:
+            assert response.status_code == 200
+            location = response.headers["location"]
+            run_id = location.split("/runs/")[1].split("/")[0]
+            for frame in sse_events(response):
+                seen.append(frame)
+                if len(seen) == 6:
+                    a.signal(signal.SIGKILL)
+                    break
+        a.proc.wait(10)
+
+        client_b = get_client(url=b.url)
+        try:
+            rest = [
+                (int(p.id or 0), p.event, p.data)
+                async for p in client_b.runs.join_stream(
+                    thread_id, run_id, last_event_id=str(seen[-1][0])
+                )
+            ]
+        finally:
+            await client_b.http.client.aclose()
+
+    everything = seen + rest
+    ids = [event_id for event_id, _, _ in everything]
+    assert ids == list(range(1, len(ids) + 1)), "an event was lost or sent twice"
+    assert [name for _, name, _ in everything] == ["metadata"] + ["updates"] * TICKS
+    assert [data for _, _, data in everything[1:]] == [
+        {"tick": {"count": n}} for n in range(1, TICKS + 1)
+    ]

@@ -1,0 +1,74 @@
+"""``pgqueue serve`` / ``pgqueue server`` as real subprocesses, for HTTP tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.procs import FAST, GRAPHS_CONFIG, PgqueueProcess
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess(PgqueueProcess):
+    """``python -m pgqueue serve|server`` on a free port; ``url`` once ready."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *extra: str,
+        command: str = "serve",
+        config: Path = GRAPHS_CONFIG,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        timing = FAST if command == "serve" else []
+        args = [command, "--config", str(config), "--port", str(self.port), *timing, *extra]
+        super().__init__(database_url, args, env=env, new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/ok", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+
+
+@contextmanager
+def server_process(database_url: str, *extra: str, **kwargs: object) -> Iterator[ServerProcess]:
+    server = ServerProcess(database_url, *extra, **kwargs)  # type: ignore[arg-type]
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.close()
