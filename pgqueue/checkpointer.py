@@ -11,17 +11,35 @@ transaction, and the trigger's error (SQLSTATE PGQ01) aborts all of it.
 A worker that was swept, cancelled or frozen past its lease therefore can
 never add a checkpoint behind the back of the worker that took over.
 
-Reads go through the saver unchanged. The saver's ``asyncio.Lock`` is not
-re-entrant; this class takes it exactly where the parent does.
+Group commit. With ``defer_writes`` (durability ``async`` and ``exit``)
+the checkpoint and pending-write statements LangGraph issues are recorded,
+not sent: they go out together, in order, as one fenced transaction, at most
+``flush_delay`` seconds after the first of them, or earlier with whatever
+else the run writes on this connection next (a batch of stream events, a
+read -- which must see them -- or the run's final transaction). A short run
+then costs one checkpoint transaction instead of one per write. A crash
+loses at most the last ``flush_delay`` of checkpoints, and the next attempt
+resumes from the one before: the contract of ``async`` durability, where a
+checkpoint is still in flight while the next step runs. ``sync`` durability
+defers nothing.
+
+The saver's ``asyncio.Lock`` is not re-entrant; this class takes it exactly
+where the parent does.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncConnection, AsyncCursor
@@ -30,6 +48,32 @@ from psycopg_pool import AsyncConnectionPool
 
 from pgqueue.errors import LeaseLost, fenced
 from pgqueue.sql import queries
+
+log = logging.getLogger(__name__)
+
+# True while this task is inside aput/aput_writes of a deferring saver: the
+# parent's write cursor is then a recorder (see FencedPostgresSaver._cursor).
+_deferring: ContextVar[bool] = ContextVar("pgqueue_deferring", default=False)
+
+# A statement the parent issued: (executemany?, query, params).
+Statement = tuple[bool, str, Any]
+
+
+class _Recorder:
+    """Stands in for the cursor the parent writes through: keeps what it
+    would have sent."""
+
+    def __init__(self, saver: FencedPostgresSaver) -> None:
+        self._saver = saver
+
+    # Appended to the saver's list as it is at the call, not as it was when
+    # the cursor was opened: a flush may have taken that one meanwhile (the
+    # parent awaits a thread hop while its cursor is open).
+    async def execute(self, query: str, params: Any = None) -> None:
+        self._saver._deferred.append((False, query, params))
+
+    async def executemany(self, query: str, params_seq: Sequence[Any]) -> None:
+        self._saver._deferred.append((True, query, list(params_seq)))
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,129 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     ) -> None:
         super().__init__(conn, serde=serde)
         self.lease = lease
+        self.defer_writes = False
+        self.flush_delay = 0.0
+        self._deferred: list[Statement] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._writing = False
+        # Set once a send of recorded statements failed: they are gone, so
+        # the run must not go on as if they had committed (every later write
+        # raises this; the next attempt resumes from what did commit).
+        self._failed: BaseException | None = None
+
+    # -- group commit --------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        if not self.defer_writes:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        self._raise_failed_flush()
+        token = _deferring.set(True)
+        try:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        finally:
+            _deferring.reset(token)
+            self._schedule_flush()
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        if not self.defer_writes:
+            return await super().aput_writes(config, writes, task_id, task_path)
+        self._raise_failed_flush()
+        token = _deferring.set(True)
+        try:
+            await super().aput_writes(config, writes, task_id, task_path)
+        finally:
+            _deferring.reset(token)
+            self._schedule_flush()
+
+    @asynccontextmanager
+    async def transaction(self, what: str) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """One implicit transaction on the run's connection, pipelined (one
+        round trip), under the saver's lock and fenced by the lease: what is
+        recorded is sent first, then whatever the caller sends on the
+        connection it is given. Fetching a result inside syncs the pipeline
+        (a read then sees the recorded writes)."""
+        conn = self.conn
+        assert isinstance(conn, AsyncConnection)
+        with fenced(f"run {self.lease.run_id} attempt {self.lease.attempt} {what}"):
+            async with self.lock:
+                self._raise_failed_flush()
+                batch, self._deferred = self._deferred, []
+                try:
+                    async with conn.pipeline():
+                        if batch:
+                            async with conn.cursor(binary=True) as cur:
+                                for many, query, params in batch:
+                                    if many:
+                                        await cur.executemany(query, params)
+                                    else:
+                                        await cur.execute(query, params)
+                        yield conn
+                except Exception as exc:
+                    if batch:
+                        # Those statements are gone: the run must not go on
+                        # as if they had committed. Every later write raises
+                        # this; the next attempt resumes from what did.
+                        self._failed = exc
+                    raise
+
+    async def stop_flushing(self) -> None:
+        """No background flush from here on (a flush already sending is
+        awaited). Raises what a background flush failed with (LeaseLost, a
+        lost connection); what is still recorded stays for the next
+        ``transaction``."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            if not flusher.done() and not self._writing:
+                # Still waiting out the delay: nothing sent, nothing to wait
+                # for. (Not awaited: its CancelledError would be
+                # indistinguishable from our own task's, which may be
+                # unwinding a cancel now.)
+                flusher.cancel()
+            else:
+                await flusher
+        self._raise_failed_flush()
+
+    def discard_deferred(self) -> None:
+        self._deferred = []
+
+    async def flush(self) -> None:
+        """Commit what is recorded now, in a transaction of its own (and
+        what is recorded while that one is sent, in the next: no flush is
+        scheduled while this one runs)."""
+        self._writing = True
+        try:
+            while self._deferred:
+                async with self.transaction("checkpoint"):
+                    pass
+        finally:
+            self._writing = False
+
+    def _schedule_flush(self) -> None:
+        if self._failed is None and self._deferred:
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.flush_delay)
+        await self.flush()
+
+    def _raise_failed_flush(self) -> None:
+        if self._failed is not None:
+            # A lease lost is raised as LeaseLost wherever it surfaces.
+            with fenced(f"run {self.lease.run_id} attempt {self.lease.attempt} checkpoint"):
+                raise self._failed
 
     async def bind(self, lease: RunLease) -> None:
         """Point this saver and its connection at another lease (a connection
@@ -88,12 +255,20 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         lease: RunLease,
         *,
         wait_for_flush: bool = True,
+        flush_delay: float | None = None,
     ) -> AsyncIterator[FencedPostgresSaver]:
         """A saver on a pooled connection, named for ``lease`` while the run
         holds it. Connecting costs 10-20 ms here, more than a whole run of a
         small graph; the next run on the connection names its own lease
         before it writes anything. ``wait_for_flush`` False: checkpoint
-        commits do not wait for the WAL flush (see bind_run_psycopg)."""
+        commits do not wait for the WAL flush (see bind_run_psycopg).
+        ``flush_delay`` not None: group commit (see the module's doc).
+
+        On the way out, checkpoints still recorded are committed (a run
+        stopped by a retriable error or handed back at shutdown keeps its
+        progress; fenced, so a lost lease writes nothing) before the
+        connection goes back to the pool, where no flush of this run may
+        follow it."""
         async with pool.connection() as conn:
             await conn.execute(
                 queries.bind_run_psycopg,
@@ -102,29 +277,46 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                     "on" if wait_for_flush else "off",
                 ),
             )
-            yield cls(conn, lease)
+            saver = cls(conn, lease)
+            if flush_delay is not None:
+                saver.defer_writes = True
+                saver.flush_delay = flush_delay
+            try:
+                yield saver
+            finally:
+                await saver._settle()
+
+    async def _settle(self) -> None:
+        try:
+            await self.stop_flushing()
+            await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the run already ended some other way
+            log.debug("checkpoint flush failed while releasing the connection", exc_info=True)
+        self._deferred = []
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
         # The parent asks for pipeline=True on exactly its write paths.
-        if not pipeline:
+        if pipeline and _deferring.get():
+            yield _Recorder(self)  # type: ignore[misc]
+            return
+        if not pipeline and not self._deferred:
             async with super()._cursor(pipeline=False) as cur:
                 yield cur
             return
-        conn = self.conn
-        assert isinstance(conn, AsyncConnection)
-        lease = self.lease
-        # No conn.transaction() here: inside a pipeline psycopg syncs at BEGIN
-        # and again at COMMIT (about 4 round trips per write). What the
-        # pipeline sends up to its one Sync already runs as a single implicit
-        # transaction, and the fence trigger's error aborts it.
-        with fenced(f"run {lease.run_id} attempt {lease.attempt} checkpoint"):
-            async with (
-                self.lock,
-                conn.pipeline(),
-                conn.cursor(binary=True, row_factory=dict_row) as cur,
-            ):
-                yield cur
+        # A write, or a read that must see the recorded writes: those go
+        # first, in the same round trip. No conn.transaction() here: inside
+        # a pipeline psycopg syncs at BEGIN and again at COMMIT (about 4
+        # round trips per write). What the pipeline sends up to its one Sync
+        # already runs as a single implicit transaction, and the fence
+        # trigger's error aborts it.
+        async with (
+            self.transaction("checkpoint") as conn,
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            yield cur
 
 
 def connection_pool(dsn: str, max_size: int) -> AsyncConnectionPool[AsyncConnection[DictRow]]:

@@ -19,7 +19,6 @@ import psycopg
 
 from pgqueue.checkpointer import FencedPostgresSaver
 from pgqueue.encoding import dumps
-from pgqueue.errors import fenced
 from pgqueue.sql import queries
 
 log = logging.getLogger(__name__)
@@ -131,13 +130,13 @@ class EventWriter:
         await self._flush()
 
     async def _flush(self) -> None:
-        conn = self._conn()
         self._writing = True
         try:
             while (params := self._params()) is not None:
-                # Fenced by the pgqueue_fence trigger on run_events.
-                with fenced(f"run {self._saver.lease.run_id} events"):
-                    async with self._saver.lock, conn.pipeline():
-                        await conn.execute(queries.insert_events_psycopg, params)
+                # Fenced by the pgqueue_fence trigger on run_events. The
+                # checkpoints recorded so far go along, and first: a client
+                # told of a step can read its checkpoint.
+                async with self._saver.transaction("events") as conn:
+                    await conn.execute(queries.insert_events_psycopg, params)
         finally:
             self._writing = False

@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from pgqueue import webhooks
 from pgqueue.checkpointer import FencedPostgresSaver, RunLease, connection_pool
 from pgqueue.encoding import jsonb
-from pgqueue.errors import LeaseLost, fenced
+from pgqueue.errors import LeaseLost
 from pgqueue.events import EventWriter
 from pgqueue.graphs import GraphRegistry
 from pgqueue.queue import ClaimedRun, Finished, finishing
@@ -52,6 +52,10 @@ class ExecutorConfig:
     # run's events commit with its final status instead (streams see them
     # at most this late).
     event_flush_delay: float = 0.02
+    # With durability async or exit, checkpoints commit in groups, at most
+    # this long after they are made (or earlier, with the run's events or
+    # its final status): a crash loses no more than this of a run's progress.
+    checkpoint_flush_delay: float = 0.02
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     # Checkpointer connections kept open between runs: at least the
     # worker's concurrency, or runs wait for one.
@@ -175,7 +179,12 @@ class GraphExecutor:
         }
 
         async with FencedPostgresSaver.from_pool(
-            await self._connections(), lease, wait_for_flush=durability == "sync"
+            await self._connections(),
+            lease,
+            wait_for_flush=durability == "sync",
+            # Group commit for async/exit durability; sync writes each
+            # checkpoint before the next step, as it promises.
+            flush_delay=None if durability == "sync" else self.config.checkpoint_flush_delay,
         ) as saver:
             g = graph.copy(update={"checkpointer": saver})
             if run.cancel_action:
@@ -314,15 +323,14 @@ class GraphExecutor:
         from there). rollback: delete the run and the checkpoints it wrote."""
         if action == "rollback":
             finishing()
-            conn = saver.conn
-            assert isinstance(conn, psycopg.AsyncConnection)
-            with fenced(f"run {run.run_id} rollback"):
-                async with saver.lock, conn.pipeline():
-                    await conn.execute(queries.commit_durably_psycopg)
-                    cur = await conn.execute(
-                        queries.rollback_run_psycopg, (lease.run_id, lease.attempt, lease.worker_id)
-                    )
-                    await cur.fetchall()
+            await saver.stop_flushing()
+            saver.discard_deferred()  # the rollback deletes the run's checkpoints
+            async with saver.transaction("rollback") as conn:
+                await conn.execute(queries.commit_durably_psycopg)
+                cur = await conn.execute(
+                    queries.rollback_run_psycopg, (lease.run_id, lease.attempt, lease.worker_id)
+                )
+                await cur.fetchall()
             return Finished("rolled_back")
         state = await g.aget_state(thread_config)
         return await self._finish(saver, lease, run, "interrupted", state.values, None, state)
@@ -338,12 +346,11 @@ class GraphExecutor:
         state: Any = None,
         events: EventWriter | None = None,
     ) -> Finished:
-        conn = saver.conn
-        assert isinstance(conn, psycopg.AsyncConnection)
-        # The events still buffered commit with the status: one transaction
-        # (a short run writes no event transaction of its own).
+        # The checkpoints and events still buffered commit with the status:
+        # one transaction (a short run writes no other of its own).
         finishing()  # a heartbeat racing this commit must not cancel us
         batch = await events.take() if events is not None else None
+        await saver.stop_flushing()
         thread_state = {
             "run_id": lease.run_id,
             "attempt": lease.attempt,
@@ -354,25 +361,24 @@ class GraphExecutor:
         # One round trip. complete_runs is fenced by its own WHERE (run,
         # attempt, worker, running): no row back means the lease was lost;
         # the thread's state follows only if it was written.
-        with fenced(f"run {run.run_id} outcome"):
-            async with saver.lock, conn.pipeline():
-                await conn.execute(queries.commit_durably_psycopg)
-                if batch is not None:
-                    await conn.execute(queries.insert_events_psycopg, batch)
-                cur = await conn.execute(
-                    queries.complete_runs_psycopg,
-                    (
-                        lease.worker_id,
-                        [run.run_id],
-                        [run.attempt],
-                        [status],
-                        [None if output is None else jsonb(output)],
-                        [None if error is None else jsonb(error)],
-                        [None],
-                    ),
-                )
-                await conn.execute(queries.record_thread_state_psycopg, thread_state)
-                rows = await cur.fetchall()
+        async with saver.transaction("outcome") as conn:
+            await conn.execute(queries.commit_durably_psycopg)
+            if batch is not None:
+                await conn.execute(queries.insert_events_psycopg, batch)
+            cur = await conn.execute(
+                queries.complete_runs_psycopg,
+                (
+                    lease.worker_id,
+                    [run.run_id],
+                    [run.attempt],
+                    [status],
+                    [None if output is None else jsonb(output)],
+                    [None if error is None else jsonb(error)],
+                    [None],
+                ),
+            )
+            await conn.execute(queries.record_thread_state_psycopg, thread_state)
+            rows = await cur.fetchall()
         if not rows:
             return Finished(None)
         self._send_webhook(run, status, output, error)

@@ -3,6 +3,7 @@ check, or not at all."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import operator
@@ -15,7 +16,7 @@ from langgraph.checkpoint.postgres.base import BasePostgresSaver
 from langgraph.graph import END, START, StateGraph
 
 from pgqueue import migrate, queue
-from pgqueue.checkpointer import FencedPostgresSaver, LeaseLost, RunLease
+from pgqueue.checkpointer import FencedPostgresSaver, LeaseLost, RunLease, connection_pool
 from pgqueue.ids import uuid7
 from pgqueue.queue import NewRun
 
@@ -163,3 +164,103 @@ async def test_a_fenced_write_is_one_round_trip(
     # The fence runs inside the saver's own statements (a trigger): the
     # client sends nothing extra.
     assert not any("pgqueue_assert_lease" in line for line in lines)
+
+
+# -- group commit (durability async/exit) ------------------------------------
+
+
+async def _checkpoints(pool: asyncpg.Pool, thread: Any) -> int:
+    return int(
+        await pool.fetchval("SELECT count(*) FROM checkpoints WHERE thread_id = $1", str(thread))
+    )
+
+
+async def _put(saver: FencedPostgresSaver, thread: Any, step: int) -> Any:
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"log": [f"step {step}"]}  # a blob, as real state is
+    checkpoint["channel_versions"] = {"log": str(step + 2)}
+    metadata: Any = {"source": "loop", "step": step, "parents": {}}
+    return await saver.aput(_config(thread), checkpoint, metadata, {"log": str(step + 2)})
+
+
+async def test_group_commit_sends_a_runs_writes_as_one_transaction(
+    pool: asyncpg.Pool, database_url: str, tmp_path: Any
+) -> None:
+    from psycopg.pq import Trace
+
+    lease, thread = await _claimed_lease(pool)
+    trace = tmp_path / "trace.txt"
+    connections = connection_pool(database_url, 1)
+    await connections.open()
+    try:
+        # A delay longer than the test: only an explicit flush sends.
+        async with FencedPostgresSaver.from_pool(
+            connections, lease, wait_for_flush=False, flush_delay=60
+        ) as saver:
+            conn = saver.conn
+            with trace.open("w") as f:
+                conn.pgconn.trace(f.fileno())  # type: ignore[union-attr]
+                conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)  # type: ignore[union-attr]
+                config = await _put(saver, thread, -1)
+                await saver.aput_writes(config, [("log", ["x"])], task_id="t1")
+                await _put(saver, thread, 0)
+                assert await _checkpoints(pool, thread) == 0  # recorded, not sent
+                await saver.flush()
+                conn.pgconn.untrace()  # type: ignore[union-attr]
+            assert await _checkpoints(pool, thread) == 2
+            assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 1
+    finally:
+        await connections.close()
+    # Three writes, one round trip.
+    assert trace.read_text().count("\tReadyForQuery") == 1
+
+
+async def test_group_commit_flushes_on_its_own_within_the_delay(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+    connections = connection_pool(database_url, 1)
+    await connections.open()
+    try:
+        async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=0.05) as saver:
+            await _put(saver, thread, -1)
+            for _ in range(200):
+                if await _checkpoints(pool, thread):
+                    break
+                await asyncio.sleep(0.02)
+            assert await _checkpoints(pool, thread) == 1
+            # A read sees what is recorded: it goes first, in the read's round trip.
+            await _put(saver, thread, 0)
+            latest = await saver.aget_tuple(_config(thread))
+            assert latest is not None and latest.metadata["step"] == 0
+            # Leaving the block commits whatever is still recorded.
+            await _put(saver, thread, 1)
+        assert await _checkpoints(pool, thread) == 3
+    finally:
+        await connections.close()
+
+
+async def test_a_fenced_out_group_commit_fails_every_later_write(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+    connections = connection_pool(database_url, 1)
+    await connections.open()
+    try:
+        async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=60) as saver:
+            await _put(saver, thread, -1)
+            # The lease goes away before the recorded checkpoint is sent.
+            await pool.execute("UPDATE runs SET status = 'pending', worker_id = NULL")
+            with pytest.raises(LeaseLost):
+                await saver.flush()
+            # Its statements are gone: the run must not go on as if committed.
+            with pytest.raises(LeaseLost):
+                await _put(saver, thread, 0)
+            with pytest.raises(LeaseLost):
+                await saver.aput_writes(_config(thread), [("log", ["x"])], task_id="t1")
+            # Reads still work, and show that nothing committed.
+            assert await saver.aget_tuple(_config(thread)) is None
+    finally:
+        await connections.close()
+    for table in ("checkpoints", "checkpoint_writes", "checkpoint_blobs"):
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
