@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -115,6 +117,10 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         # the run must not go on as if they had committed (every later write
         # raises this; the next attempt resumes from what did commit).
         self._failed: BaseException | None = None
+        # (lease, synchronous_commit) still to be set on the connection: sent
+        # at the head of the run's first transaction (no round trip of its
+        # own). Reads need no lease.
+        self._unbound: tuple[str, str] | None = None
 
     # -- group commit --------------------------------------------------------
 
@@ -165,8 +171,11 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             async with self.lock:
                 self._raise_failed_flush()
                 batch, self._deferred = self._deferred, []
+                unbound, self._unbound = self._unbound, None
                 try:
                     async with conn.pipeline():
+                        if unbound is not None:
+                            await conn.execute(queries.bind_run_psycopg, unbound)
                         if batch:
                             async with conn.cursor(binary=True) as cur:
                                 for many, query, params in batch:
@@ -176,6 +185,8 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                                         await cur.execute(query, params)
                         yield conn
                 except Exception as exc:
+                    # A setting made in a transaction that failed is undone.
+                    self._unbound = unbound
                     if batch:
                         # Those statements are gone: the run must not go on
                         # as if they had committed. Every later write raises
@@ -270,14 +281,11 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         connection goes back to the pool, where no flush of this run may
         follow it."""
         async with pool.connection() as conn:
-            await conn.execute(
-                queries.bind_run_psycopg,
-                (
-                    f"{lease.run_id}:{lease.attempt}:{lease.worker_id}",
-                    "on" if wait_for_flush else "off",
-                ),
-            )
             saver = cls(conn, lease)
+            saver._unbound = (
+                f"{lease.run_id}:{lease.attempt}:{lease.worker_id}",
+                "on" if wait_for_flush else "off",
+            )
             if flush_delay is not None:
                 saver.defer_writes = True
                 saver.flush_delay = flush_delay
@@ -328,11 +336,23 @@ def connection_pool(dsn: str, max_size: int) -> AsyncConnectionPool[AsyncConnect
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        # Checked on checkout (about 0.1 ms): after a database restart an
-        # idle connection is replaced instead of failing, and costing an
-        # attempt of, the next run that takes it.
-        check=AsyncConnectionPool.check_connection,
+        # Checked on checkout: after a database restart an idle connection
+        # is replaced instead of failing, and costing an attempt of, the
+        # next run that takes it.
+        check=_check_idle_connection,
     )
+
+
+async def _check_idle_connection(conn: AsyncConnection[Any]) -> None:
+    """A pool's checkout check without a round trip in the usual case: an
+    idle connection has nothing to read, so a readable socket means the
+    server said something -- most often that it is going away (a restart
+    closes it) -- and only then is the connection really tried."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 __all__ = ["FencedPostgresSaver", "LeaseLost", "RunLease", "connect"]

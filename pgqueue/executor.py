@@ -55,7 +55,7 @@ class ExecutorConfig:
     # With durability async or exit, checkpoints commit in groups, at most
     # this long after they are made (or earlier, with the run's events or
     # its final status): a crash loses no more than this of a run's progress.
-    checkpoint_flush_delay: float = 0.02
+    checkpoint_flush_delay: float = 0.1
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     # Checkpointer connections kept open between runs: at least the
     # worker's concurrency, or runs wait for one.

@@ -70,15 +70,21 @@ async def resolve_assistant(
 ) -> dict[str, Any]:
     """The assistant row for a UUID or a graph id (its system assistant)."""
     if assistant in registry.specs:
-        assistant_id = system_assistant_id(assistant)
-    else:
-        try:
-            assistant_id = UUID(assistant)
-        except ValueError:
-            raise AssistantNotFound(
-                f"assistant_id {assistant!r} is neither an assistant UUID nor a graph id; "
-                f"graphs: {sorted(registry.specs)}"
-            ) from None
+        # A graph's system assistant: made at startup with no config or
+        # context, and read-only (see assistants.py). Nothing to read.
+        return {
+            "assistant_id": system_assistant_id(assistant),
+            "graph_id": assistant,
+            "config": {},
+            "context": {},
+        }
+    try:
+        assistant_id = UUID(assistant)
+    except ValueError:
+        raise AssistantNotFound(
+            f"assistant_id {assistant!r} is neither an assistant UUID nor a graph id; "
+            f"graphs: {sorted(registry.specs)}"
+        ) from None
     row = await conn.fetchrow(queries.get_assistant_for_run, assistant_id)
     if row is None or row["graph_id"] not in registry.specs:
         raise AssistantNotFound(f"assistant {assistant} not found")

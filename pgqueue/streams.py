@@ -44,6 +44,9 @@ class RunWatch:
 
     def __init__(self, notifier: Notifier) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Those that care only about the run's end (joiners), not each batch
+        # of its events: woken by 'run_id:end' alone.
+        self._end_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._unsubscribe: Callable[[], None] = notifier.subscribe(EVENTS_CHANNEL, self._on_notify)
 
     def close(self) -> None:
@@ -52,25 +55,49 @@ class RunWatch:
     def _on_notify(self, payload: str) -> None:
         if payload == RECONNECTED:
             # Anything may have happened while nobody listened: wake all.
-            for events in self._waiters.values():
-                for event in events:
-                    event.set()
+            for waiters in (self._waiters, self._end_waiters):
+                for events in waiters.values():
+                    for event in events:
+                        event.set()
             return
-        run_id, _, _ = payload.partition(":")
+        run_id, _, what = payload.partition(":")
         for event in self._waiters.get(run_id, ()):
             event.set()
+        if what == "end":
+            for event in self._end_waiters.get(run_id, ()):
+                event.set()
 
     @contextlib.contextmanager
-    def signal(self, run_id: UUID) -> Any:
+    def signal(self, run_id: UUID, *, ends_only: bool = False) -> Any:
+        """An event set when the run writes events or ends (``ends_only``:
+        when it ends). Runs that end without that NOTIFY (a sweeper giving
+        up on one, a rollback) are seen by the caller's poll."""
+        waiters = self._end_waiters if ends_only else self._waiters
         key = str(run_id)
         event = asyncio.Event()
-        self._waiters[key].add(event)
+        waiters[key].add(event)
         try:
             yield event
         finally:
-            self._waiters[key].discard(event)
-            if not self._waiters[key]:
-                del self._waiters[key]
+            waiters[key].discard(event)
+            if not waiters[key]:
+                del waiters[key]
+
+    def subscribe(self, run_id: UUID, *, ends_only: bool = False) -> Subscription:
+        """``signal`` for a caller whose wait outlives one block (a check
+        now, the wait in a response body later): close() when done."""
+        return Subscription(self.signal(run_id, ends_only=ends_only))
+
+
+class Subscription:
+    def __init__(self, signal: contextlib.AbstractContextManager[asyncio.Event]) -> None:
+        self._signal: contextlib.AbstractContextManager[asyncio.Event] | None = signal
+        self.event = signal.__enter__()
+
+    def close(self) -> None:
+        signal, self._signal = self._signal, None
+        if signal is not None:
+            signal.__exit__(None, None, None)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
@@ -94,7 +121,7 @@ async def wait_for_end(
         status = await run_status(pool, run_id)
         return (status,) if status is None or status in TERMINAL_STATUSES else None
 
-    (status,) = await wait_until(watch, run_id, ended, poll)
+    (status,) = await wait_until(watch, run_id, ended, poll, ends_only=True)
     return status
 
 
@@ -103,11 +130,23 @@ async def wait_until(
     run_id: UUID,
     check: Callable[[], Awaitable[T | None]],
     poll: float = 1.0,
+    *,
+    ends_only: bool = False,
+    subscribed: Subscription | None = None,
 ) -> T:
     """Call ``check`` now and whenever the run signals (or ``poll`` seconds
     pass) until it returns something other than None; return that. One
-    query per wake-up when ``check`` reads everything it needs at once."""
-    with watch.signal(run_id) as event:
+    query per wake-up when ``check`` reads everything it needs at once.
+    ``ends_only``: wake on the run's end, not on each batch of its events.
+    ``subscribed``: the caller subscribed and has checked once since; wait
+    before the next check."""
+    if subscribed is not None:
+        while True:
+            await _wait(subscribed.event, poll)
+            found = await check()
+            if found is not None:
+                return found
+    with watch.signal(run_id, ends_only=ends_only) as event:
         while True:
             found = await check()
             if found is not None:

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from pgqueue import runs, streams
@@ -152,10 +153,13 @@ def wait(
     on_disconnect: str = "continue",
     then: Callable[[], Awaitable[Any]] | None = None,
     status_code: int = 200,
+    subscribed: streams.Subscription | None = None,
 ) -> Response:
     """The run's result once it ends (as join answers it). Until then a
     newline every few seconds keeps proxies from timing the request out;
-    JSON parsers skip leading whitespace."""
+    JSON parsers skip leading whitespace. ``subscribed``: the caller
+    subscribed to the run's end and then found it still going (closed
+    here)."""
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
@@ -166,6 +170,8 @@ def wait(
                     run_id,
                     lambda: runs.ended(context.pool, thread_id, run_id),
                     context.settings.join_poll_seconds,
+                    ends_only=True,
+                    subscribed=subscribed,
                 )
             )
             try:
@@ -182,6 +188,8 @@ def wait(
             finished = True
             yield to_json(result)
         finally:
+            if subscribed is not None:
+                subscribed.close()
             if not finished:
                 _detach(context, _on_disconnect(context, run_id, on_disconnect))
             elif then is not None:
@@ -192,4 +200,6 @@ def wait(
         status_code=status_code,
         media_type="application/json",
         headers=run_headers(thread_id, run_id, stream=False),
+        # Also when the body never started (the client left at once).
+        background=None if subscribed is None else BackgroundTask(subscribed.close),
     )

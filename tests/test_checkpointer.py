@@ -264,3 +264,26 @@ async def test_a_fenced_out_group_commit_fails_every_later_write(
         await connections.close()
     for table in ("checkpoints", "checkpoint_writes", "checkpoint_blobs"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The checkout check costs no round trip on a healthy connection, yet a
+    connection whose backend went away (a restart, an admin's terminate) is
+    replaced instead of failing the run that takes it."""
+    connections = connection_pool(database_url, 1)
+    await connections.open()
+    try:
+        async with connections.connection() as conn:
+            pid = conn.info.backend_pid
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        for _ in range(100):  # until the backend is gone
+            if not await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+                break
+            await asyncio.sleep(0.02)
+        async with connections.connection() as conn:
+            assert conn.info.backend_pid != pid
+            assert (await (await conn.execute("SELECT 1 AS one")).fetchone()) == {"one": 1}
+    finally:
+        await connections.close()

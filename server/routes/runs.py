@@ -183,12 +183,20 @@ async def join_run(request: Request) -> Response:
     thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
     context = ctx(request)
     # One read answers a run that already ended (and tells an unknown one).
-    done = await runs.ended(context.pool, thread_id, run_id)
+    # Subscribed first, so an end between that read and the wait is seen
+    # and the wait needs no read of its own until the run ends.
+    subscribed = context.watch.subscribe(run_id, ends_only=True)
+    try:
+        done = await runs.ended(context.pool, thread_id, run_id)
+    except BaseException:
+        subscribed.close()
+        raise
     if done is not None:
+        subscribed.close()
         if done.status is None:
             raise ApiError(404, f"run {run_id} not found on thread {thread_id}")
         return JSON(done.result)
-    return streaming.wait(context, thread_id, run_id)
+    return streaming.wait(context, thread_id, run_id, subscribed=subscribed)
 
 
 @router.route(
