@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class AppContext:
     # Background tasks a handler started and nobody awaits (webhooks,
     # on_completion deletes): kept so the loop does not drop them.
     background: set[Any] = field(default_factory=set)
+    # Set on the first SIGINT/SIGTERM: open /wait calls wind down.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def ctx(request: Request) -> AppContext:

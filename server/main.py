@@ -16,16 +16,25 @@ log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, plus: a second SIGINT/SIGTERM tells in-process
+    """uvicorn's server, plus: the first SIGINT/SIGTERM tells open /wait
+    calls to wind down (see streaming.wait); a second tells in-process
     workers to skip their grace period (their runs are still handed back)."""
 
-    def __init__(self, config: uvicorn.Config, on_second_signal: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_first_signal: Callable[[], None],
+        on_second_signal: Callable[[], None],
+    ) -> None:
         super().__init__(config)
+        self._on_first_signal = on_first_signal
         self._on_second_signal = on_second_signal
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
             self._on_second_signal()
+        else:
+            self._on_first_signal()
         super().handle_exit(sig, frame)
 
 
@@ -47,16 +56,22 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
         lifespan="on",
         log_level="warning",
         access_log=False,
-        # Open streams and /wait calls get this long to end on shutdown
-        # (clients reconnect through their Location header); in-process
-        # workers drain after it, with their own grace period.
+        # A bound on open connections at shutdown. Streams end at once
+        # (clients resume with Last-Event-ID) and /wait calls within
+        # settings.wait_shutdown_seconds (then cut: clients reconnect through
+        # Location); in-process workers drain after it, with their own grace.
         timeout_graceful_shutdown=10,
     )
+
+    def stopping() -> None:
+        context = getattr(app.state, "ctx", None)
+        if context is not None:
+            context.stopping.set()
 
     def hurry() -> None:
         getattr(app.state, "hurry", lambda: None)()
 
-    server = _Server(config, hurry)
+    server = _Server(config, stopping, hurry)
     print(f"pgqueue: serving on http://{settings.host}:{settings.port}", flush=True)
     # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal to the
     # handler that was there before: make that a clean exit (status 0), as

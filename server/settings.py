@@ -36,6 +36,10 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     # SSE comment keep-alives and /wait newlines, so proxies keep the line open.
     keepalive_seconds: float = 5.0
+    # On shutdown, an open /wait (or join) still answers a run that ends
+    # within this long; then its connection is cut and the client reconnects
+    # through Location. Below uvicorn's 10 s for open connections.
+    wait_shutdown_seconds: float = 5.0
     # How often a joiner re-reads a run's status when no NOTIFY came (a sweep
     # that failed the run, a NOTIFY lost while the listener reconnected).
     join_poll_seconds: float = 1.0
@@ -62,6 +66,7 @@ class Settings:
             "jobs_per_worker": _env_int("N_JOBS_PER_WORKER", 10),
             "max_body_bytes": _env_int("PGQUEUE_MAX_BODY_BYTES", 10 * 1024 * 1024),
             "keepalive_seconds": _env_float("PGQUEUE_KEEPALIVE_SECONDS", 5.0),
+            "wait_shutdown_seconds": _env_float("PGQUEUE_WAIT_SHUTDOWN_SECONDS", 5.0),
             "heartbeat_seconds": _env_float("PGQUEUE_HEARTBEAT_SECONDS", 5.0),
             "sweep_seconds": _env_float("PGQUEUE_SWEEP_SECONDS", 5.0),
             "stale_after_seconds": float(stale) if stale else None,

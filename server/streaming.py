@@ -19,6 +19,7 @@ import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from pgqueue import runs, streams
 from server.api import to_json
@@ -161,8 +162,11 @@ def wait(
     subscribed to the run's end and then found it still going (closed
     here)."""
 
+    response: _CuttableResponse
+
     async def body() -> AsyncIterator[bytes]:
         finished = False
+        stopping = asyncio.ensure_future(context.stopping.wait())
         try:
             ended = asyncio.ensure_future(
                 streams.wait_until(
@@ -177,9 +181,30 @@ def wait(
             try:
                 while True:
                     done, _ = await asyncio.wait(
-                        {ended}, timeout=context.settings.keepalive_seconds
+                        {ended, stopping},
+                        timeout=context.settings.keepalive_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
-                    if done:
+                    if ended in done:
+                        break
+                    if stopping in done:
+                        # The server is stopping: a run ending soon is still
+                        # answered; otherwise the connection is cut, which
+                        # langgraph-sdk answers by reconnecting through the
+                        # Location header (a clean end would read as a
+                        # broken result instead).
+                        done, _ = await asyncio.wait(
+                            {ended}, timeout=context.settings.wait_shutdown_seconds
+                        )
+                        if not done:
+                            log.info(
+                                "cutting the wait on run %s: the server is stopping; "
+                                "the client reconnects through Location",
+                                run_id,
+                                extra={"event": "wait_cut", "run_id": str(run_id)},
+                            )
+                            response.cut = True
+                            return
                         break
                     yield b"\n"
             finally:
@@ -188,14 +213,17 @@ def wait(
             finished = True
             yield to_json(result)
         finally:
+            stopping.cancel()
             if subscribed is not None:
                 subscribed.close()
-            if not finished:
+            if response.cut:
+                pass  # the run goes on; the client comes back for it
+            elif not finished:
                 _detach(context, _on_disconnect(context, run_id, on_disconnect))
             elif then is not None:
                 _detach(context, then())
 
-    return StreamingResponse(
+    response = _CuttableResponse(
         body(),
         status_code=status_code,
         media_type="application/json",
@@ -203,3 +231,41 @@ def wait(
         # Also when the body never started (the client left at once).
         background=None if subscribed is None else BackgroundTask(subscribed.close),
     )
+    return response
+
+
+class _CuttableResponse(StreamingResponse):
+    """A streamed response that can end without its final chunk: the client
+    sees the connection cut (and reconnects) rather than a complete body."""
+
+    cut = False
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async for chunk in self.body_iterator:
+            assert isinstance(chunk, bytes)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if self.cut:
+            _cut_responses.add(id(self))
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# Responses cut on purpose. uvicorn closes their connection and logs "ASGI
+# callable returned without completing response." as an error: for these it
+# is the plan, not a fault, and the server logged why already.
+_cut_responses: set[int] = set()
+
+
+class _QuietCuts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("ASGI callable returned without completing"):
+            if _cut_responses:
+                _cut_responses.pop()
+                return False
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCuts())

@@ -5,19 +5,22 @@ running graph."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
+import uuid
 from typing import Any
 
 import asyncpg
 import httpx
+from langgraph_sdk import get_client
 
 from pgqueue import queue
 from pgqueue.graphs import system_assistant_id
 from pgqueue.ids import uuid7
 from pgqueue.queue import NewRun
 from tests.support.procs import FAST, WorkerProcess, worker_process
-from tests.support.server import server_process
+from tests.support.server import ServerProcess, server_process
 from tests.support.waiting import eventually
 from tests.test_executor import NODE_RUNS
 
@@ -149,3 +152,83 @@ async def test_serve_shutdown_with_a_stream_attached(pool: asyncpg.Pool, databas
             assert needle not in log, f"{needle!r} in the log:\n{log}"
     # The run went back to the queue, to be finished by the next worker.
     assert await status(pool, uuid7().__class__(run_id)) == "pending"
+
+
+async def test_a_wait_cut_by_server_shutdown_reconnects_through_location(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A client blocked in runs.wait while its HTTP server stops: the server
+    keeps answering it for a while (a run ending meanwhile is answered),
+    then cuts the connection without an error, and langgraph-sdk reconnects
+    through the Location header to whatever serves that address next -- a
+    deploy's new server -- and gets the run's result. The run is executed
+    by a separate worker throughout."""
+    thread_id = str(uuid7())
+    with worker_process(database_url, "graphs", *FAST):
+        a = ServerProcess(database_url, command="server")
+        try:
+            a.wait_ready()
+            client = get_client(url=a.url, api_key=None)
+            waiting = asyncio.create_task(
+                client.runs.wait(
+                    thread_id,
+                    "ticks",
+                    input={"until": 20, "delay": 0.5},  # about 10 s
+                    if_not_exists="create",
+                )
+            )
+
+            async def started() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM runs WHERE thread_id = $1 AND status = 'running'",
+                        uuid.UUID(thread_id),
+                    )
+                )
+
+            await eventually(started, timeout=30, what="the run to start")
+            a.signal(signal.SIGINT)
+            assert await asyncio.to_thread(a.proc.wait, 60) == 0
+            log = a.log()
+            for needle in FORBIDDEN:
+                assert needle not in log, f"{needle!r} in the log:\n{log}"
+            assert "reconnect" in log  # it said why it cut the wait
+            assert not waiting.done()  # the client is reconnecting, not failed
+        finally:
+            a.close()
+        with server_process(database_url, command="server", port=a.port):
+            result = await asyncio.wait_for(waiting, 60)
+    assert result == {"count": 20, "until": 20, "delay": 0.5}
+
+
+async def test_a_wait_whose_run_ends_during_server_shutdown_is_answered(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    thread_id = str(uuid7())
+    with worker_process(database_url, "graphs", *FAST):
+        with server_process(database_url, command="server") as a:
+            client = get_client(url=a.url, api_key=None)
+            waiting = asyncio.create_task(
+                client.runs.wait(
+                    thread_id,
+                    "ticks",
+                    input={"until": 4, "delay": 0.25},  # about 1 s
+                    if_not_exists="create",
+                )
+            )
+
+            async def started() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM runs WHERE thread_id = $1", uuid.UUID(thread_id)
+                    )
+                )
+
+            await eventually(started, timeout=30, what="the run to be created")
+            a.signal(signal.SIGINT)
+            result = await asyncio.wait_for(waiting, 60)
+            assert await asyncio.to_thread(a.proc.wait, 60) == 0
+            log = a.log()
+    assert result == {"count": 4, "until": 4, "delay": 0.25}
+    for needle in (*FORBIDDEN, "reconnect"):
+        assert needle not in log, f"{needle!r} in the log:\n{log}"

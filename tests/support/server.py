@@ -32,8 +32,9 @@ class ServerProcess(PgqueueProcess):
         command: str = "serve",
         config: Path = GRAPHS_CONFIG,
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         timing = FAST if command == "serve" else []
         args = [command, "--config", str(config), "--port", str(self.port), *timing, *extra]
