@@ -71,6 +71,44 @@ def load_handler(spec: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
+# How long a starting worker or server waits for a database that is not
+# answering yet (restarting, or starting beside it under a supervisor)
+# before it gives up with a message instead of a traceback.
+STARTUP_WAIT_SECONDS = 60.0
+
+
+def wait_for_database(url: str, timeout: float | None = None) -> None:
+    """Return once ``url`` accepts a connection; retry with backoff until
+    ``timeout`` (PGQUEUE_STARTUP_WAIT_SECONDS, default 60), then exit 1 with
+    the last error."""
+    import time
+
+    import psycopg
+
+    if timeout is None:
+        timeout = float(os.environ.get("PGQUEUE_STARTUP_WAIT_SECONDS", STARTUP_WAIT_SECONDS))
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=int(db.CONNECT_TIMEOUT)).close()
+            return
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            if time.monotonic() + delay > deadline:
+                raise SystemExit(
+                    f"pgqueue: the database did not answer for {timeout:.0f} s: {reason}"
+                ) from None
+            log.warning(
+                "database not reachable yet (%s); retrying in %.1f s",
+                reason,
+                delay,
+                extra={"event": "startup_db_wait"},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     url = resolve_database_url(args)
     migrate.upgrade(url, args.revision)
@@ -225,6 +263,7 @@ async def _worker(args: argparse.Namespace, url: str) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     url = resolve_database_url(args)
+    wait_for_database(url)
     migrate.require_head(url)
     return asyncio.run(_worker(args, url))
 
@@ -235,6 +274,7 @@ def _http(args: argparse.Namespace, *, with_workers: bool) -> int:
     from server.settings import Settings
 
     url = resolve_database_url(args)
+    wait_for_database(url)
     settings = Settings.from_env(
         url,
         args.config,
@@ -401,4 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # SIGINT before the command installed its own handlers (connecting,
+        # migrating, loading graphs): nothing was started, so a stop, not
+        # a crash.
+        print("pgqueue: interrupted while starting", file=sys.stderr)
+        return 0

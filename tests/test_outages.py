@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -385,5 +386,45 @@ async def test_a_restart_with_idle_workers_costs_no_attempt(
             await conn.close()
         assert attempts == [1] * 16
     finally:
+        worker.close()
+        server.close()
+
+
+async def test_a_worker_and_server_started_while_the_database_is_down_wait_for_it(
+    cluster: pgcluster.PgCluster,
+) -> None:
+    """A supervisor may start pgqueue before PostgreSQL (or during its
+    restart): the processes wait, with backoff, and then serve; a SIGINT
+    while one waits is a clean stop."""
+    url = cluster.dsn("pgqueue")
+    cluster.stop("fast")
+    worker = WorkerProcess(url, "graphs", *RESTART_TIMING)
+    server = ServerProcess(url, command="server")
+    quitter = WorkerProcess(url, "graphs", *RESTART_TIMING)
+    try:
+
+        async def waiting(p: Any) -> bool:
+            return "database not reachable yet" in p.log()
+
+        for p in (worker, server, quitter):
+            await eventually(lambda p=p: waiting(p), timeout=30, what="a wait for the database")
+        quitter.proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(quitter.proc.wait, 30) == 0
+        assert "Traceback" not in quitter.log(), quitter.log()
+        assert worker.proc.poll() is None and server.proc.poll() is None
+        cluster.start()
+        server.wait_ready()
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            await submit(http, until=2, delay=0)
+
+            async def done() -> bool:
+                return (await statuses(url)).get("success", 0) == 1
+
+            await eventually(done, timeout=60, what="the run")
+        for log in (worker.log(), server.log()):
+            assert "Traceback" not in log, log
+        assert_clean(worker.log(), server.log())
+    finally:
+        quitter.close()
         worker.close()
         server.close()
