@@ -154,6 +154,29 @@ async def test_serve_shutdown_with_a_stream_attached(pool: asyncpg.Pool, databas
     assert await status(pool, uuid7().__class__(run_id)) == "pending"
 
 
+def wait_for_ticks(url: str, thread_id: str, until: int, delay: float) -> asyncio.Task[Any]:
+    """runs.wait through langgraph-sdk on a ticks run, in the background."""
+    client = get_client(url=url, api_key=None)
+    return asyncio.create_task(
+        client.runs.wait(
+            thread_id,
+            "ticks",
+            input={"until": until, "delay": delay},
+            if_not_exists="create",
+        )
+    )
+
+
+async def run_on_thread(pool: asyncpg.Pool, thread_id: str, *statuses: str) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT count(*) FROM runs WHERE thread_id = $1 AND status = ANY($2::text[])",
+            uuid.UUID(thread_id),
+            list(statuses),
+        )
+    )
+
+
 async def test_a_wait_cut_by_server_shutdown_reconnects_through_location(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
@@ -168,25 +191,12 @@ async def test_a_wait_cut_by_server_shutdown_reconnects_through_location(
         a = ServerProcess(database_url, command="server")
         try:
             a.wait_ready()
-            client = get_client(url=a.url, api_key=None)
-            waiting = asyncio.create_task(
-                client.runs.wait(
-                    thread_id,
-                    "ticks",
-                    input={"until": 20, "delay": 0.5},  # about 10 s
-                    if_not_exists="create",
-                )
+            waiting = wait_for_ticks(a.url, thread_id, until=20, delay=0.5)  # about 10 s
+            await eventually(
+                lambda: run_on_thread(pool, thread_id, "running"),
+                timeout=30,
+                what="the run to start",
             )
-
-            async def started() -> bool:
-                return bool(
-                    await pool.fetchval(
-                        "SELECT count(*) FROM runs WHERE thread_id = $1 AND status = 'running'",
-                        uuid.UUID(thread_id),
-                    )
-                )
-
-            await eventually(started, timeout=30, what="the run to start")
             a.signal(signal.SIGINT)
             assert await asyncio.to_thread(a.proc.wait, 60) == 0
             log = a.log()
@@ -207,24 +217,12 @@ async def test_a_wait_whose_run_ends_during_server_shutdown_is_answered(
     thread_id = str(uuid7())
     with worker_process(database_url, "graphs", *FAST):
         with server_process(database_url, command="server") as a:
-            client = get_client(url=a.url, api_key=None)
-            waiting = asyncio.create_task(
-                client.runs.wait(
-                    thread_id,
-                    "ticks",
-                    input={"until": 4, "delay": 0.25},  # about 1 s
-                    if_not_exists="create",
-                )
+            waiting = wait_for_ticks(a.url, thread_id, until=4, delay=0.25)  # about 1 s
+            await eventually(
+                lambda: run_on_thread(pool, thread_id, "pending", "running"),
+                timeout=30,
+                what="the run to be created",
             )
-
-            async def started() -> bool:
-                return bool(
-                    await pool.fetchval(
-                        "SELECT count(*) FROM runs WHERE thread_id = $1", uuid.UUID(thread_id)
-                    )
-                )
-
-            await eventually(started, timeout=30, what="the run to be created")
             a.signal(signal.SIGINT)
             result = await asyncio.wait_for(waiting, 60)
             assert await asyncio.to_thread(a.proc.wait, 60) == 0
