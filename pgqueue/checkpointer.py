@@ -30,9 +30,10 @@ where the parent does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import select
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -131,15 +132,8 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        if not self.defer_writes:
+        with self._recording():
             return await super().aput(config, checkpoint, metadata, new_versions)
-        self._raise_failed_flush()
-        token = _deferring.set(True)
-        try:
-            return await super().aput(config, checkpoint, metadata, new_versions)
-        finally:
-            _deferring.reset(token)
-            self._schedule_flush()
 
     async def aput_writes(
         self,
@@ -148,12 +142,20 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        with self._recording():
+            await super().aput_writes(config, writes, task_id, task_path)
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """Around the parent's write: with defer_writes, its statements are
+        recorded (see _cursor) and a flush is scheduled."""
         if not self.defer_writes:
-            return await super().aput_writes(config, writes, task_id, task_path)
+            yield
+            return
         self._raise_failed_flush()
         token = _deferring.set(True)
         try:
-            await super().aput_writes(config, writes, task_id, task_path)
+            yield
         finally:
             _deferring.reset(token)
             self._schedule_flush()

@@ -60,7 +60,7 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
         # (clients resume with Last-Event-ID) and /wait calls within
         # settings.wait_shutdown_seconds (then cut: clients reconnect through
         # Location); in-process workers drain after it, with their own grace.
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(settings.wait_shutdown_seconds) + 5,
     )
 
     def stopping() -> None:

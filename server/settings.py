@@ -38,7 +38,7 @@ class Settings:
     keepalive_seconds: float = 5.0
     # On shutdown, an open /wait (or join) still answers a run that ends
     # within this long; then its connection is cut and the client reconnects
-    # through Location. Below uvicorn's 10 s for open connections.
+    # through Location. uvicorn's bound on open connections is 5 s more.
     wait_shutdown_seconds: float = 5.0
     # How often a joiner re-reads a run's status when no NOTIFY came (a sweep
     # that failed the run, a NOTIFY lost while the listener reconnected).

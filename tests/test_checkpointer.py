@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import importlib.util
 import operator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import asyncpg
@@ -14,6 +15,7 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.postgres.base import BasePostgresSaver
 from langgraph.graph import END, START, StateGraph
+from psycopg_pool import AsyncConnectionPool
 
 from pgqueue import migrate, queue
 from pgqueue.checkpointer import FencedPostgresSaver, LeaseLost, RunLease, connection_pool
@@ -169,6 +171,17 @@ async def test_a_fenced_write_is_one_round_trip(
 # -- group commit (durability async/exit) ------------------------------------
 
 
+@pytest.fixture
+async def connections(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """The executor's kind of checkpointer pool, one connection."""
+    pool = connection_pool(database_url, 1)
+    await pool.open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def _checkpoints(pool: asyncpg.Pool, thread: Any) -> int:
     return int(
         await pool.fetchval("SELECT count(*) FROM checkpoints WHERE thread_id = $1", str(thread))
@@ -184,106 +197,86 @@ async def _put(saver: FencedPostgresSaver, thread: Any, step: int) -> Any:
 
 
 async def test_group_commit_sends_a_runs_writes_as_one_transaction(
-    pool: asyncpg.Pool, database_url: str, tmp_path: Any
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any], tmp_path: Any
 ) -> None:
     from psycopg.pq import Trace
 
     lease, thread = await _claimed_lease(pool)
     trace = tmp_path / "trace.txt"
-    connections = connection_pool(database_url, 1)
-    await connections.open()
-    try:
-        # A delay longer than the test: only an explicit flush sends.
-        async with FencedPostgresSaver.from_pool(
-            connections, lease, wait_for_flush=False, flush_delay=60
-        ) as saver:
-            conn = saver.conn
-            with trace.open("w") as f:
-                conn.pgconn.trace(f.fileno())  # type: ignore[union-attr]
-                conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)  # type: ignore[union-attr]
-                config = await _put(saver, thread, -1)
-                await saver.aput_writes(config, [("log", ["x"])], task_id="t1")
-                await _put(saver, thread, 0)
-                assert await _checkpoints(pool, thread) == 0  # recorded, not sent
-                await saver.flush()
-                conn.pgconn.untrace()  # type: ignore[union-attr]
-            assert await _checkpoints(pool, thread) == 2
-            assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 1
-    finally:
-        await connections.close()
+    # A delay longer than the test: only an explicit flush sends.
+    async with FencedPostgresSaver.from_pool(
+        connections, lease, wait_for_flush=False, flush_delay=60
+    ) as saver:
+        conn = saver.conn
+        with trace.open("w") as f:
+            conn.pgconn.trace(f.fileno())  # type: ignore[union-attr]
+            conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)  # type: ignore[union-attr]
+            config = await _put(saver, thread, -1)
+            await saver.aput_writes(config, [("log", ["x"])], task_id="t1")
+            await _put(saver, thread, 0)
+            assert await _checkpoints(pool, thread) == 0  # recorded, not sent
+            await saver.flush()
+            conn.pgconn.untrace()  # type: ignore[union-attr]
+        assert await _checkpoints(pool, thread) == 2
+        assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 1
     # Three writes, one round trip.
     assert trace.read_text().count("\tReadyForQuery") == 1
 
 
 async def test_group_commit_flushes_on_its_own_within_the_delay(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
 ) -> None:
     lease, thread = await _claimed_lease(pool)
-    connections = connection_pool(database_url, 1)
-    await connections.open()
-    try:
-        async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=0.05) as saver:
-            await _put(saver, thread, -1)
-            for _ in range(200):
-                if await _checkpoints(pool, thread):
-                    break
-                await asyncio.sleep(0.02)
-            assert await _checkpoints(pool, thread) == 1
-            # A read sees what is recorded: it goes first, in the read's round trip.
-            await _put(saver, thread, 0)
-            latest = await saver.aget_tuple(_config(thread))
-            assert latest is not None and latest.metadata["step"] == 0
-            # Leaving the block commits whatever is still recorded.
-            await _put(saver, thread, 1)
-        assert await _checkpoints(pool, thread) == 3
-    finally:
-        await connections.close()
+    async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=0.05) as saver:
+        await _put(saver, thread, -1)
+        for _ in range(200):
+            if await _checkpoints(pool, thread):
+                break
+            await asyncio.sleep(0.02)
+        assert await _checkpoints(pool, thread) == 1
+        # A read sees what is recorded: it goes first, in the read's round trip.
+        await _put(saver, thread, 0)
+        latest = await saver.aget_tuple(_config(thread))
+        assert latest is not None and latest.metadata["step"] == 0
+        # Leaving the block commits whatever is still recorded.
+        await _put(saver, thread, 1)
+    assert await _checkpoints(pool, thread) == 3
 
 
 async def test_a_fenced_out_group_commit_fails_every_later_write(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
 ) -> None:
     lease, thread = await _claimed_lease(pool)
-    connections = connection_pool(database_url, 1)
-    await connections.open()
-    try:
-        async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=60) as saver:
-            await _put(saver, thread, -1)
-            # The lease goes away before the recorded checkpoint is sent.
-            await pool.execute("UPDATE runs SET status = 'pending', worker_id = NULL")
-            with pytest.raises(LeaseLost):
-                await saver.flush()
-            # Its statements are gone: the run must not go on as if committed.
-            with pytest.raises(LeaseLost):
-                await _put(saver, thread, 0)
-            with pytest.raises(LeaseLost):
-                await saver.aput_writes(_config(thread), [("log", ["x"])], task_id="t1")
-            # Reads still work, and show that nothing committed.
-            assert await saver.aget_tuple(_config(thread)) is None
-    finally:
-        await connections.close()
+    async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=60) as saver:
+        await _put(saver, thread, -1)
+        # The lease goes away before the recorded checkpoint is sent.
+        await pool.execute("UPDATE runs SET status = 'pending', worker_id = NULL")
+        with pytest.raises(LeaseLost):
+            await saver.flush()
+        # Its statements are gone: the run must not go on as if committed.
+        with pytest.raises(LeaseLost):
+            await _put(saver, thread, 0)
+        with pytest.raises(LeaseLost):
+            await saver.aput_writes(_config(thread), [("log", ["x"])], task_id="t1")
+        # Reads still work, and show that nothing committed.
+        assert await saver.aget_tuple(_config(thread)) is None
     for table in ("checkpoints", "checkpoint_writes", "checkpoint_blobs"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
 
 
 async def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
 ) -> None:
     """The checkout check costs no round trip on a healthy connection, yet a
     connection whose backend went away (a restart, an admin's terminate) is
     replaced instead of failing the run that takes it."""
-    connections = connection_pool(database_url, 1)
-    await connections.open()
-    try:
-        async with connections.connection() as conn:
-            pid = conn.info.backend_pid
-        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
-        for _ in range(100):  # until the backend is gone
-            if not await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
-                break
-            await asyncio.sleep(0.02)
-        async with connections.connection() as conn:
-            assert conn.info.backend_pid != pid
-            assert (await (await conn.execute("SELECT 1 AS one")).fetchone()) == {"one": 1}
-    finally:
-        await connections.close()
+    async with connections.connection() as conn:
+        pid = conn.info.backend_pid
+    assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+    for _ in range(100):  # until the backend is gone
+        if not await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            break
+        await asyncio.sleep(0.02)
+    async with connections.connection() as conn:
+        assert conn.info.backend_pid != pid
+        assert (await (await conn.execute("SELECT 1 AS one")).fetchone()) == {"one": 1}
