@@ -122,6 +122,9 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         # at the head of the run's first transaction (no round trip of its
         # own). Reads need no lease.
         self._unbound: tuple[str, str] | None = None
+        # Set once from_pool handed the connection back: a straggling write
+        # (LangGraph's background checkpoint task) must not touch it.
+        self._released = False
 
     # -- group commit --------------------------------------------------------
 
@@ -149,6 +152,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     def _recording(self) -> Iterator[None]:
         """Around the parent's write: with defer_writes, its statements are
         recorded (see _cursor) and a flush is scheduled."""
+        self._check_held()
         if not self.defer_writes:
             yield
             return
@@ -169,6 +173,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         (a read then sees the recorded writes)."""
         conn = self.conn
         assert isinstance(conn, AsyncConnection)
+        self._check_held()
         with fenced(f"run {self.lease.run_id} attempt {self.lease.attempt} {what}"):
             async with self.lock:
                 self._raise_failed_flush()
@@ -229,13 +234,27 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             self._writing = False
 
     def _schedule_flush(self) -> None:
-        if self._failed is None and self._deferred:
+        if self._failed is None and self._deferred and not self._released:
             if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self.flush_delay)
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as exc:  # noqa: BLE001 - kept, and raised to the run
+            # Not left in this task, where nobody may ever look (a run
+            # cancelled meanwhile): the run's next write, stop_flushing, or
+            # the end of the run sees it in _failed.
+            if self._failed is None:
+                self._failed = exc
+
+    def _check_held(self) -> None:
+        if self._released:
+            raise psycopg.OperationalError(
+                f"run {self.lease.run_id} attempt {self.lease.attempt}: the run's "
+                "connection was released; nothing was written"
+            )
 
     def _raise_failed_flush(self) -> None:
         if self._failed is not None:
@@ -294,7 +313,10 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             try:
                 yield saver
             finally:
-                await saver._settle()
+                try:
+                    await saver._settle()
+                finally:
+                    saver._released = True
 
     async def _settle(self) -> None:
         try:

@@ -50,6 +50,8 @@ class EventWriter:
         self._seq = 0
         self._flusher: asyncio.Task[None] | None = None
         self._writing = False
+        # What a background flush failed with, for the run to raise.
+        self._error: Exception | None = None
         self.written = 0
 
     async def start(self) -> None:
@@ -64,8 +66,8 @@ class EventWriter:
     def add(self, event: str, data: Any) -> None:
         """Queue one event; a flush starts unless one is already pending
         (it will take this event along)."""
-        if self._flusher is not None and self._flusher.done() and self._flusher.exception():
-            raise self._flusher.exception()  # type: ignore[misc]  # e.g. LeaseLost: stop the run
+        if self._error is not None:
+            raise self._error  # e.g. LeaseLost: stop the run
         self._seq += 1
         self._buffer.append((self._seq, event, dumps(data)))
         if self._flusher is None or self._flusher.done():
@@ -99,12 +101,10 @@ class EventWriter:
             return
         if not flusher.done() and not self._writing:
             flusher.cancel()  # still waiting out the delay: nothing sent yet
-        try:
+        else:
             await flusher
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # we are being cancelled ourselves
+        if self._error is not None:
+            raise self._error
 
     def _conn(self) -> psycopg.AsyncConnection[Any]:
         conn = self._saver.conn
@@ -127,7 +127,12 @@ class EventWriter:
     async def _flush_later(self) -> None:
         if self._flush_delay > 0:
             await asyncio.sleep(self._flush_delay)
-        await self._flush()
+        try:
+            await self._flush()
+        except Exception as exc:  # noqa: BLE001 - kept, and raised to the run
+            # Not left in this task, where nobody may look (a run cancelled
+            # meanwhile): the run's next event or its end raises it.
+            self._error = exc
 
     async def _flush(self) -> None:
         self._writing = True

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import asyncpg
+import psycopg
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.postgres.base import BasePostgresSaver
@@ -280,3 +281,45 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
     async with connections.connection() as conn:
         assert conn.info.backend_pid != pid
         assert (await (await conn.execute("SELECT 1 AS one")).fetchone()) == {"one": 1}
+
+
+async def test_a_background_flush_that_fails_reaches_the_run(
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+    async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=0.2) as saver:
+        await _put(saver, thread, -1)  # recorded; flushed in 0.2 s
+        pid = saver.conn.info.backend_pid
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await asyncio.sleep(1)  # the flush has run, and failed
+        with pytest.raises(psycopg.OperationalError):
+            await _put(saver, thread, 0)
+        with pytest.raises(psycopg.OperationalError):
+            await saver.stop_flushing()
+    assert await _checkpoints(pool, thread) == 0
+
+
+async def test_a_write_after_the_run_released_its_connection_goes_nowhere(
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
+) -> None:
+    """LangGraph may still call the saver from a background checkpoint task
+    after the run is over and its connection is back in the pool (serving
+    another run, or closed): that write must fail there and then, not
+    schedule a flush onto a connection that is no longer the run's."""
+    import gc
+
+    lease, thread = await _claimed_lease(pool)
+    unhandled: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=0.01) as saver:
+            await _put(saver, thread, -1)
+        with pytest.raises(psycopg.OperationalError, match="released"):
+            await _put(saver, thread, 0)
+        await asyncio.sleep(0.2)
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert unhandled == []
+    assert await _checkpoints(pool, thread) == 1
