@@ -248,23 +248,24 @@ class _CuttableResponse(StreamingResponse):
             assert isinstance(chunk, bytes)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if self.cut:
-            _cut_responses.add(id(self))
+            _QuietCuts.expected += 1
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-# Responses cut on purpose. uvicorn closes their connection and logs "ASGI
-# callable returned without completing response." as an error: for these it
-# is the plan, not a fault, and the server logged why already.
-_cut_responses: set[int] = set()
-
-
 class _QuietCuts(logging.Filter):
+    """uvicorn closes the connection of a response cut on purpose and logs
+    "ASGI callable returned without completing response." as an error: for
+    those it is the plan, not a fault, and the server said why already."""
+
+    expected = 0  # cuts not yet logged by uvicorn
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("ASGI callable returned without completing"):
-            if _cut_responses:
-                _cut_responses.pop()
-                return False
+        if _QuietCuts.expected and record.getMessage().startswith(
+            "ASGI callable returned without completing"
+        ):
+            _QuietCuts.expected -= 1
+            return False
         return True
 
 
