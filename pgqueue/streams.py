@@ -140,13 +140,12 @@ async def wait_until(
     ``ends_only``: wake on the run's end, not on each batch of its events.
     ``subscribed``: the caller subscribed and has checked once since; wait
     before the next check."""
-    if subscribed is not None:
-        while True:
-            await _wait(subscribed.event, poll)
-            found = await check()
-            if found is not None:
-                return found
-    with watch.signal(run_id, ends_only=ends_only) as event:
+    with contextlib.ExitStack() as stack:
+        if subscribed is not None:
+            event = subscribed.event
+            await _wait(event, poll)
+        else:
+            event = stack.enter_context(watch.signal(run_id, ends_only=ends_only))
         while True:
             found = await check()
             if found is not None:
