@@ -9,6 +9,10 @@ Peers (bench/http/peer_specs.py):
   langgraph-dev  `langgraph dev` (langgraph-api + in-memory runtime)
   langhost       `langhost serve` (langgraph-api + langgraph-runtime-pg: PostgreSQL + Redis)
   pgqueue        `pgqueue serve` from this repo's venv (PostgreSQL only)
+  pgqueue-split  `pgqueue server` + `pgqueue worker`, two processes
+  instant        not a peer: a server that answers create and join at once
+                 and runs nothing (bench/http/instant_server.py), the most
+                 the SDK clients can drive on this machine; no ratios
 
 The first two are installed by this script into scratch venvs under
 bench/.venvs/<peer> (pinned; reused while their marker file matches). Each
@@ -206,13 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     summaries = {
         name: summary for name, rs in rounds.items() if (summary := bench_report.summarize(rs))
     }
-    rel = bench_report.ratios(summaries)
+    references = [name for name in summaries if PEERS[name].reference]
+    rel = bench_report.ratios(summaries, references)
+    ceilings = bench_report.ceiling(summaries, references)
     print()
     not_measured = {**skipped, **bench_report.failures(rounds)}
-    print(bench_report.render(summaries, not_measured, rel, args))
+    print(bench_report.render(summaries, not_measured, rel, args, ceilings))
     out = args.output or RESULTS / f"http_api-{stamp}.json"
     out.write_text(
-        json.dumps(document(args, stamp, versions, rounds, summaries, skipped, rel), indent=2)
+        json.dumps(
+            document(args, stamp, versions, rounds, summaries, skipped, rel, ceilings), indent=2
+        )
     )
     print(f"\nwrote {out}")
     return 0 if summaries else 1
@@ -226,6 +234,7 @@ def document(
     summaries: dict[str, dict[str, Any]],
     skipped: dict[str, str],
     rel: dict[str, Any],
+    ceilings: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "benchmark": "http_api",
@@ -243,6 +252,7 @@ def document(
         },
         "skipped": skipped,
         "pgqueue_vs_best": rel,
+        "clients_ceiling": ceilings,
     }
 
 

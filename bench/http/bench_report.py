@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from typing import Any
 
 # (section, key, lower is better)
@@ -27,13 +28,18 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any] | None:
     return summary
 
 
-def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def ratios(
+    summaries: dict[str, dict[str, Any]], references: Collection[str] = ()
+) -> dict[str, Any]:
     """Each pgqueue configuration / the best other peer, figure by figure.
+    ``references`` (the instant server) are yardsticks, not peers.
 
     Throughput: above 1 means pgqueue is faster. Latency: below 1 means
     pgqueue answers sooner.
     """
-    others = {k: v for k, v in summaries.items() if not k.startswith("pgqueue")}
+    others = {
+        k: v for k, v in summaries.items() if not k.startswith("pgqueue") and k not in references
+    }
     if not others:
         return {}
     out: dict[str, Any] = {}
@@ -47,6 +53,26 @@ def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "best_value": theirs,
                 "pgqueue": summaries[ours][field],
                 "ratio": round(summaries[ours][field] / theirs, 3) if theirs else None,
+            }
+    return out
+
+
+def ceiling(
+    summaries: dict[str, dict[str, Any]], references: Collection[str], factor: float = 5.0
+) -> dict[str, Any]:
+    """What the clients alone can drive (a reference server that costs
+    nothing) beside ``factor`` times the best peer's throughput: a target
+    above the ceiling cannot be shown on this machine by any server."""
+    field = "concurrent_runs_per_s"
+    peers = [v[field] for k, v in summaries.items() if not k.startswith("pgqueue")
+             and k not in references]  # fmt: skip
+    out: dict[str, Any] = {}
+    for name in references:
+        if name in summaries:
+            out[name] = {
+                "ceiling_runs_per_s": summaries[name][field],
+                "target_runs_per_s": round(factor * max(peers), 1) if peers else None,
+                "factor": factor,
             }
     return out
 
@@ -74,6 +100,7 @@ def render(
     not_measured: dict[str, str],
     rel: dict[str, Any],
     args: Any,
+    ceilings: dict[str, Any] | None = None,
 ) -> str:
     head = (
         f"{'peer':<14} {'seq p50':>9} {'seq p90':>9} {'seq p99':>9} "
@@ -106,4 +133,10 @@ def render(
             lines.append(
                 f"  {field:<40} {r['ratio']!s:>7}x  (pgqueue {r['pgqueue']}, {r['best_peer']} {r['best_value']})"
             )
+    for name, c in (ceilings or {}).items():
+        lines.append(
+            f"  clients' ceiling ({name}: a server that answers at once):"
+            f" {c['ceiling_runs_per_s']} runs/s; {c['factor']:g}x the best peer:"
+            f" {c['target_runs_per_s']} runs/s"
+        )
     return "\n".join(lines)

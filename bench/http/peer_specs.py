@@ -63,6 +63,8 @@ class Peer:
     database: str | None = None  # created fresh before every start
     uses_redis: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Not a competitor: a yardstick for the harness itself (no ratios).
+    reference: bool = False
 
     @property
     def venv(self) -> Path | None:
@@ -94,6 +96,9 @@ PEERS: dict[str, Peer] = {
     # The same, as two processes: `pgqueue server` (HTTP) and one `pgqueue
     # worker`, so HTTP and graph execution use both cores.
     "pgqueue-split": Peer("pgqueue-split", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
+    # A server that answers create and join at once and runs nothing
+    # (instant_server.py): what the SDK clients alone can drive here.
+    "instant": Peer("instant", (), ("langgraph-sdk", "uvicorn"), reference=True),
 }
 
 
@@ -178,6 +183,9 @@ def command(peer: Peer, s: Settings, config: Path, port: int) -> list[str]:
             "--n-jobs-per-worker", jobs, "--config", str(config),
             "--server-log-level", s.log_level,
         ]  # fmt: skip
+    if peer.name == "instant":
+        script = str(Path(__file__).resolve().parent / "instant_server.py")
+        return [peer.python(), script, "--port", port_s, "--log-level", s.log_level]
     if peer.name == "pgqueue-split":
         # One process group: the bench's SIGINT reaches both.
         server = [s.pgqueue_bin, "server", "--config", str(config), "--host", "127.0.0.1",
