@@ -23,6 +23,13 @@ resumes from the one before: the contract of ``async`` durability, where a
 checkpoint is still in flight while the next step runs. ``sync`` durability
 defers nothing.
 
+Serialization inline. The parent (de)serializes checkpoints, blobs and
+writes through ``asyncio.to_thread``. The serializer holds the GIL while it
+works, so the thread buys no parallelism, only a hand-off and a wake-up of
+the event loop per call, about 80 us of CPU each here, four per run of a
+one-node graph (about 4% of a run's worker CPU). This saver's calls run it
+inline (``_inline_serde``); any other saver in the process keeps its thread.
+
 The saver's ``asyncio.Lock`` is not re-entrant; this class takes it exactly
 where the parent does.
 """
@@ -33,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import select
+import types
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -40,9 +48,15 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import langgraph.checkpoint.postgres.aio as saver_module
 import psycopg
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncConnection, AsyncCursor
@@ -57,6 +71,38 @@ log = logging.getLogger(__name__)
 # True while this task is inside aput/aput_writes of a deferring saver: the
 # parent's write cursor is then a recorder (see FencedPostgresSaver._cursor).
 _deferring: ContextVar[bool] = ContextVar("pgqueue_deferring", default=False)
+
+# True while this task is inside a FencedPostgresSaver call: the parent's
+# asyncio.to_thread then runs its (de)serializing function inline.
+_inline: ContextVar[bool] = ContextVar("pgqueue_inline_serde", default=False)
+
+
+class _SaverAsyncio(types.ModuleType):
+    """``asyncio`` as the parent's module sees it: the real one, except that
+    ``to_thread`` runs inline for this module's savers (see the module doc)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    async def to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _inline.get():
+            return func(*args, **kwargs)
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+
+if saver_module.asyncio is asyncio:  # once, however often this is imported
+    saver_module.asyncio = _SaverAsyncio("asyncio")  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _inline_serde() -> Iterator[None]:
+    token = _inline.set(True)
+    try:
+        yield
+    finally:
+        _inline.reset(token)
+
 
 # A statement the parent issued: (executemany?, query, params).
 Statement = tuple[bool, str, Any]
@@ -135,7 +181,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        with self._recording():
+        with self._recording(), _inline_serde():
             return await super().aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
@@ -145,8 +191,12 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        with self._recording():
+        with self._recording(), _inline_serde():
             await super().aput_writes(config, writes, task_id, task_path)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        with _inline_serde():
+            return await super().aget_tuple(config)
 
     @contextlib.contextmanager
     def _recording(self) -> Iterator[None]:

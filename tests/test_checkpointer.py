@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import importlib.util
 import operator
+import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
@@ -14,12 +15,21 @@ import asyncpg
 import psycopg
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.postgres.base import BasePostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from pgqueue import migrate, queue
-from pgqueue.checkpointer import FencedPostgresSaver, LeaseLost, RunLease, connection_pool
+from pgqueue.checkpointer import (
+    FencedPostgresSaver,
+    LeaseLost,
+    RunLease,
+    connect,
+    connection_pool,
+)
 from pgqueue.ids import uuid7
 from pgqueue.queue import NewRun
 
@@ -323,3 +333,48 @@ async def test_a_write_after_the_run_released_its_connection_goes_nowhere(
         loop.set_exception_handler(None)
     assert unhandled == []
     assert await _checkpoints(pool, thread) == 1
+
+
+# -- serialization on the event loop's thread ---------------------------------
+
+
+class _ThreadNoting(JsonPlusSerializer):
+    """A serializer that notes which threads it ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        self.threads.add(threading.get_ident())
+        return super().dumps_typed(obj)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        self.threads.add(threading.get_ident())
+        return super().loads_typed(data)
+
+
+async def test_a_runs_saver_serializes_inline_and_other_savers_keep_their_thread(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    lease, thread = await _claimed_lease(pool)
+    ours = _ThreadNoting()
+    async with await connect(database_url, lease) as conn:
+        saver = FencedPostgresSaver(conn, lease, serde=ours)
+        config = await _put(saver, thread, -1)
+        await saver.aput_writes(config, [("log", ["x"])], task_id="t1")
+        got = await saver.aget_tuple(_config(thread))
+    assert got is not None
+    assert got.checkpoint["channel_values"] == {"log": ["step -1"]}
+    assert got.pending_writes == [("t1", "log", ["x"])]
+    assert ours.threads == {threading.get_ident()}
+
+    # A plain AsyncPostgresSaver in the same process still hands (some of)
+    # its deserializing to a thread, as langgraph-checkpoint-postgres does.
+    theirs = _ThreadNoting()
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        plain = AsyncPostgresSaver(conn, serde=theirs)
+        assert (await plain.aget_tuple(_config(thread))) is not None
+    assert theirs.threads - {threading.get_ident()}
