@@ -10,6 +10,8 @@ the database knows (the thread exists, the thread is idle, ...).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +25,12 @@ from pgqueue.encoding import loads
 from pgqueue.graphs import GraphRegistry, system_assistant_id
 from pgqueue.ids import uuid7
 from pgqueue.sql import queries
+
+# The mark of a stateless run's thread that goes once the run ends
+# (on_completion=delete). The process serving the run deletes it then; should
+# that process die first, the scheduler's cleanup pass does, a grace period
+# later (scheduler.py).
+TEMPORARY_THREAD_TAG = {"on_completion": "delete"}
 
 
 class RunNotFound(LookupError):
@@ -129,13 +137,17 @@ async def create(
         metadata=request.metadata,
         delay=request.after_seconds,
     )
+    temporary = stateless and request.on_completion == "delete"
     try:
-        submitted = await queue.submit(
-            conn,
-            [run],
-            create_threads=stateless or request.if_not_exists == "create",
-            multitask_strategy=request.multitask_strategy,
-        )
+        async with conn.transaction() if temporary else contextlib.nullcontext():
+            submitted = await queue.submit(
+                conn,
+                [run],
+                create_threads=stateless or request.if_not_exists == "create",
+                multitask_strategy=request.multitask_strategy,
+            )
+            if temporary:
+                await conn.execute(queries.tag_thread, thread_id, json.dumps(TEMPORARY_THREAD_TAG))
     except asyncpg.ForeignKeyViolationError:
         raise ThreadNotFound(f"thread {thread_id} not found") from None
     except queue.ThreadBusy as exc:

@@ -15,7 +15,9 @@ payload that no longer validates) is skipped and logged; the cron stays.
 Stateless crons run on a new thread per tick. When the run's
 ``on_completion`` is ``delete`` the thread is tagged as temporary, and
 every pass deletes tagged threads whose run has ended, so the cleanup does
-not depend on the process that fired the cron still being alive.
+not depend on the process that fired the cron still being alive. The same
+pass deletes the temporary thread of a stateless run submitted over HTTP
+whose server died before it could (after ``stateless_grace``).
 """
 
 from __future__ import annotations
@@ -58,8 +60,12 @@ class SchedulerConfig:
     interval: float = 1.0
     # Due crons claimed per transaction: bounds how long a pass holds locks.
     batch_size: int = 100
-    # Temporary threads of ended cron runs deleted per pass.
+    # Temporary threads of ended runs deleted per pass (of each kind).
     cleanup_batch: int = 100
+    # Seconds after a stateless run ended before this pass deletes its
+    # thread (on_completion=delete), in case the server serving it died; it
+    # must outlast a slow client reading the run's result or stream.
+    stateless_grace: float = 600.0
 
 
 @dataclass
@@ -161,7 +167,7 @@ class Scheduler(PeriodicService):
                     tag: dict[str, Any] = {CRON_ID_KEY: str(cron_id)}
                     if request.on_completion == "delete":
                         tag.update(TEMPORARY_TAG)
-                    await conn.execute(queries.tag_cron_thread, run["thread_id"], json.dumps(tag))
+                    await conn.execute(queries.tag_thread, run["thread_id"], json.dumps(tag))
         except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
             log.warning(
                 "cron %s skipped a tick: %s",
@@ -203,10 +209,21 @@ class Scheduler(PeriodicService):
         )
 
     async def _delete_ended_threads(self) -> int:
-        rows = await self._pool.fetch(
-            queries.list_ended_cron_threads, json.dumps(TEMPORARY_TAG), self.config.cleanup_batch
-        )
+        """Temporary threads whose run ended: a cron's at once (nobody reads
+        its result); a stateless run's only after ``stateless_grace``, since
+        the process that serves it deletes it itself once the client has the
+        result. This pass is for when that process died first."""
         deleted = 0
-        for row in rows:
-            deleted += await runs.delete_temporary_thread(self._pool, row["thread_id"])
+        for tag, grace in (
+            (TEMPORARY_TAG, 0.0),
+            (runs.TEMPORARY_THREAD_TAG, self.config.stateless_grace),
+        ):
+            rows = await self._pool.fetch(
+                queries.list_ended_temporary_threads,
+                json.dumps(tag),
+                self.config.cleanup_batch,
+                grace,
+            )
+            for row in rows:
+                deleted += await runs.delete_temporary_thread(self._pool, row["thread_id"])
         return deleted

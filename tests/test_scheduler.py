@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from pgqueue import crons, queue
+from pgqueue import crons, queue, runs
 from pgqueue.graphs import GraphRegistry, load_config, system_assistant_id
 from pgqueue.scheduler import Scheduler, SchedulerConfig
 from pgqueue.sql import queries
@@ -222,6 +222,54 @@ async def test_temporary_threads_are_deleted_once_their_run_ends(
     assert (await sched.run_once()).threads_deleted == 1
     remaining = await pool.fetch("SELECT thread_id FROM threads")
     assert [r["thread_id"] for r in remaining] == [stays["thread_id"]]
+
+
+async def test_a_stateless_runs_thread_left_by_a_dead_server_goes_after_the_grace(
+    pool: asyncpg.Pool, registry: GraphRegistry
+) -> None:
+    """POST /runs with on_completion=delete: the serving process deletes the
+    thread once the run ends. Here nobody does (that process died), so the
+    scheduler's pass must, but only once the grace has passed: a live server
+    may still be sending the run's result from it."""
+    sched = Scheduler(
+        pool, registry, cron_run_request, SchedulerConfig(interval=60, stateless_grace=300)
+    )
+    orphan = await runs.create(pool, registry, runs.RunRequest("echo", None))
+    recent = await runs.create(pool, registry, runs.RunRequest("echo", None))
+    kept = await runs.create(pool, registry, runs.RunRequest("echo", None, on_completion="keep"))
+    ours = [orphan, recent, kept]
+    tags = await pool.fetch(
+        "SELECT thread_id, metadata FROM threads WHERE thread_id = ANY($1::uuid[])",
+        [r["thread_id"] for r in ours],
+    )
+    assert {r["thread_id"]: json.loads(r["metadata"]) for r in tags} == {
+        orphan["thread_id"]: {"on_completion": "delete"},
+        recent["thread_id"]: {"on_completion": "delete"},
+        kept["thread_id"]: {},
+    }
+    # Still pending: nothing to delete.
+    assert (await sched.run_once()).threads_deleted == 0
+    # All end (as a worker's final write leaves them): the orphan's run ten
+    # minutes ago, the others just now.
+    for run, ended in (
+        (orphan, "now() - interval '10 minutes'"),
+        (recent, "now()"),
+        (kept, "now()"),
+    ):
+        await pool.execute(
+            f"UPDATE runs SET status = 'success', ended_at = {ended} WHERE run_id = $1",
+            run["run_id"],
+        )
+        await pool.execute(
+            "UPDATE threads SET status = 'idle' WHERE thread_id = $1", run["thread_id"]
+        )
+    assert (await sched.run_once()).threads_deleted == 1
+    left = await pool.fetch(
+        "SELECT thread_id FROM threads WHERE thread_id = ANY($1::uuid[])",
+        [r["thread_id"] for r in ours],
+    )
+    assert {r["thread_id"] for r in left} == {recent["thread_id"], kept["thread_id"]}
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE run_id = $1", orphan["run_id"]) == 0
 
 
 def test_schedules_are_read_in_utc_unless_a_timezone_is_given() -> None:

@@ -85,18 +85,21 @@ FOR UPDATE SKIP LOCKED;
 -- name: advance_cron
 UPDATE crons SET next_run_at = $2 WHERE cron_id = $1;
 
--- name: tag_cron_thread
--- A stateless cron's thread says which cron made it (and, for
--- on_completion=delete, that it is temporary) so any process can clean it
--- up once its run ends, even if the one that fired it is gone.
+-- name: tag_thread
+-- A stateless cron's thread says which cron made it, and a temporary thread
+-- (on_completion=delete) that it is one, so any process can clean it up once
+-- its run ends, even if the one that made it is gone.
 UPDATE threads SET metadata = metadata || $2::jsonb WHERE thread_id = $1;
 
--- name: list_ended_cron_threads
--- Temporary cron threads with no live run left: their run ended. $1 is the
--- tag (a containment match served by threads_metadata_idx).
+-- name: list_ended_temporary_threads
+-- Temporary threads (tagged $1: a stateless cron's, or a stateless run's)
+-- with no live run left, whose last run ended at least $3 seconds ago
+-- (a containment match served by threads_metadata_idx).
 SELECT t.thread_id FROM threads t
 WHERE t.metadata @> $1::jsonb
   AND t.status <> 'busy'
   AND NOT EXISTS (SELECT 1 FROM runs r
-                  WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+                  WHERE r.thread_id = t.thread_id
+                    AND (r.status IN ('pending', 'running')
+                         OR r.ended_at > now() - make_interval(secs => $3::float8)))
 LIMIT $2;
