@@ -38,11 +38,34 @@ class ConfigError(ValueError):
     """langgraph.json is missing, malformed, or names a graph that won't load."""
 
 
+@dataclass(frozen=True)
+class StoreTTL:
+    """The store's time to live, from langgraph.json's ``"store": {"ttl":
+    {...}}`` as the platform reads it. Minutes throughout."""
+
+    # A read (get, search) restarts an item's TTL unless it asks otherwise.
+    refresh_on_read: bool = True
+    # TTL of items put without one; None: they never expire.
+    default_ttl: float | None = None
+    # How often each server process deletes expired items. Reads never see
+    # them anyway (omit_expired); the sweep gives the space back.
+    sweep_interval_minutes: float = 5.0
+
+    def store_config(self) -> dict[str, Any]:
+        """For AsyncPostgresStore(ttl=...)."""
+        return {
+            "refresh_on_read": self.refresh_on_read,
+            "default_ttl": self.default_ttl,
+            "omit_expired": True,
+        }
+
+
 @dataclass
 class GraphRegistry:
     config_path: Path
     specs: dict[str, str]
     graphs: dict[str, Pregel] = field(default_factory=dict)
+    store_ttl: StoreTTL = field(default_factory=StoreTTL)
 
     @property
     def assistant_ids(self) -> dict[uuid.UUID, str]:
@@ -92,7 +115,36 @@ def load_config(path: str | Path) -> GraphRegistry:
         if isinstance(dep, str) and dep.startswith("."):
             sys.path.insert(0, str((base / dep).resolve()))
     _load_env(base, raw.get("env"))
-    return GraphRegistry(config_path=config_path, specs=specs)
+    store_ttl = _store_ttl(config_path, raw.get("store"))
+    return GraphRegistry(config_path=config_path, specs=specs, store_ttl=store_ttl)
+
+
+def _store_ttl(config_path: Path, store: Any) -> StoreTTL:
+    ttl = store.get("ttl") if isinstance(store, dict) else None
+    if ttl is None:
+        return StoreTTL()
+    where = f"{config_path}: store.ttl"
+    if not isinstance(ttl, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = sorted(set(ttl) - {"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}")
+    refresh = ttl.get("refresh_on_read", True)
+    if not isinstance(refresh, bool):
+        raise ConfigError(f"{where}.refresh_on_read must be true or false")
+    minutes: dict[str, float | None] = {}
+    for key in ("default_ttl", "sweep_interval_minutes"):
+        value = ttl.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise ConfigError(f"{where}.{key} must be a positive number of minutes")
+        minutes[key] = None if value is None else float(value)
+    return StoreTTL(
+        refresh_on_read=refresh,
+        default_ttl=minutes["default_ttl"],
+        sweep_interval_minutes=minutes["sweep_interval_minutes"] or 5.0,
+    )
 
 
 def _load_env(base: Path, env: Any) -> None:

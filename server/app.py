@@ -96,7 +96,10 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             pool=pool,
             psycopg_pool=psycopg_pool,
             checkpointer=AsyncPostgresSaver(psycopg_pool),  # type: ignore[arg-type]
-            store=AsyncPostgresStore(psycopg_pool),  # type: ignore[arg-type]
+            store=AsyncPostgresStore(
+                psycopg_pool,  # type: ignore[arg-type]
+                ttl=registry.store_ttl.store_config(),  # type: ignore[arg-type]
+            ),
             notifier=notifier,
             watch=RunWatch(notifier),
             registry=registry,
@@ -182,9 +185,11 @@ def _worker_ended(worker: Any, task: asyncio.Task[None]) -> int:
 
 def background_services(context: AppContext) -> list[PeriodicService]:
     """Maintenance every server process runs: the cron scheduler (each tick
-    fires once across processes), and with workers the sweeper and pruner."""
+    fires once across processes) and the store's TTL sweep, and with workers
+    the sweeper and pruner."""
     from pgqueue.pruner import Pruner, PrunerConfig
     from pgqueue.scheduler import Scheduler, SchedulerConfig
+    from pgqueue.store_sweeper import StoreSweeper
     from pgqueue.sweeper import Sweeper, SweeperConfig
     from server.routes.crons import cron_run_request
 
@@ -195,7 +200,8 @@ def background_services(context: AppContext) -> list[PeriodicService]:
             context.registry,
             cron_run_request,
             SchedulerConfig(interval=s.scheduler_seconds),
-        )
+        ),
+        StoreSweeper(context.store, context.registry.store_ttl.sweep_interval_minutes * 60),
     ]
     if s.run_workers:
         services.append(

@@ -218,9 +218,12 @@ def _namespace_error(exc: InvalidNamespaceError) -> ApiError:
 )
 async def put_item(request: Request) -> Response:
     body = await parse_body(request, StorePut)
+    # No ttl (langgraph-sdk leaves a None out): the store's default TTL from
+    # langgraph.json, which an explicit ttl=None would switch off.
+    ttl: dict[str, Any] = {} if body.ttl is None else {"ttl": body.ttl}
     try:
         await ctx(request).store.aput(
-            tuple(body.namespace), body.key, body.value, index=body.index, ttl=body.ttl
+            tuple(body.namespace), body.key, body.value, index=body.index, **ttl
         )
     except InvalidNamespaceError as exc:
         raise _namespace_error(exc) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
@@ -79,6 +80,30 @@ async def test_list_namespaces(client: LangGraphClient) -> None:
     assert wildcard == [["ns", "a", "y"]]
     page = (await store.list_namespaces(prefix=["ns"], limit=2, offset=1))["namespaces"]
     assert len(page) == 2
+
+
+async def test_an_item_past_its_ttl_is_gone_from_every_read(
+    client: LangGraphClient, db: asyncpg.Pool
+) -> None:
+    store = client.store
+    await store.put_item(["ttl", "short"], "brief", {"v": 1}, ttl=10)
+    await store.put_item(["ttl", "long"], "lasting", {"v": 2})
+    assert (await store.get_item(["ttl", "short"], "brief"))["value"] == {"v": 1}
+    # The item's ten minutes run out: back-dated, not slept through.
+    await db.execute(
+        "UPDATE store SET expires_at = now() - interval '1 second' WHERE key = 'brief'"
+    )
+    with pytest.raises(NotFoundError):
+        await store.get_item(["ttl", "short"], "brief")
+    found = (await store.search_items(["ttl"], limit=100))["items"]
+    assert [i["key"] for i in found] == ["lasting"]
+    assert (await store.list_namespaces(prefix=["ttl"]))["namespaces"] == [["ttl", "long"]]
+    # tests/graphs/langgraph.json gives items put without a TTL 600 minutes;
+    # a read starts it over (refresh_on_read, the platform's default).
+    left = await db.fetchval(
+        "SELECT extract(epoch FROM expires_at - now()) / 60 FROM store WHERE key = 'lasting'"
+    )
+    assert 599 < float(left) <= 600
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
