@@ -31,6 +31,7 @@ from pgqueue.encoding import jsonb
 from pgqueue.errors import LeaseLost
 from pgqueue.events import EventWriter
 from pgqueue.graphs import GraphRegistry
+from pgqueue.messages import MessageEvents
 from pgqueue.queue import ClaimedRun, Finished, finishing
 from pgqueue.sql import queries
 from pgqueue.webhooks import WebhookConfig
@@ -252,6 +253,9 @@ class GraphExecutor:
         ended."""
         kw = run.kwargs
         subgraphs = bool(kw.get("stream_subgraphs"))
+        # Mode "messages" as the platform streams it (the SDK's
+        # "messages-tuple" is LangGraph's own).
+        split = MessageEvents() if kw.get("split_messages") else None
         try:
             await events.start()
             events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
@@ -266,7 +270,13 @@ class GraphExecutor:
                     interrupt_after=kw.get("interrupt_after"),
                     context=kw.get("context"),
                 ):
-                    events.add(*event_of(chunk, subgraphs))
+                    name, data = event_of(chunk, subgraphs)
+                    mode, bar, namespace = name.partition("|")
+                    if split is not None and mode == "messages":
+                        for event, payload in split.events(data):
+                            events.add(event + bar + namespace, payload)
+                    else:
+                        events.add(name, data)
         except asyncio.CancelledError:
             # A user's cancel, or shutdown / a lost lease? Only the first
             # leaves cancel_action on the row.

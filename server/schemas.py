@@ -132,6 +132,10 @@ class RunCreate(BaseModel):
             "config": self.config or {},
             "context": self.context,
             "stream_mode": modes,
+            # The platform's messages/metadata|partial|complete events for
+            # "messages"; "messages-tuple" (also asked) wins, as there.
+            "split_messages": "messages" in self.stream_modes()
+            and "messages-tuple" not in self.stream_modes(),
             "stream_subgraphs": self.stream_subgraphs,
             "stream_resumable": self.stream_resumable,
             "interrupt_before": self.interrupt_before,

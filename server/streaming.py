@@ -40,7 +40,9 @@ def _wanted(name: str, modes: list[str] | None) -> bool:
     if not modes or name in ("metadata", "error"):
         return True
     mode = name.split("|", 1)[0]
-    return mode in modes or (mode == "messages" and "messages-tuple" in modes)
+    # "messages/partial" and its kin are mode "messages".
+    family = mode.split("/", 1)[0]
+    return mode in modes or family in modes or (mode == "messages" and "messages-tuple" in modes)
 
 
 async def _on_disconnect(context: AppContext, run_id: UUID, on_disconnect: str) -> None:

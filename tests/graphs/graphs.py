@@ -15,10 +15,12 @@ import uuid
 from typing import Annotated, Any, TypedDict
 
 import asyncpg
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
 from langgraph.func import entrypoint, task
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 
 
@@ -153,6 +155,24 @@ _echo.add_node("echo", echo)
 _echo.add_edge(START, "echo")
 _echo.add_edge("echo", END)
 echo_graph = _echo.compile()
+
+
+# A chat model that streams its reply word by word, with no network: for
+# stream mode "messages" (LangChain's own fake model, made per call since it
+# hands out its replies from an iterator).
+REPLY = "pgqueue streams this reply"
+
+
+async def chat(state: MessagesState) -> dict[str, Any]:
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=REPLY)]))
+    return {"messages": [await model.ainvoke(state["messages"])]}
+
+
+_chat = StateGraph(MessagesState)
+_chat.add_node("chat", chat)
+_chat.add_edge(START, "chat")
+_chat.add_edge("chat", END)
+chat_graph = _chat.compile()
 
 
 # The chaos soak's graph (tests/test_chaos.py): five nodes in a chain, each

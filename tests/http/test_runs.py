@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from itertools import pairwise
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import RunCreateMetadata
 
+from tests.graphs.graphs import REPLY
 from tests.support.server import ServerProcess
 from tests.support.waiting import eventually
 
@@ -102,6 +104,44 @@ async def test_stream_single_mode_string_and_messages_tuple(client: LangGraphCli
     ]
     # No chat model in this graph: only the metadata event, and no error.
     assert [p.event for p in tuple_parts] == ["metadata"]
+
+
+async def test_stream_mode_messages_sends_the_platforms_partial_events(
+    client: LangGraphClient,
+) -> None:
+    thread_id = await new_thread(client)
+    question = {"messages": [{"role": "user", "content": "hi"}]}
+    parts = [
+        p
+        async for p in client.runs.stream(thread_id, "chat", input=question, stream_mode="messages")
+    ]
+    names = [p.event for p in parts]
+    words = REPLY.split(" ")
+    # One metadata event for the one message, then a partial per chunk (the
+    # fake model streams a word or a space at a time).
+    assert names[:2] == ["metadata", "messages/metadata"]
+    assert set(names[2:]) == {"messages/partial"}
+    [(message_id, meta)] = parts[1].data.items()
+    assert meta["metadata"]["langgraph_node"] == "chat"
+    sums = [p.data[0] for p in parts[2:]]
+    assert all(m["id"] == message_id and m["type"] == "ai" for m in sums)
+    contents = [m["content"] for m in sums]
+    # Each partial is the message so far: it only grows, and ends whole.
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in pairwise(contents))
+    assert contents[0] == words[0] and contents[-1] == REPLY
+
+    # messages-tuple: LangGraph's (chunk, metadata) pairs, one per chunk.
+    tuples = [
+        p
+        async for p in client.runs.stream(
+            thread_id, "chat", input=question, stream_mode="messages-tuple"
+        )
+    ]
+    assert {p.event for p in tuples[1:]} == {"messages"}
+    chunks = [p.data[0] for p in tuples[1:]]
+    assert "".join(c["content"] for c in chunks) == REPLY
+    assert all(c["type"] == "AIMessageChunk" for c in chunks)
+    assert len(chunks) == len(sums)
 
 
 async def test_join_stream_with_last_event_id_replays_after_it(client: LangGraphClient) -> None:
