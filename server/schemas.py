@@ -117,8 +117,9 @@ class RunCreate(BaseModel):
     def stream_modes(self) -> list[str]:
         return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
 
-    def to_request(self, thread_id: Any) -> RunRequest:
-        """The queue's view of this request; ``thread_id`` None is stateless."""
+    def to_request(self, thread_id: Any, *, streamed: bool = False) -> RunRequest:
+        """The queue's view of this request; ``thread_id`` None is stateless.
+        ``streamed``: the request streams the run's events as they come."""
         # The executor runs LangGraph's stream modes; the SDK's
         # "messages-tuple" is LangGraph's "messages".
         modes = list(dict.fromkeys(STREAM_MODES[m] for m in self.stream_modes()))
@@ -132,6 +133,9 @@ class RunCreate(BaseModel):
             "config": self.config or {},
             "context": self.context,
             "stream_mode": modes,
+            # Somebody follows the events as they come: they are written
+            # sooner (see ExecutorConfig.event_flush_delay).
+            "live_stream": streamed or bool(self.stream_resumable),
             # The platform's messages/metadata|partial|complete events for
             # "messages"; "messages-tuple" (also asked) wins, as there.
             "split_messages": "messages" in self.stream_modes()

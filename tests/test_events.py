@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
 
 from pgqueue import queue
 from pgqueue.checkpointer import FencedPostgresSaver, LeaseLost, RunLease
 from pgqueue.events import EVENTS_CHANNEL, EventWriter
+from pgqueue.executor import ExecutorConfig, GraphExecutor, is_retriable
+from pgqueue.graphs import load_config
 from pgqueue.ids import uuid7
 from pgqueue.pruner import Pruner, PrunerConfig
 from pgqueue.queue import NewRun
+from pgqueue.worker import Worker, WorkerConfig
+from tests.support.inprocess import running
+from tests.support.procs import GRAPHS_CONFIG
 from tests.support.waiting import eventually
-from tests.test_executor import executor_worker, graph_run, status_is
+from tests.test_executor import NODE_RUNS, executor_worker, graph_run, status_is
 
 
 async def test_a_run_streams_its_chunks_in_order_with_a_metadata_event_first(
@@ -106,3 +113,65 @@ async def test_pruner_deletes_events_of_long_finished_runs_only(pool: asyncpg.Po
     assert await pruner.run_once() == 5  # in batches of 2
     left = dict(await pool.fetch("SELECT run_id, count(*) FROM run_events GROUP BY run_id"))
     assert left == {recent.run_id: 5, live.run_id: 5}
+
+
+def _worker(database_url: str, **config: Any) -> Any:
+    executor = GraphExecutor(load_config(GRAPHS_CONFIG), database_url, ExecutorConfig(**config))
+    return running(
+        Worker(database_url, executor, WorkerConfig(poll_interval=60, is_retriable=is_retriable))
+    )
+
+
+async def test_a_background_runs_events_commit_with_its_end(
+    pool: asyncpg.Pool, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody streams it (created, then joined): its events wait for the
+    final transaction, here however slow the machine is."""
+    monkeypatch.setenv("DATABASE_URL", database_url)  # the nodes record their runs there
+    await pool.execute(NODE_RUNS)
+    async with _worker(database_url, event_flush_delay=0, background_event_flush_delay=60):
+        [sub] = await queue.submit(
+            pool,
+            [graph_run("three_steps", uuid7(), input={"log": []}, live_stream=False)],
+        )
+        await eventually(lambda: status_is(pool, sub.run_id, "success"), timeout=30)
+    final = await pool.fetchval("SELECT xmin::text FROM runs WHERE run_id = $1", sub.run_id)
+    written = await pool.fetch(
+        "SELECT DISTINCT xmin::text AS tx FROM run_events WHERE run_id = $1", sub.run_id
+    )
+    assert [r["tx"] for r in written] == [final]
+    # metadata, then the state after the input and after each of three nodes.
+    assert await pool.fetchval("SELECT count(*) FROM run_events WHERE run_id = $1", sub.run_id) == 5
+
+
+async def test_a_streamed_runs_events_are_written_while_it_runs(
+    pool: asyncpg.Pool, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client follows it: node one's update is readable while node two is
+    still sleeping, even with a background delay far longer than the run."""
+    monkeypatch.setenv("DATABASE_URL", database_url)  # the nodes record their runs there
+    await pool.execute(NODE_RUNS)
+    async with _worker(database_url, event_flush_delay=0, background_event_flush_delay=60):
+        [sub] = await queue.submit(
+            pool,
+            [
+                graph_run(
+                    "three_steps",
+                    uuid7(),
+                    input={"log": [], "sleep_in_two": 60},
+                    stream_mode=["updates"],
+                    live_stream=True,
+                )
+            ],
+        )
+
+        async def node_one_streamed() -> bool:
+            rows = await pool.fetch(
+                "SELECT event, data FROM run_events WHERE run_id = $1 ORDER BY seq", sub.run_id
+            )
+            return any(r["event"] == "updates" and '"one"' in r["data"] for r in rows)
+
+        await eventually(node_one_streamed, timeout=30)
+        assert await status_is(pool, sub.run_id, "running")
+        await queue.cancel(pool, [sub.run_id], "interrupt")
+        await eventually(lambda: status_is(pool, sub.run_id, "interrupted"), timeout=30)

@@ -60,12 +60,13 @@ def api_error(exc: Exception) -> ApiError:
 
 
 async def create_run(
-    context: AppContext, body: RunCreate, thread_id: UUID | None
+    context: AppContext, body: RunCreate, thread_id: UUID | None, *, streamed: bool = False
 ) -> dict[str, Any]:
     if thread_id is None and body.command is not None:
         raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
+    request = body.to_request(thread_id, streamed=streamed)
     try:
-        return await runs.create(context.pool, context.registry, body.to_request(thread_id))
+        return await runs.create(context.pool, context.registry, request)
     except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
         raise api_error(exc) from None
 
@@ -115,7 +116,7 @@ async def create_and_stream(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, thread_id)
+    run = await create_run(context, body, thread_id, streamed=True)
     return streaming.sse(
         context,
         thread_id,

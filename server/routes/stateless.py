@@ -111,7 +111,7 @@ async def wait_stateless(request: Request) -> Response:
 async def stream_stateless(request: Request) -> Response:
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, None)
+    run = await create_run(context, body, None, streamed=True)
     return streaming.sse(
         context,
         run["thread_id"],

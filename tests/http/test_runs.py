@@ -144,6 +144,23 @@ async def test_stream_mode_messages_sends_the_platforms_partial_events(
     assert len(chunks) == len(sums)
 
 
+async def test_only_streamed_runs_ask_for_their_events_at_once(client: LangGraphClient) -> None:
+    """A run created and joined writes its events with its end; one created
+    by a stream route (or resumable) has them written as they come."""
+    thread_id = await new_thread(client)
+    background = await client.runs.create(thread_id, "echo", input={"count": 1})
+    resumable = await client.runs.create(
+        thread_id, "echo", input={"count": 1}, stream_resumable=True
+    )
+    [_ async for _ in client.runs.stream(thread_id, "echo", input={"count": 1})]
+    await client.runs.join(thread_id, resumable["run_id"])
+    listed = await client.runs.list(thread_id)
+    live = {r["run_id"]: r["kwargs"]["live_stream"] for r in listed}
+    assert live.pop(background["run_id"]) is False
+    assert live.pop(resumable["run_id"]) is True
+    assert list(live.values()) == [True]  # the streamed one
+
+
 async def test_join_stream_with_last_event_id_replays_after_it(client: LangGraphClient) -> None:
     thread_id = await new_thread(client)
     run = await client.runs.create(
