@@ -30,6 +30,14 @@ the event loop per call, about 80 us of CPU each here, four per run of a
 one-node graph (about 4% of a run's worker CPU). This saver's calls run it
 inline (``_inline_serde``); any other saver in the process keeps its thread.
 
+The run's own latest checkpoint. A run ends with LangGraph reading back the
+checkpoint it has just written (``aget_state``), which costs a round trip
+and the deserializing of every channel. With ``remember_latest`` (set by
+the executor for graphs without delta channels, whose values a checkpoint
+alone does not hold), the saver answers that read from the checkpoint its
+last root ``aput`` was given, unless the run put writes for that checkpoint
+(pending writes are read back from the table) or a flush failed. Nobody else writes the thread meanwhile: the run holds its lease.
+
 The saver's ``asyncio.Lock`` is not re-entrant; this class takes it exactly
 where the parent does.
 """
@@ -56,6 +64,8 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -102,6 +112,10 @@ def _inline_serde() -> Iterator[None]:
         yield
     finally:
         _inline.reset(token)
+
+
+def _namespace(config: RunnableConfig) -> str:
+    return str(config["configurable"].get("checkpoint_ns", ""))
 
 
 # A statement the parent issued: (executemany?, query, params).
@@ -171,6 +185,11 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         # Set once from_pool handed the connection back: a straggling write
         # (LangGraph's background checkpoint task) must not touch it.
         self._released = False
+        # See "The run's own latest checkpoint" in the module doc.
+        self.remember_latest = False
+        self._latest: CheckpointTuple | None = None
+        # Root checkpoints this run put writes for.
+        self._written: set[str] = set()
 
     # -- group commit --------------------------------------------------------
 
@@ -182,7 +201,21 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         with self._recording(), _inline_serde():
-            return await super().aput(config, checkpoint, metadata, new_versions)
+            saved = await super().aput(config, checkpoint, metadata, new_versions)
+        if _namespace(config) == "":
+            self._latest = None
+            if self.remember_latest:
+                parent = config["configurable"].get("checkpoint_id")
+                self._latest = CheckpointTuple(
+                    saved,
+                    checkpoint,
+                    get_checkpoint_metadata(config, metadata),
+                    {"configurable": {**saved["configurable"], "checkpoint_id": parent}}
+                    if parent
+                    else None,
+                    [],
+                )
+        return saved
 
     async def aput_writes(
         self,
@@ -191,10 +224,25 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if _namespace(config) == "":
+            # That checkpoint has pending writes: read it back with them.
+            # (By id, not by order: LangGraph may put a step's writes before
+            # the checkpoint they belong to.)
+            self._written.add(str(config["configurable"].get("checkpoint_id")))
         with self._recording(), _inline_serde():
             await super().aput_writes(config, writes, task_id, task_path)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        latest = self._latest
+        if (
+            latest is not None
+            and latest.checkpoint["id"] not in self._written
+            and self._failed is None
+            and _namespace(config) == ""
+            and not get_checkpoint_id(config)
+            and config["configurable"]["thread_id"] == latest.config["configurable"]["thread_id"]
+        ):
+            return latest
         with _inline_serde():
             return await super().aget_tuple(config)
 
@@ -270,6 +318,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     def discard_deferred(self) -> None:
         self._deferred = []
+        self._latest = None
 
     async def flush(self) -> None:
         """Commit what is recorded now, in a transaction of its own (and

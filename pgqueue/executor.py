@@ -22,6 +22,7 @@ from typing import Any, Literal, cast, get_args
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels.delta import DeltaChannel
 from langgraph.types import Command
 from psycopg_pool import AsyncConnectionPool
 
@@ -194,6 +195,11 @@ class GraphExecutor:
             flush_delay=None if durability == "sync" else self.config.checkpoint_flush_delay,
         ) as saver:
             g = graph.copy(update={"checkpointer": saver})
+            # A checkpoint alone holds every channel's value unless the
+            # graph has delta channels (rebuilt from history when read).
+            saver.remember_latest = not any(
+                isinstance(c, DeltaChannel) for c in graph.channels.values()
+            )
             if run.cancel_action:
                 # Cancelled while a worker that died held it.
                 return await self._finish_cancel(

@@ -30,8 +30,11 @@ from pgqueue.checkpointer import (
     connect,
     connection_pool,
 )
+from pgqueue.graphs import load_config
 from pgqueue.ids import uuid7
 from pgqueue.queue import NewRun
+from tests.support.procs import GRAPHS_CONFIG
+from tests.test_executor import NODE_RUNS
 
 
 def _revision_module() -> Any:
@@ -378,3 +381,69 @@ async def test_a_runs_saver_serializes_inline_and_other_savers_keep_their_thread
         plain = AsyncPostgresSaver(conn, serde=theirs)
         assert (await plain.aget_tuple(_config(thread))) is not None
     assert theirs.threads - {threading.get_ident()}
+
+
+# -- the run's closing state, from the checkpoint it just put -----------------
+
+
+def _snapshot(state: Any) -> dict[str, Any]:
+    """What a StateSnapshot says, in comparable form."""
+    return {
+        "values": state.values,
+        "next": state.next,
+        "config": state.config,
+        "parent_config": state.parent_config,
+        "metadata": state.metadata,
+        "created_at": state.created_at,
+        "interrupts": [(i.id, i.value) for i in state.interrupts],
+        "tasks": [(t.id, t.name, [(i.id, i.value) for i in t.interrupts]) for t in state.tasks],
+    }
+
+
+@pytest.mark.parametrize(
+    ("graph_id", "graph_input", "options", "served"),
+    [
+        ("echo", {"count": 1}, {}, True),
+        ("ticks", {"until": 3}, {"durability": "sync"}, True),
+        ("ticks", {"until": 3}, {"durability": "exit"}, True),
+        ("chat", {"messages": [{"role": "user", "content": "hi"}]}, {}, True),
+        ("with_tasks", {}, {}, True),
+        # A static breakpoint: next is set, nothing written after the checkpoint.
+        ("three_steps", {"log": []}, {"interrupt_before": ["two"]}, True),
+        # interrupt(): the checkpoint has pending writes, read back from the table.
+        ("asks", {"log": []}, {}, False),
+    ],
+)
+async def test_a_runs_closing_state_from_memory_is_the_stored_one(
+    pool: asyncpg.Pool,
+    connections: AsyncConnectionPool[Any],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    graph_id: str,
+    graph_input: dict[str, Any],
+    options: dict[str, Any],
+    served: bool,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)  # nodes that record their runs
+    await pool.execute(NODE_RUNS)
+    graph = load_config(GRAPHS_CONFIG).get(graph_id)
+    lease, thread = await _claimed_lease(pool)
+    config = _config(thread)
+    async with FencedPostgresSaver.from_pool(
+        connections, lease, wait_for_flush=False, flush_delay=60
+    ) as saver:
+        saver.remember_latest = True
+        mine = graph.copy(update={"checkpointer": saver})
+        async for _ in mine.astream(graph_input, config, **options):  # type: ignore[arg-type]
+            pass
+        kept = saver._latest is not None and saver._latest.checkpoint["id"] not in saver._written
+        ours = _snapshot(await mine.aget_state(config))
+    assert kept is served
+    # The same state, read from the tables by a plain saver once the run's
+    # writes committed (leaving from_pool flushes them).
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        plain = graph.copy(update={"checkpointer": AsyncPostgresSaver(conn)})
+        stored = _snapshot(await plain.aget_state(config))
+    assert ours == stored
