@@ -7,6 +7,11 @@ session state behind, so that reset is pure latency on the claim and
 completion paths and is skipped. Do not hand these pools to code that sets
 session state.
 
+While the database is down, asyncpg's pools log every failed attempt to
+reconnect their minimum of connections as a warning with a full traceback
+(a dozen lines, each second, per pool). ``_OneLineFloorWarnings`` keeps the
+warning and its cause on one line.
+
 Every connection made here has a connect timeout (asyncpg's default is 60 s:
 a database host that drops packets would stall a worker's claim loop, its
 heartbeat or an HTTP request for a minute), and is a ``Connection`` that
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import asyncpg
@@ -25,6 +31,27 @@ import asyncpg
 # Long enough for a loaded server's fork + auth; short enough that a dead
 # host is noticed well within a lease window.
 CONNECT_TIMEOUT = 5.0
+
+
+# How asyncpg's warning begins (asyncpg.pool.Pool._maintain_min_size).
+FLOOR_WARNING = "Failed to restore the pool connection "
+
+
+class _OneLineFloorWarnings(logging.Filter):
+    """asyncpg.pool's "Failed to restore the pool connection floor" with its
+    exception's type and message instead of its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith(FLOOR_WARNING):
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLineFloorWarnings())
 
 
 def _reports_loss(method: Any) -> Any:
