@@ -36,7 +36,8 @@ and the deserializing of every channel. With ``remember_latest`` (set by
 the executor for graphs without delta channels, whose values a checkpoint
 alone does not hold), the saver answers that read from the checkpoint its
 last root ``aput`` was given, unless the run put writes for that checkpoint
-(pending writes are read back from the table) or a flush failed. Nobody else writes the thread meanwhile: the run holds its lease.
+(pending writes are read back from the table) or a flush failed. Nobody
+else writes the thread meanwhile: the run holds its lease.
 
 The saver's ``asyncio.Lock`` is not re-entrant; this class takes it exactly
 where the parent does.

@@ -227,7 +227,9 @@ class GraphExecutor:
                 if kw.get("checkpoint_id"):
                     configurable["checkpoint_id"] = kw["checkpoint_id"]
                 graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
-            live = kw.get("live_stream", True)  # runs submitted before the flag: as before
+            # Without the flag (submitted from Python, or before it existed):
+            # as a streamed run.
+            live = kw.get("live_stream", True)
             events = EventWriter(
                 saver,
                 continues=run.attempt > 1,
