@@ -6,8 +6,9 @@ server start and managed by ``langgraph.json``: it can be read and used, not
 updated or deleted. Wherever an assistant id is accepted, a graph id names
 that graph's system assistant.
 
-Only the latest version of an assistant is kept: an update bumps
-``version`` in place (there is no version history table yet).
+Every version is kept (``assistant_versions``): an update makes a new one,
+numbered after the highest so far, and ``set_latest`` makes the assistant
+an earlier version again.
 
 Errors are ``pgqueue.threads``' (``NotFound``, ``Conflict``, ``Invalid``).
 """
@@ -206,22 +207,33 @@ async def count(
 async def versions(
     db: Executor, assistant_id: UUID, metadata: dict[str, Any] | None, limit: int, offset: int
 ) -> list[dict[str, Any]]:
-    """The versions kept: only the latest one."""
-    current = await get(db, assistant_id)
-    wanted = metadata or {}
-    if offset > 0 or limit < 1 or any(current["metadata"].get(k) != v for k, v in wanted.items()):
-        return []
-    return [{k: v for k, v in current.items() if k != "updated_at"}]
+    """The assistant's versions, newest first."""
+    await get(db, assistant_id)  # 404 for an unknown assistant, not []
+    rows = await db.fetch(
+        queries.list_assistant_versions, assistant_id, dumps(metadata), limit, offset
+    )
+    return [
+        {
+            "assistant_id": r["assistant_id"],
+            "graph_id": r["graph_id"],
+            "config": loads(r["config"]),
+            "context": loads(r["context"]),
+            "metadata": loads(r["metadata"]),
+            "name": r["name"],
+            "description": r["description"],
+            "version": r["version"],
+            "created_at": r["created_at"],
+        }
+        for r in rows
+    ]
 
 
 async def set_latest(db: Executor, assistant_id: UUID, version: int) -> dict[str, Any]:
-    current = await get(db, assistant_id)
-    if version != current["version"]:
-        raise NotFound(
-            f"version {version} of assistant {assistant_id} not found: "
-            f"only the latest version ({current['version']}) is kept"
-        )
-    return current
+    row = await db.fetchrow(queries.set_latest_assistant_version, assistant_id, version)
+    if row is None:
+        await get(db, assistant_id)  # an unknown assistant says so
+        raise NotFound(f"version {version} of assistant {assistant_id} not found")
+    return assistant_json(row)
 
 
 # -- the graph behind an assistant ------------------------------------------

@@ -4,12 +4,23 @@
 
 -- name: create_assistant
 -- NULL back (no row) when the id is taken: the caller decides between 409
--- and returning the existing assistant (if_exists=do_nothing).
-INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
-ON CONFLICT (assistant_id) DO NOTHING
-RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
-          created_at, updated_at;
+-- and returning the existing assistant (if_exists=do_nothing). Version 1 is
+-- recorded with it.
+WITH made AS (
+    INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata)
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
+    ON CONFLICT (assistant_id) DO NOTHING
+    RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
+              created_at, updated_at
+), recorded AS (
+    INSERT INTO assistant_versions
+        (assistant_id, version, graph_id, name, description, config, context, metadata,
+         created_at)
+    SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
+           created_at
+    FROM made
+)
+SELECT * FROM made;
 
 -- name: get_assistant
 SELECT assistant_id, graph_id, name, description, config, context, metadata, version,
@@ -17,19 +28,58 @@ SELECT assistant_id, graph_id, name, description, config, context, metadata, ver
 FROM assistants WHERE assistant_id = $1;
 
 -- name: update_assistant
--- A PATCH: what is NULL stays; metadata merges; every update is a version.
-UPDATE assistants SET
-    graph_id = coalesce($2, graph_id),
-    config = coalesce($3::jsonb, config),
-    context = coalesce($4::jsonb, context),
-    metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
-    name = coalesce($6, name),
-    description = coalesce($7, description),
-    version = version + 1,
+-- A PATCH: what is NULL stays; metadata merges; every update is a new
+-- version, numbered after the highest so far (last_version, read from the
+-- locked row, so concurrent updates never share a number), and recorded.
+WITH changed AS (
+    UPDATE assistants SET
+        graph_id = coalesce($2, graph_id),
+        config = coalesce($3::jsonb, config),
+        context = coalesce($4::jsonb, context),
+        metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
+        name = coalesce($6, name),
+        description = coalesce($7, description),
+        version = last_version + 1,
+        last_version = last_version + 1,
+        updated_at = now()
+    WHERE assistant_id = $1
+    RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
+              created_at, updated_at
+), recorded AS (
+    INSERT INTO assistant_versions
+        (assistant_id, version, graph_id, name, description, config, context, metadata,
+         created_at)
+    SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
+           updated_at
+    FROM changed
+)
+SELECT * FROM changed;
+
+-- name: list_assistant_versions
+-- Newest first; $2 metadata containment (NULL: any), $3 limit, $4 offset.
+SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
+       created_at
+FROM assistant_versions
+WHERE assistant_id = $1 AND ($2::jsonb IS NULL OR metadata @> $2::jsonb)
+ORDER BY version DESC
+LIMIT $3 OFFSET $4;
+
+-- name: set_latest_assistant_version
+-- The assistant becomes that version again (last_version stays: the next
+-- update still gets a new number). No row: no such assistant or version.
+UPDATE assistants a SET
+    graph_id = v.graph_id,
+    name = v.name,
+    description = v.description,
+    config = v.config,
+    context = v.context,
+    metadata = v.metadata,
+    version = v.version,
     updated_at = now()
-WHERE assistant_id = $1
-RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
-          created_at, updated_at;
+FROM assistant_versions v
+WHERE a.assistant_id = $1 AND v.assistant_id = $1 AND v.version = $2
+RETURNING a.assistant_id, a.graph_id, a.name, a.description, a.config, a.context, a.metadata,
+          a.version, a.created_at, a.updated_at;
 
 -- name: delete_assistant
 DELETE FROM assistants WHERE assistant_id = $1 RETURNING assistant_id;

@@ -240,7 +240,7 @@ async def delete_assistant(request: Request) -> Response:
 @router.route(
     "POST",
     "/assistants/{assistant_id}/versions",
-    summary="An assistant's versions (only the latest is kept)",
+    summary="An assistant's versions, newest first",
     body=VersionsBody,
     responses={200: "Versions, newest first", 404: "Unknown assistant"},
 )
@@ -257,7 +257,7 @@ async def assistant_versions(request: Request) -> Response:
 @router.route(
     "POST",
     "/assistants/{assistant_id}/latest",
-    summary="Make a version the latest (only the latest is kept)",
+    summary="Make one of its versions the assistant's current one",
     body=LatestBody,
     responses={200: "The assistant", 404: "Unknown assistant or version"},
     returns=Assistant,

@@ -4,6 +4,7 @@ scoped by a metadata tag unique to each test."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -207,17 +208,57 @@ async def test_graph_schemas_and_subgraphs(client: LangGraphClient) -> None:
         await client.assistants.get_schemas(str(uuid.uuid4()))
 
 
-async def test_versions_keep_only_the_latest(client: LangGraphClient) -> None:
-    created = await client.assistants.create("asks", metadata={"v": "x"})
+async def test_every_version_is_kept_and_an_earlier_one_can_be_made_current(
+    client: LangGraphClient, db: asyncpg.Pool
+) -> None:
+    created = await client.assistants.create("asks", metadata={"v": "x"}, name="first")
     aid = created["assistant_id"]
-    await client.assistants.update(aid, name="renamed")
+    await client.assistants.update(aid, name="second", config={"configurable": {"k": 2}})
+    await client.assistants.update(aid, metadata={"v": "y"})
     versions = await client.assistants.get_versions(aid)
-    assert [(v["version"], v["name"]) for v in versions] == [(2, "renamed")]
-    assert await client.assistants.get_versions(aid, metadata={"v": "other"}) == []
-    latest = await client.assistants.set_latest(aid, 2)
-    assert latest["version"] == 2
+    assert [(v["version"], v["name"], v["metadata"]) for v in versions] == [
+        (3, "second", {"v": "y"}),
+        (2, "second", {"v": "x"}),
+        (1, "first", {"v": "x"}),
+    ]
+    assert versions[1]["config"] == {"configurable": {"k": 2}}
+    assert versions[2]["config"] == {}
+    mine = await client.assistants.get_versions(aid, metadata={"v": "x"}, limit=1, offset=1)
+    assert [v["version"] for v in mine] == [1]
+
+    # Back to version 1: the assistant is what it was then.
+    back = await client.assistants.set_latest(aid, 1)
+    assert (back["version"], back["name"], back["metadata"]) == (1, "first", {"v": "x"})
+    assert (await client.assistants.get(aid))["config"] == {}
+    # The next update is a new version after the highest, not 2 again.
+    assert (await client.assistants.update(aid, name="fourth"))["version"] == 4
+    assert len(await client.assistants.get_versions(aid)) == 4
+
     with pytest.raises(NotFoundError):
-        await client.assistants.set_latest(aid, 1)
+        await client.assistants.set_latest(aid, 9)
+    with pytest.raises(NotFoundError):
+        await client.assistants.get_versions(str(uuid.uuid4()))
+    # A system assistant has its one version.
+    [system] = await client.assistants.get_versions("asks")
+    assert system["version"] == 1 and system["graph_id"] == "asks"
+    # Deleting the assistant deletes its versions.
+    await client.assistants.delete(aid)
+    gone = await db.fetchval(
+        "SELECT count(*) FROM assistant_versions WHERE assistant_id = $1", uuid.UUID(aid)
+    )
+    assert gone == 0
+
+
+async def test_concurrent_updates_each_make_a_version_of_their_own(
+    client: LangGraphClient,
+) -> None:
+    aid = (await client.assistants.create("asks"))["assistant_id"]
+    done = await asyncio.gather(
+        *(client.assistants.update(aid, metadata={"n": i}) for i in range(10))
+    )
+    assert sorted(a["version"] for a in done) == list(range(2, 12))
+    versions = await client.assistants.get_versions(aid, limit=100)
+    assert [v["version"] for v in versions] == list(range(11, 0, -1))
 
 
 async def test_delete_with_threads(client: LangGraphClient, db: asyncpg.Pool) -> None:
