@@ -66,6 +66,8 @@ class GraphRegistry:
     specs: dict[str, str]
     graphs: dict[str, Pregel] = field(default_factory=dict)
     store_ttl: StoreTTL = field(default_factory=StoreTTL)
+    # langgraph.json's "auth": {"path": "./auth.py:auth"} (a langgraph_sdk.Auth).
+    auth_spec: str | None = None
 
     @property
     def assistant_ids(self) -> dict[uuid.UUID, str]:
@@ -81,6 +83,12 @@ class GraphRegistry:
             raise KeyError(
                 f"no graph or system assistant {key!r}; graphs: {sorted(self.specs)}"
             ) from None
+
+    def load_auth(self) -> Any:
+        """The ``langgraph_sdk.Auth`` langgraph.json names, or None."""
+        if self.auth_spec is None:
+            return None
+        return _import(self.config_path.parent, "pgqueue_auth", "auth", self.auth_spec)
 
     def get(self, graph_id: str) -> Pregel:
         if graph_id not in self.graphs:
@@ -116,7 +124,13 @@ def load_config(path: str | Path) -> GraphRegistry:
             sys.path.insert(0, str((base / dep).resolve()))
     _load_env(base, raw.get("env"))
     store_ttl = _store_ttl(config_path, raw.get("store"))
-    return GraphRegistry(config_path=config_path, specs=specs, store_ttl=store_ttl)
+    auth = raw.get("auth")
+    auth_spec = auth.get("path") if isinstance(auth, dict) else None
+    if auth is not None and (not isinstance(auth_spec, str) or ":" not in auth_spec):
+        raise ConfigError(f'{config_path}: auth must be {{"path": "./auth.py:auth"}}')
+    return GraphRegistry(
+        config_path=config_path, specs=specs, store_ttl=store_ttl, auth_spec=auth_spec
+    )
 
 
 def _store_ttl(config_path: Path, store: Any) -> StoreTTL:
@@ -159,27 +173,29 @@ def _load_env(base: Path, env: Any) -> None:
                 os.environ.setdefault(key.strip(), value.strip().strip("'\""))
 
 
-def _load(base: Path, graph_id: str, spec: str) -> Pregel:
+def _import(base: Path, module_name: str, what: str, spec: str) -> Any:
+    """The attribute ``spec`` ('path/file.py:attr' or 'module:attr') names."""
     target, _, attr = spec.rpartition(":")
     try:
         if target.endswith(".py") or "/" in target:
             path = (base / target).resolve()
-            module_name = f"pgqueue_graph_{graph_id}"
             module_spec = importlib.util.spec_from_file_location(module_name, path)
             if module_spec is None or module_spec.loader is None:
-                raise ConfigError(f"graph {graph_id!r}: cannot load {path}")
+                raise ConfigError(f"{what}: cannot load {path}")
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module
             module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)
-        obj = getattr(module, attr)
+        return getattr(module, attr)
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(
-            f"graph {graph_id!r} ({spec}) failed to load: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise ConfigError(f"{what} ({spec}) failed to load: {type(exc).__name__}: {exc}") from exc
+
+
+def _load(base: Path, graph_id: str, spec: str) -> Pregel:
+    obj = _import(base, f"pgqueue_graph_{graph_id}", f"graph {graph_id!r}", spec)
     if callable(obj) and not isinstance(obj, (Pregel, StateGraph)):
         obj = obj({}) if inspect.signature(obj).parameters else obj()
         if inspect.isawaitable(obj):

@@ -21,6 +21,7 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from pgqueue import db
 from pgqueue.graphs import GraphRegistry, load_config
@@ -30,6 +31,7 @@ from pgqueue.sql import queries
 from pgqueue.streams import RunWatch
 from server import routes
 from server.api import starlette_routes
+from server.auth import Authenticator, AuthMiddleware
 from server.context import AppContext
 from server.errors import HANDLERS
 from server.settings import Settings
@@ -156,10 +158,15 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
                 sys.stderr.flush()
                 os._exit(exit_status[0])
 
+    auth = registry.load_auth()
     app = Starlette(
         routes=starlette_routes(routes.ROUTERS),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
+        # Checked here, at start: a bad auth file stops the server.
+        middleware=[Middleware(AuthMiddleware, authenticator=Authenticator(auth))]
+        if auth is not None
+        else None,
     )
     return app
 

@@ -32,6 +32,22 @@ STREAM_MODES = {
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 
 
+def with_user(config: dict[str, Any], user: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's config with the authenticated user in its configurable (as
+    the platform passes it: langgraph_auth_user, _user_id, _permissions)."""
+    if user is None:
+        return config
+    return {
+        **config,
+        "configurable": {
+            **(config.get("configurable") or {}),
+            "langgraph_auth_user": user,
+            "langgraph_auth_user_id": user["identity"],
+            "langgraph_auth_permissions": user["permissions"],
+        },
+    }
+
+
 def _config(value: dict[str, Any]) -> dict[str, Any]:
     """A RunnableConfig's ``configurable`` and ``metadata`` get the server's
     own keys merged in (assistant and graph ids, run id): each must be an
@@ -117,9 +133,12 @@ class RunCreate(BaseModel):
     def stream_modes(self) -> list[str]:
         return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
 
-    def to_request(self, thread_id: Any, *, streamed: bool = False) -> RunRequest:
+    def to_request(
+        self, thread_id: Any, *, streamed: bool = False, user: dict[str, Any] | None = None
+    ) -> RunRequest:
         """The queue's view of this request; ``thread_id`` None is stateless.
-        ``streamed``: the request streams the run's events as they come."""
+        ``streamed``: the request streams the run's events as they come.
+        ``user``: who asked (auth), passed to the graph in its configurable."""
         # The executor runs LangGraph's stream modes; the SDK's
         # "messages-tuple" is LangGraph's "messages".
         modes = list(dict.fromkeys(STREAM_MODES[m] for m in self.stream_modes()))
@@ -130,7 +149,7 @@ class RunCreate(BaseModel):
         kwargs: dict[str, Any] = {
             "input": self.input,
             "command": self.command.model_dump(exclude_none=True) if self.command else None,
-            "config": self.config or {},
+            "config": with_user(self.config or {}, user),
             "context": self.context,
             "stream_mode": modes,
             # Somebody follows the events as they come: they are written

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from pgqueue import runs
 from server import streaming
 from server.api import JSON, ApiError, Router, invalid, parse_body, parse_query, path_uuid
-from server.context import AppContext, ctx
+from server.auth import user_of
+from server.context import ctx
 from server.schemas import STREAM_MODES, RunCreate
 
 router = Router("thread runs")
@@ -60,13 +61,14 @@ def api_error(exc: Exception) -> ApiError:
 
 
 async def create_run(
-    context: AppContext, body: RunCreate, thread_id: UUID | None, *, streamed: bool = False
+    request: Request, body: RunCreate, thread_id: UUID | None, *, streamed: bool = False
 ) -> dict[str, Any]:
     if thread_id is None and body.command is not None:
         raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
-    request = body.to_request(thread_id, streamed=streamed)
+    context = ctx(request)
+    wanted = body.to_request(thread_id, streamed=streamed, user=user_of(request))
     try:
-        return await runs.create(context.pool, context.registry, request)
+        return await runs.create(context.pool, context.registry, wanted)
     except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
         raise api_error(exc) from None
 
@@ -85,7 +87,7 @@ def created_headers(run: dict[str, Any]) -> dict[str, str]:
 async def create_background_run(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     body = await parse_body(request, RunCreate)
-    run = await create_run(ctx(request), body, thread_id)
+    run = await create_run(request, body, thread_id)
     return JSON(run, headers=created_headers(run))
 
 
@@ -100,7 +102,7 @@ async def create_and_wait(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, thread_id)
+    run = await create_run(request, body, thread_id)
     return streaming.wait(context, thread_id, run["run_id"], on_disconnect=body.on_disconnect)
 
 
@@ -116,7 +118,7 @@ async def create_and_stream(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, thread_id, streamed=True)
+    run = await create_run(request, body, thread_id, streamed=True)
     return streaming.sse(
         context,
         thread_id,

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from pgqueue import runs, streams
 from server import streaming
 from server.api import JSON, ApiError, Router, parse_body, parse_query, read_json, validate
+from server.auth import user_of
 from server.context import AppContext, ctx
 from server.routes.runs import CREATED, api_error, create_run, created_headers
 from server.schemas import RunCreate
@@ -82,7 +83,7 @@ def _delete_when_done(context: AppContext, run: dict[str, Any], on_completion: s
 async def create_stateless(request: Request) -> Response:
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, None)
+    run = await create_run(request, body, None)
     _delete_when_done(context, run, body.on_completion)
     return JSON(run, headers=created_headers(run))
 
@@ -94,7 +95,7 @@ async def create_stateless(request: Request) -> Response:
 async def wait_stateless(request: Request) -> Response:
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, None)
+    run = await create_run(request, body, None)
     return streaming.wait(
         context,
         run["thread_id"],
@@ -111,7 +112,7 @@ async def wait_stateless(request: Request) -> Response:
 async def stream_stateless(request: Request) -> Response:
     body = await parse_body(request, RunCreate)
     context = ctx(request)
-    run = await create_run(context, body, None, streamed=True)
+    run = await create_run(request, body, None, streamed=True)
     return streaming.sse(
         context,
         run["thread_id"],
@@ -144,7 +145,11 @@ async def create_batch(request: Request) -> Response:
         for index, item in enumerate(items):
             try:
                 created.append(
-                    await runs.create(conn, context.registry, item.to_request(item.thread_id))
+                    await runs.create(
+                        conn,
+                        context.registry,
+                        item.to_request(item.thread_id, user=user_of(request)),
+                    )
                 )
             except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
                 error = api_error(exc)

@@ -1,0 +1,84 @@
+"""Authentication with langgraph.json's auth (langgraph_sdk.Auth), driven
+by the SDK with and without credentials."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from tests.support.procs import REPO
+from tests.support.server import ServerProcess, server_process
+
+AUTH_DIR = REPO / "tests" / "graphs" / "auth"
+
+
+@pytest.fixture(scope="module")
+def auth_server(module_database_url: str) -> Iterator[ServerProcess]:
+    with server_process(module_database_url, config=AUTH_DIR / "langgraph.json") as proc:
+        yield proc
+
+
+def _bearer(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer token-{user}"}
+
+
+def test_requests_without_valid_credentials_are_refused(auth_server: ServerProcess) -> None:
+    url = auth_server.url
+    missing = httpx.post(f"{url}/threads", json={}, timeout=30)
+    assert missing.status_code == 401
+    assert missing.json() == {"detail": "no valid token for /threads"}
+    wrong = httpx.get(f"{url}/assistants/whoami", headers={"Authorization": "Basic x"}, timeout=30)
+    assert wrong.status_code == 401
+    # Health, info and the API's description stay open.
+    for path in ("/ok", "/info", "/openapi.json"):
+        assert httpx.get(url + path, timeout=30).status_code == 200, path
+
+
+async def test_the_user_reaches_the_graph(auth_server: ServerProcess) -> None:
+    client = get_client(url=auth_server.url, headers=_bearer("alice"))
+    try:
+        thread = await client.threads.create()
+        out = await client.runs.wait(thread["thread_id"], "whoami", input={})
+        assert out == {"user": "alice", "permissions": []}
+        # Stateless, streamed: the same.
+        parts = [
+            p async for p in client.runs.stream(None, "whoami", input={}, stream_mode="values")
+        ]
+        assert parts[-1].data == {"user": "alice", "permissions": []}
+    finally:
+        await client.aclose()
+    admin = get_client(url=auth_server.url, headers=_bearer("admin"))
+    try:
+        assert await admin.runs.wait(None, "whoami", input={}) == {
+            "user": "admin",
+            "permissions": ["admin"],
+        }
+    finally:
+        await admin.aclose()
+
+
+def test_an_auth_with_authorization_handlers_is_refused_at_start(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "langgraph.json"
+    config.write_text(
+        json.dumps(
+            {
+                "graphs": {"whoami": str(AUTH_DIR / "graph.py") + ":whoami_graph"},
+                "auth": {"path": str(AUTH_DIR / "with_authorization.py") + ":auth"},
+            }
+        )
+    )
+    server = ServerProcess(module_database_url, config=config)
+    try:
+        assert server.proc.wait(60) != 0
+        log = server.log()
+    finally:
+        server.close()
+    assert "@auth.on handlers (authorization) are not supported yet" in log
+    assert "Traceback" not in log
