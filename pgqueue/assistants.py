@@ -45,7 +45,8 @@ class AssistantSearch:
 
 
 def assistant_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
+    """An assistant, or one of its versions (which has no updated_at)."""
+    out = {
         "assistant_id": row["assistant_id"],
         "graph_id": row["graph_id"],
         "config": loads(row["config"]),
@@ -55,8 +56,10 @@ def assistant_json(row: asyncpg.Record) -> dict[str, Any]:
         "description": row["description"],
         "version": row["version"],
         "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
     }
+    if "updated_at" in row.keys():
+        out["updated_at"] = row["updated_at"]
+    return out
 
 
 def resolve_id(registry: GraphRegistry, ident: str) -> UUID:
@@ -212,20 +215,7 @@ async def versions(
     rows = await db.fetch(
         queries.list_assistant_versions, assistant_id, dumps(metadata), limit, offset
     )
-    return [
-        {
-            "assistant_id": r["assistant_id"],
-            "graph_id": r["graph_id"],
-            "config": loads(r["config"]),
-            "context": loads(r["context"]),
-            "metadata": loads(r["metadata"]),
-            "name": r["name"],
-            "description": r["description"],
-            "version": r["version"],
-            "created_at": r["created_at"],
-        }
-        for r in rows
-    ]
+    return [assistant_json(r) for r in rows]
 
 
 async def set_latest(db: Executor, assistant_id: UUID, version: int) -> dict[str, Any]:
