@@ -10,7 +10,9 @@ Create Date: 2026-11-22
 given so far (``last_version``): an update makes ``last_version + 1``, also
 after going back to an older version, and two concurrent updates of one
 assistant get different numbers (both are computed from the locked row).
-Each assistant's current state becomes its first recorded version.
+Each assistant's current state becomes its first recorded version; from
+then on triggers record every new one (an insert, or an update that gives
+a new number), whichever statement makes it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,24 @@ def upgrade() -> None:
         SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
                updated_at
         FROM assistants;
+
+        CREATE FUNCTION pgqueue_record_assistant_version() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO assistant_versions
+                (assistant_id, version, graph_id, name, description, config, context,
+                 metadata, created_at)
+            VALUES (NEW.assistant_id, NEW.version, NEW.graph_id, NEW.name, NEW.description,
+                    NEW.config, NEW.context, NEW.metadata, NEW.updated_at);
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER assistants_first_version AFTER INSERT ON assistants
+            FOR EACH ROW EXECUTE FUNCTION pgqueue_record_assistant_version();
+        -- Not set_latest, which goes back to a recorded version.
+        CREATE TRIGGER assistants_new_version AFTER UPDATE ON assistants
+            FOR EACH ROW WHEN (NEW.last_version <> OLD.last_version)
+            EXECUTE FUNCTION pgqueue_record_assistant_version();
         """
     )
 
@@ -55,6 +75,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
+        DROP TRIGGER assistants_new_version ON assistants;
+        DROP TRIGGER assistants_first_version ON assistants;
+        DROP FUNCTION pgqueue_record_assistant_version();
         DROP TABLE assistant_versions;
         ALTER TABLE assistants DROP COLUMN last_version;
         """

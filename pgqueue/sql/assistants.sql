@@ -4,23 +4,13 @@
 
 -- name: create_assistant
 -- NULL back (no row) when the id is taken: the caller decides between 409
--- and returning the existing assistant (if_exists=do_nothing). Version 1 is
--- recorded with it.
-WITH made AS (
-    INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata)
-    VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
-    ON CONFLICT (assistant_id) DO NOTHING
-    RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
-              created_at, updated_at
-), recorded AS (
-    INSERT INTO assistant_versions
-        (assistant_id, version, graph_id, name, description, config, context, metadata,
-         created_at)
-    SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
-           created_at
-    FROM made
-)
-SELECT * FROM made;
+-- and returning the existing assistant (if_exists=do_nothing). A trigger
+-- records version 1 (migration 0007).
+INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
+ON CONFLICT (assistant_id) DO NOTHING
+RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
+          created_at, updated_at;
 
 -- name: get_assistant
 SELECT assistant_id, graph_id, name, description, config, context, metadata, version,
@@ -30,30 +20,21 @@ FROM assistants WHERE assistant_id = $1;
 -- name: update_assistant
 -- A PATCH: what is NULL stays; metadata merges; every update is a new
 -- version, numbered after the highest so far (last_version, read from the
--- locked row, so concurrent updates never share a number), and recorded.
-WITH changed AS (
-    UPDATE assistants SET
-        graph_id = coalesce($2, graph_id),
-        config = coalesce($3::jsonb, config),
-        context = coalesce($4::jsonb, context),
-        metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
-        name = coalesce($6, name),
-        description = coalesce($7, description),
-        version = last_version + 1,
-        last_version = last_version + 1,
-        updated_at = now()
-    WHERE assistant_id = $1
-    RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
-              created_at, updated_at
-), recorded AS (
-    INSERT INTO assistant_versions
-        (assistant_id, version, graph_id, name, description, config, context, metadata,
-         created_at)
-    SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
-           updated_at
-    FROM changed
-)
-SELECT * FROM changed;
+-- locked row, so concurrent updates never share a number), which a trigger
+-- records.
+UPDATE assistants SET
+    graph_id = coalesce($2, graph_id),
+    config = coalesce($3::jsonb, config),
+    context = coalesce($4::jsonb, context),
+    metadata = metadata || coalesce($5::jsonb, '{}'::jsonb),
+    name = coalesce($6, name),
+    description = coalesce($7, description),
+    version = last_version + 1,
+    last_version = last_version + 1,
+    updated_at = now()
+WHERE assistant_id = $1
+RETURNING assistant_id, graph_id, name, description, config, context, metadata, version,
+          created_at, updated_at;
 
 -- name: list_assistant_versions
 -- Newest first; $2 metadata containment (NULL: any), $3 limit, $4 offset.

@@ -163,19 +163,12 @@ FROM pgqueue_complete_runs(%s, %s::uuid[], %s::integer[], %s::text[], %s::jsonb[
                            %s::double precision[]);
 
 -- name: upsert_system_assistants
--- One assistant per graph in langgraph.json, id derived from the graph id,
--- with its one version.
-WITH made AS (
-    INSERT INTO assistants (assistant_id, graph_id, name, metadata)
-    SELECT a, g, g, '{"created_by": "system"}'::jsonb
-    FROM unnest($1::uuid[], $2::text[]) AS t(a, g)
-    ON CONFLICT (assistant_id) DO NOTHING
-    RETURNING assistant_id, version, graph_id, name, description, config, context, metadata,
-              created_at
-)
-INSERT INTO assistant_versions
-    (assistant_id, version, graph_id, name, description, config, context, metadata, created_at)
-SELECT * FROM made;
+-- One assistant per graph in langgraph.json, id derived from the graph id
+-- (a trigger records its one version).
+INSERT INTO assistants (assistant_id, graph_id, name, metadata)
+SELECT a, g, g, '{"created_by": "system"}'::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS t(a, g)
+ON CONFLICT (assistant_id) DO NOTHING;
 
 -- name: cancel_runs
 SELECT run_id, outcome FROM pgqueue_cancel_runs($1::uuid[], $2::text);
