@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -36,7 +37,17 @@ log = logging.getLogger(__name__)
 # Open to everyone, as on the platform: health checks and the API's shape.
 OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json"})
 
-ARGUMENTS = ("request", "path", "method", "path_params", "query_params", "headers", "authorization")
+# What the authenticate handler may ask for, each made only if asked (this
+# runs on every request).
+ARGUMENTS: dict[str, Callable[[Request], Any]] = {
+    "request": lambda r: r,
+    "path": lambda r: r.url.path,
+    "method": lambda r: r.method,
+    "path_params": lambda r: r.path_params,
+    "query_params": lambda r: dict(r.query_params),
+    "headers": lambda r: {k.lower(): v for k, v in r.headers.raw},
+    "authorization": lambda r: r.headers.get("authorization"),
+}
 
 
 class Authenticator:
@@ -53,25 +64,17 @@ class Authenticator:
         handler = auth._authenticate_handler
         if handler is None:
             raise ConfigError("auth: the Auth has no @auth.authenticate handler")
-        unknown = [p for p in inspect.signature(handler).parameters if p not in ARGUMENTS]
+        wants = list(inspect.signature(handler).parameters)
+        unknown = [p for p in wants if p not in ARGUMENTS]
         if unknown:
             raise ConfigError(
                 f"auth: the authenticate handler asks for {unknown}; it may take {list(ARGUMENTS)}"
             )
         self._handler = handler
-        self._wants = list(inspect.signature(handler).parameters)
+        self._wants = {name: ARGUMENTS[name] for name in wants}
 
     async def user(self, request: Request) -> dict[str, Any]:
-        given = {
-            "request": request,
-            "path": request.url.path,
-            "method": request.method,
-            "path_params": request.path_params,
-            "query_params": dict(request.query_params),
-            "headers": {k.lower(): v for k, v in request.headers.raw},
-            "authorization": request.headers.get("authorization"),
-        }
-        result: Any = self._handler(**{name: given[name] for name in self._wants})
+        result: Any = self._handler(**{name: make(request) for name, make in self._wants.items()})
         if inspect.isawaitable(result):
             result = await result
         return _as_user(result)
