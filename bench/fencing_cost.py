@@ -55,9 +55,10 @@ from psycopg.rows import DictRow
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from pgqueue import migrate, queue  # noqa: E402
-from pgqueue.checkpointer import FencedPostgresSaver, RunLease, connect  # noqa: E402
-from pgqueue.queue import Completion, NewRun  # noqa: E402
+from pgqueue.core import queue  # noqa: E402
+from pgqueue.core.queue import Completion, NewRun  # noqa: E402
+from pgqueue.db import migrate  # noqa: E402
+from pgqueue.execution.saver import FencedPostgresSaver, RunLease, connect  # noqa: E402
 
 WORKER = "bench-worker"
 Durability = Literal["sync", "async"]

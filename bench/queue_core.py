@@ -36,9 +36,10 @@ import asyncpg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from pgqueue import migrate, queue  # noqa: E402
-from pgqueue.queue import Completion, NewRun  # noqa: E402
-from pgqueue.sql import queries  # noqa: E402
+from pgqueue.core import queue  # noqa: E402
+from pgqueue.core.queue import Completion, NewRun  # noqa: E402
+from pgqueue.db import migrate  # noqa: E402
+from pgqueue.db.sql import queries  # noqa: E402
 
 PEERS = ("pgqueue", "pgqueuer", "procrastinate")
 

@@ -53,10 +53,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from pgqueue import migrate, queue  # noqa: E402
-from pgqueue.graphs import system_assistant_id  # noqa: E402
-from pgqueue.ids import uuid7  # noqa: E402
-from pgqueue.queue import NewRun  # noqa: E402
+from pgqueue.core import queue  # noqa: E402
+from pgqueue.core.queue import NewRun  # noqa: E402
+from pgqueue.db import migrate  # noqa: E402
+from pgqueue.db.ids import uuid7  # noqa: E402
+from pgqueue.execution.graphs import system_assistant_id  # noqa: E402
 
 GRAPHS = REPO / "tests" / "graphs" / "langgraph.json"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pgqueue.heartbeat import HeartbeatConfig
-from pgqueue.notifier import Notifier, NotifierConfig
-from pgqueue.queue import ClaimedRun, Completion, NewRun, SubmittedRun, SweepResult
-from pgqueue.sweeper import Sweeper, SweeperConfig
-from pgqueue.worker import Worker, WorkerConfig
+from pgqueue.core import queue
+from pgqueue.core.notifier import Notifier, NotifierConfig
+from pgqueue.core.queue import ClaimedRun, Completion, NewRun, SubmittedRun, SweepResult
+from pgqueue.maintenance.sweeper import Sweeper, SweeperConfig
+from pgqueue.worker.heartbeat import HeartbeatConfig
+from pgqueue.worker.worker import Worker, WorkerConfig
 
 __all__ = [
     "ClaimedRun",
@@ -21,4 +22,5 @@ __all__ = [
     "SweeperConfig",
     "Worker",
     "WorkerConfig",
+    "queue",
 ]

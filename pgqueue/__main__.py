@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from pgqueue.cli import main
+from pgqueue.cli.main import main
 
 sys.exit(main())

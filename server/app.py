@@ -23,12 +23,12 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from pgqueue import db
-from pgqueue.graphs import GraphRegistry, load_config
-from pgqueue.notifier import Notifier
-from pgqueue.service import PeriodicService
-from pgqueue.sql import queries
-from pgqueue.streams import RunWatch
+from pgqueue.core.notifier import Notifier
+from pgqueue.db import pools as db
+from pgqueue.db.sql import queries
+from pgqueue.execution.graphs import GraphRegistry, load_config
+from pgqueue.maintenance.service import PeriodicService
+from pgqueue.resources.streams import RunWatch
 from server import routes
 from server.api import starlette_routes
 from server.auth import Authenticator, AuthMiddleware
@@ -174,7 +174,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
 def _worker_ended(worker: Any, task: asyncio.Task[None]) -> int:
     """Log why the in-process worker stopped by itself; the exit status:
     EXIT_UNHEALTHY when it lost its heartbeat, 1 when it crashed."""
-    from pgqueue.heartbeat import EXIT_UNHEALTHY
+    from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
 
     status, why = 1, "stopped unexpectedly"
     if not task.cancelled() and task.exception() is not None:
@@ -194,10 +194,10 @@ def background_services(context: AppContext) -> list[PeriodicService]:
     """Maintenance every server process runs: the cron scheduler (each tick
     fires once across processes) and the store's TTL sweep, and with workers
     the sweeper and pruner."""
-    from pgqueue.pruner import Pruner, PrunerConfig
-    from pgqueue.scheduler import Scheduler, SchedulerConfig
-    from pgqueue.store_sweeper import StoreSweeper
-    from pgqueue.sweeper import Sweeper, SweeperConfig
+    from pgqueue.maintenance.pruner import Pruner, PrunerConfig
+    from pgqueue.maintenance.store_sweeper import StoreSweeper
+    from pgqueue.maintenance.sweeper import Sweeper, SweeperConfig
+    from pgqueue.resources.scheduler import Scheduler, SchedulerConfig
     from server.routes.crons import cron_run_request
 
     s = context.settings
@@ -222,13 +222,13 @@ def background_services(context: AppContext) -> list[PeriodicService]:
 
 
 def in_process_worker(context: AppContext) -> Any:
-    from pgqueue.executor import ExecutorConfig, GraphExecutor, is_retriable
-    from pgqueue.heartbeat import (
+    from pgqueue.execution.executor import ExecutorConfig, GraphExecutor, is_retriable
+    from pgqueue.worker.heartbeat import (
         DEFAULT_LEASE_SECONDS,
         UNHEALTHY_EXIT_DEADLINE,
         HeartbeatConfig,
     )
-    from pgqueue.worker import Worker, WorkerConfig
+    from pgqueue.worker.worker import Worker, WorkerConfig
 
     s = context.settings
     config = WorkerConfig(

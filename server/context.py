@@ -12,9 +12,9 @@ from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 
-from pgqueue.graphs import GraphRegistry
-from pgqueue.notifier import Notifier
-from pgqueue.streams import RunWatch
+from pgqueue.core.notifier import Notifier
+from pgqueue.execution.graphs import GraphRegistry
+from pgqueue.resources.streams import RunWatch
 from server.settings import Settings
 
 

@@ -9,7 +9,7 @@ from types import FrameType
 
 import uvicorn
 
-from pgqueue import migrate
+from pgqueue.db import migrate
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pgqueue.runs import RunRequest
+from pgqueue.resources.runs import RunRequest
 
 # What the SDK may ask for, and the LangGraph stream mode that produces it.
 STREAM_MODES = {

@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
-from pgqueue import runs, streams
+from pgqueue.resources import runs, streams
 from server.api import to_json
 from server.context import AppContext
 

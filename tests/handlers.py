@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from pgqueue.queue import ClaimedRun
+from pgqueue.core.queue import ClaimedRun
 
 
 async def noop(run: ClaimedRun) -> None:

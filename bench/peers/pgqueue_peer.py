@@ -19,9 +19,10 @@ from typing import Any
 import asyncpg
 from harness import CTX, drain_result, main, start_workers, stop_workers, summarize
 
-from pgqueue import migrate, queue
-from pgqueue.queue import ClaimedRun, NewRun
-from pgqueue.worker import Worker, WorkerConfig
+from pgqueue.core import queue
+from pgqueue.core.queue import ClaimedRun, NewRun
+from pgqueue.db import migrate
+from pgqueue.worker.worker import Worker, WorkerConfig
 
 PEER = "pgqueue"
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue import assistants
+from pgqueue.resources import assistants
 from server.api import JSON, Router, no_content, parse_body, parse_query
 from server.context import ctx
 from server.routes.threads import pagination_headers, project, refusals

@@ -19,9 +19,9 @@ from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue import crons, runs
-from pgqueue.graphs import system_assistant_id
-from pgqueue.runs import RunRequest
+from pgqueue.execution.graphs import system_assistant_id
+from pgqueue.resources import crons, runs
+from pgqueue.resources.runs import RunRequest
 from server.api import JSON, ApiError, Router, invalid, no_content, parse_body, path_uuid, validate
 from server.context import ctx
 from server.schemas import RunConfig, RunCreate

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue.sql import queries
+from pgqueue.db.sql import queries
 from server.api import JSON, Router
 from server.context import ctx
 

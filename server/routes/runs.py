@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue import runs
+from pgqueue.resources import runs
 from server import streaming
 from server.api import JSON, ApiError, Router, invalid, parse_body, parse_query, path_uuid
 from server.auth import user_of

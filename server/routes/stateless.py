@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue import runs, streams
+from pgqueue.resources import runs, streams
 from server import streaming
 from server.api import JSON, ApiError, Router, parse_body, parse_query, read_json, validate
 from server.auth import user_of

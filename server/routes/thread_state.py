@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue import thread_state
+from pgqueue.resources import thread_state
 from server.api import JSON, Router, invalid, parse_body, parse_query
 from server.api import path_uuid as _path_uuid
 from server.context import ctx

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue import thread_state, threads
+from pgqueue.resources import thread_state, threads
 from server.api import JSON, ApiError, Router, invalid, no_content, parse_body
 from server.api import path_uuid as _path_uuid
 from server.context import ctx

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from pgqueue import embedded, migrate
+from pgqueue.db import embedded, migrate
 
 _TEMPLATE_LOCK = 0x70677175  # advisory lock key shared by xdist workers
 

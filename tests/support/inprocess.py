@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from pgqueue.worker import Worker
+from pgqueue.worker.worker import Worker
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,147 @@
+"""A run's stream events: written fenced, in order, in batches.
+
+Chunks a graph yields while it runs are buffered; one flush at a time writes
+everything buffered so far as one pipelined transaction on the run's own
+connection (insert and NOTIFY, the lease checked by the table's fence
+trigger: one round trip), so a fast graph costs a few writes, not one per
+chunk, and a short one none of its own: its events commit with its final
+status. A worker that lost its lease writes no event. ``seq`` goes on from
+the last event any earlier attempt wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+
+from pgqueue.db.encoding import dumps
+from pgqueue.db.sql import queries
+from pgqueue.execution.saver import FencedPostgresSaver
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "pgqueue_events"
+
+
+class EventWriter:
+    """Buffers a run's events and writes them in batches.
+
+    The first flush waits ``flush_delay`` seconds after the first event, so
+    a short run's events (metadata, its few chunks) are not written one
+    transaction each: whatever is still buffered when the run ends goes into
+    the run's final transaction (``take()``), with its status. Streams see
+    events at most ``flush_delay`` late.
+    """
+
+    def __init__(
+        self, saver: FencedPostgresSaver, *, continues: bool = True, flush_delay: float = 0.0
+    ) -> None:
+        """``continues`` False: the run's first attempt, with no events
+        before it to number after."""
+        self._saver = saver
+        self._continues = continues
+        self._flush_delay = flush_delay
+        # (seq, event, data as JSON text): encoded when added, so the event
+        # keeps the chunk as it was even if the graph mutates it later.
+        self._buffer: list[tuple[int, str, str]] = []
+        self._seq = 0
+        self._flusher: asyncio.Task[None] | None = None
+        self._writing = False
+        # What a background flush failed with, for the run to raise.
+        self._error: Exception | None = None
+        self.written = 0
+
+    async def start(self) -> None:
+        if not self._continues:
+            return
+        conn = self._conn()
+        async with self._saver.lock:
+            cur = await conn.execute(queries.last_event_seq_psycopg, (self._saver.lease.run_id,))
+            row = await cur.fetchone()
+        self._seq = int(row["seq"]) if row else 0
+
+    def add(self, event: str, data: Any) -> None:
+        """Queue one event; a flush starts unless one is already pending
+        (it will take this event along)."""
+        if self._error is not None:
+            raise self._error  # e.g. LeaseLost: stop the run
+        self._seq += 1
+        self._buffer.append((self._seq, event, dumps(data)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def take(self) -> dict[str, Any] | None:
+        """Stop background flushing and hand over what is still buffered, as
+        parameters for ``insert_events_psycopg`` (None if nothing is): the
+        caller writes them in its own transaction."""
+        await self._stop_flusher()
+        return self._params()
+
+    async def close(self) -> None:
+        """Write whatever is still buffered; raises LeaseLost if fenced out."""
+        await self._stop_flusher()
+        await self._flush()
+
+    async def abandon(self) -> None:
+        """Stop writing (the run is over without a final write of ours). Must
+        be awaited before the connection goes back to the pool, so no flush
+        runs under the next run's lease."""
+        try:
+            await self._stop_flusher()
+        except Exception:  # noqa: BLE001 - the run already failed; its events go with it
+            log.debug("event flush failed while abandoning", exc_info=True)
+        self._buffer = []
+
+    async def _stop_flusher(self) -> None:
+        flusher, self._flusher = self._flusher, None
+        if flusher is None:
+            return
+        if not flusher.done() and not self._writing:
+            flusher.cancel()  # still waiting out the delay: nothing sent yet
+        else:
+            await flusher
+        if self._error is not None:
+            raise self._error
+
+    def _conn(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._saver.conn
+        assert isinstance(conn, psycopg.AsyncConnection)
+        return conn
+
+    def _params(self) -> dict[str, Any] | None:
+        if not self._buffer:
+            return None
+        batch, self._buffer = self._buffer, []
+        self.written += len(batch)
+        return {
+            "run_id": self._saver.lease.run_id,
+            "attempt": self._saver.lease.attempt,
+            "seqs": [seq for seq, _, _ in batch],
+            "events": [event for _, event, _ in batch],
+            "datas": [data for _, _, data in batch],
+        }
+
+    async def _flush_later(self) -> None:
+        if self._flush_delay > 0:
+            await asyncio.sleep(self._flush_delay)
+        try:
+            await self._flush()
+        except Exception as exc:  # noqa: BLE001 - kept, and raised to the run
+            # Not left in this task, where nobody may look (a run cancelled
+            # meanwhile): the run's next event or its end raises it.
+            self._error = exc
+
+    async def _flush(self) -> None:
+        self._writing = True
+        try:
+            while (params := self._params()) is not None:
+                # Fenced by the pgqueue_fence trigger on run_events. The
+                # checkpoints recorded so far go along, and first: a client
+                # told of a step can read its checkpoint.
+                async with self._saver.transaction("events") as conn:
+                    await conn.execute(queries.insert_events_psycopg, params)
+        finally:
+            self._writing = False

@@ -1,0 +1,46 @@
+"""Sweeping by pg_cron instead of (or besides) the in-process loop.
+
+pg_cron must be in ``shared_preload_libraries`` and the job installed in
+the database named by ``cron.database_name``. Debian's pg_cron 1.4 schedules
+per minute, so the cron sweep alone recovers a dead worker's run within
+lease + 1 minute; the in-process loop does it within lease + a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from pgqueue.db.sql import queries
+
+JOB_NAME = "pgqueue-sweep"
+DEFAULT_SCHEDULE = "* * * * *"
+
+
+class CronUnavailable(RuntimeError):
+    pass
+
+
+async def install(
+    conn: asyncpg.Connection, schedule: str = DEFAULT_SCHEDULE, stale_after: float | None = None
+) -> int:
+    """Create the extension if needed and (re)schedule the sweep; returns the job id."""
+    try:
+        await conn.execute(queries.create_pg_cron)
+    except asyncpg.PostgresError as exc:
+        raise CronUnavailable(
+            f"pg_cron is not usable on this server: {exc}. It must be installed "
+            "(Debian: postgresql-15-cron), listed in shared_preload_libraries, and "
+            "cron.database_name must name this database."
+        ) from exc
+    interval = None if stale_after is None else f"{stale_after} seconds"
+    async with conn.transaction():
+        await conn.execute(queries.uninstall_sweep_cron)
+        job_id = await conn.fetchval(queries.install_sweep_cron, schedule, interval)
+    return int(job_id)
+
+
+async def uninstall(conn: asyncpg.Connection) -> bool:
+    has_cron = await conn.fetchval(queries.has_pg_cron)
+    if not has_cron:
+        return False
+    return bool(await conn.fetch(queries.uninstall_sweep_cron))

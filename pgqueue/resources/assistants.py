@@ -1,0 +1,281 @@
+"""Assistants: a graph of ``langgraph.json`` with its own config, context
+and metadata, as the HTTP API creates, reads, versions and searches them.
+
+Every graph has a system assistant (``graphs.system_assistant_id``), made at
+server start and managed by ``langgraph.json``: it can be read and used, not
+updated or deleted. Wherever an assistant id is accepted, a graph id names
+that graph's system assistant.
+
+Every version is kept (``assistant_versions``): an update makes a new one,
+numbered after the highest so far, and ``set_latest`` makes the assistant
+an earlier version again.
+
+Errors are ``pgqueue.threads``' (``NotFound``, ``Conflict``, ``Invalid``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from langgraph.pregel import Pregel
+from pydantic import TypeAdapter
+
+from pgqueue.core.queue import Executor
+from pgqueue.db.encoding import loads
+from pgqueue.db.sql import queries
+from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
+from pgqueue.resources import threads
+from pgqueue.resources.threads import Conflict, Invalid, NotFound, dumps
+
+
+@dataclass
+class AssistantSearch:
+    metadata: dict[str, Any] | None = None
+    graph_id: str | None = None
+    name: str | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: str = "created_at"
+    sort_order: str = "desc"
+
+
+def assistant_json(row: asyncpg.Record) -> dict[str, Any]:
+    """An assistant, or one of its versions (which has no updated_at)."""
+    out = {
+        "assistant_id": row["assistant_id"],
+        "graph_id": row["graph_id"],
+        "config": loads(row["config"]),
+        "context": loads(row["context"]),
+        "metadata": loads(row["metadata"]),
+        "name": row["name"],
+        "description": row["description"],
+        "version": row["version"],
+        "created_at": row["created_at"],
+    }
+    if "updated_at" in row.keys():
+        out["updated_at"] = row["updated_at"]
+    return out
+
+
+def resolve_id(registry: GraphRegistry, ident: str) -> UUID:
+    """An assistant id from a path: a UUID, or a graph id (its system assistant)."""
+    if ident in registry.specs:
+        return system_assistant_id(ident)
+    try:
+        return UUID(ident)
+    except ValueError:
+        raise Invalid(
+            "assistant_id",
+            f"{ident!r} is neither a UUID nor a graph id; graphs: {sorted(registry.specs)}",
+        ) from None
+
+
+def _known_graph(registry: GraphRegistry, graph_id: str) -> str:
+    if graph_id not in registry.specs:
+        raise Invalid(
+            "graph_id", f"no graph {graph_id!r} in langgraph.json; graphs: {sorted(registry.specs)}"
+        )
+    return graph_id
+
+
+def _refuse_system(registry: GraphRegistry, assistant_id: UUID, action: str) -> None:
+    graph_id = registry.assistant_ids.get(assistant_id)
+    if graph_id is not None:
+        raise Conflict(
+            f"assistant {assistant_id} is the system assistant of graph {graph_id!r}, "
+            f"managed by langgraph.json: it cannot be {action}; create an assistant instead"
+        )
+
+
+async def create(
+    db: Executor,
+    registry: GraphRegistry,
+    *,
+    graph_id: str,
+    assistant_id: UUID | None = None,
+    config: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    if_exists: str = "raise",
+) -> dict[str, Any]:
+    _known_graph(registry, graph_id)
+    assistant_id = assistant_id or uuid4()
+    row = await db.fetchrow(
+        queries.create_assistant,
+        assistant_id,
+        graph_id,
+        name or "Untitled",
+        description,
+        json.dumps(config or {}),
+        json.dumps(context or {}),
+        json.dumps(metadata or {}),
+    )
+    if row is not None:
+        return assistant_json(row)
+    if if_exists == "do_nothing":
+        return await get(db, assistant_id)
+    raise Conflict(f"assistant {assistant_id} already exists")
+
+
+async def get(db: Executor, assistant_id: UUID) -> dict[str, Any]:
+    row = await db.fetchrow(queries.get_assistant, assistant_id)
+    if row is None:
+        raise NotFound(f"assistant {assistant_id} not found")
+    return assistant_json(row)
+
+
+async def update(
+    db: Executor,
+    registry: GraphRegistry,
+    assistant_id: UUID,
+    *,
+    graph_id: str | None = None,
+    config: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    _refuse_system(registry, assistant_id, "updated")
+    if graph_id is not None:
+        _known_graph(registry, graph_id)
+    row = await db.fetchrow(
+        queries.update_assistant,
+        assistant_id,
+        graph_id,
+        dumps(config),
+        dumps(context),
+        dumps(metadata),
+        name,
+        description,
+    )
+    if row is None:
+        raise NotFound(f"assistant {assistant_id} not found")
+    return assistant_json(row)
+
+
+async def delete(
+    pool: asyncpg.Pool, registry: GraphRegistry, assistant_id: UUID, *, delete_threads: bool
+) -> None:
+    """Delete an assistant; with ``delete_threads``, also the threads it ran
+    on (as ``DELETE /threads/{id}`` would, each), in the same transaction."""
+    _refuse_system(registry, assistant_id, "deleted")
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        if await conn.fetchval(queries.delete_assistant, assistant_id) is None:
+            return False
+        if delete_threads:
+            rows = await conn.fetch(queries.list_assistant_threads, assistant_id)
+            await threads.delete_many(conn, [r["thread_id"] for r in rows])
+        return True
+
+    if not await threads.in_transaction(pool, work):
+        raise NotFound(f"assistant {assistant_id} not found")
+
+
+async def search(db: Executor, query: AssistantSearch) -> tuple[list[dict[str, Any]], int]:
+    """One page of assistants and how many match in all."""
+    filters = (dumps(query.metadata), query.graph_id, query.name)
+    rows = await db.fetch(
+        queries.search_assistants,
+        *filters,
+        query.sort_by,
+        query.sort_order,
+        query.limit,
+        query.offset,
+    )
+    if rows:
+        total = int(rows[0]["total"])
+    else:  # past the last page: no row carries the total
+        total = int(await db.fetchval(queries.count_assistants, *filters))
+    return [assistant_json(r) for r in rows], total
+
+
+async def count(
+    db: Executor,
+    metadata: dict[str, Any] | None = None,
+    graph_id: str | None = None,
+    name: str | None = None,
+) -> int:
+    return int(await db.fetchval(queries.count_assistants, dumps(metadata), graph_id, name))
+
+
+async def versions(
+    db: Executor, assistant_id: UUID, metadata: dict[str, Any] | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """The assistant's versions, newest first."""
+    await get(db, assistant_id)  # 404 for an unknown assistant, not []
+    rows = await db.fetch(
+        queries.list_assistant_versions, assistant_id, dumps(metadata), limit, offset
+    )
+    return [assistant_json(r) for r in rows]
+
+
+async def set_latest(db: Executor, assistant_id: UUID, version: int) -> dict[str, Any]:
+    row = await db.fetchrow(queries.set_latest_assistant_version, assistant_id, version)
+    if row is None:
+        await get(db, assistant_id)  # an unknown assistant says so
+        raise NotFound(f"version {version} of assistant {assistant_id} not found")
+    return assistant_json(row)
+
+
+# -- the graph behind an assistant ------------------------------------------
+
+
+async def graph_of(db: Executor, registry: GraphRegistry, assistant_id: UUID) -> tuple[str, Pregel]:
+    graph_id = (await get(db, assistant_id))["graph_id"]
+    if graph_id not in registry.specs:
+        raise NotFound(f"graph {graph_id!r} of assistant {assistant_id} is not in langgraph.json")
+    return graph_id, registry.get(graph_id)
+
+
+def drawing(graph: Pregel, xray: bool | int) -> dict[str, Any]:
+    """The graph's nodes and edges as JSON (what Studio draws)."""
+    return graph.get_graph(xray=xray).to_json()
+
+
+def _schema(make: Any) -> dict[str, Any] | None:
+    # A graph whose types pydantic cannot describe (typing.TypedDict on
+    # Python < 3.12, arbitrary classes) still has every other schema.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # get_config_jsonschema is deprecated
+            result = make()
+    except Exception:
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _state_schema(graph: Pregel) -> dict[str, Any] | None:
+    builder = getattr(graph, "builder", None)
+    state = getattr(builder, "state_schema", None)
+    if state is None:
+        return None
+    return _schema(lambda: TypeAdapter(state).json_schema())
+
+
+def schemas(graph_id: str, graph: Pregel) -> dict[str, Any]:
+    return {
+        "graph_id": graph_id,
+        "input_schema": _schema(graph.get_input_jsonschema),
+        "output_schema": _schema(graph.get_output_jsonschema),
+        "state_schema": _state_schema(graph),
+        "config_schema": _schema(graph.get_config_jsonschema),
+        "context_schema": _schema(graph.get_context_jsonschema),
+    }
+
+
+def subgraphs(
+    graph_id: str, graph: Pregel, namespace: str | None, recurse: bool
+) -> dict[str, dict[str, Any]]:
+    return {
+        ns: schemas(graph_id, sub)  # type: ignore[arg-type]
+        for ns, sub in graph.get_subgraphs(namespace=namespace, recurse=recurse)
+    }

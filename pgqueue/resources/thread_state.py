@@ -1,0 +1,268 @@
+"""A thread's state, read, listed and updated through the thread's graph on
+the server's checkpointer (``pgqueue.threads`` has the threads themselves).
+
+A thread's graph is not stored on the thread: it is that of the thread's
+newest run (the graph the run recorded, else its assistant's), else the
+one named by the thread's metadata (``graph_id``, which the SDK's
+``threads.create(graph_id=...)`` sets, or ``assistant_id``). A thread with
+neither has an empty state and cannot have its state updated (409), nor
+can a thread with a live run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.errors import InvalidUpdateError
+from langgraph.pregel import Pregel
+from langgraph.types import StateSnapshot, StateUpdate
+
+from pgqueue.core.queue import Executor
+from pgqueue.db.sql import queries
+from pgqueue.execution.graphs import GraphRegistry
+from pgqueue.resources.threads import (
+    Conflict,
+    Invalid,
+    NotFound,
+    delete_many,
+    dumps,
+    get,
+    insert_thread,
+)
+
+
+async def create_with_state(
+    pool: asyncpg.Pool,
+    registry: GraphRegistry,
+    checkpointer: AsyncPostgresSaver,
+    supersteps: Sequence[Sequence[tuple[Any, str | None]]],
+    *,
+    thread_id: UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+    if_exists: str = "raise",
+) -> dict[str, Any]:
+    """Create a thread and apply ``supersteps`` of state updates to it, with
+    the graph its metadata names (``graph_id``). An update the graph refuses
+    leaves no thread behind. An existing thread (``do_nothing``) is left as
+    it is."""
+    thread_id = thread_id or uuid4()
+    _, created = await insert_thread(pool, thread_id, metadata, if_exists)
+    if created:
+        try:
+            await update_state(pool, registry, checkpointer, thread_id, None, supersteps=supersteps)
+        except Exception:
+            async with pool.acquire() as conn, conn.transaction():
+                await delete_many(conn, [thread_id])
+            raise
+    return await get(pool, thread_id)
+
+
+# -- state -------------------------------------------------------------------
+
+
+@dataclass
+class ThreadGraph:
+    graph_id: str | None
+    graph: Pregel | None
+    busy: bool
+
+
+async def graph_of(db: Executor, registry: GraphRegistry, thread_id: UUID) -> ThreadGraph:
+    row = await db.fetchrow(queries.get_thread_graph, thread_id)
+    if row is None:
+        raise NotFound(f"thread {thread_id} not found")
+    candidates: list[str | None] = list(row["graph_ids"])
+    # A run's system assistant names its graph even without an assistants row.
+    candidates.append(registry.assistant_ids.get(row["run_assistant_id"]))
+    for graph_id in candidates:
+        if graph_id is not None and graph_id in registry.specs:
+            graph = registry.get(graph_id)
+            return ThreadGraph(graph_id, graph, row["busy"])
+    return ThreadGraph(None, None, row["busy"])
+
+
+def state_config(thread_id: UUID, checkpoint: dict[str, Any] | None = None) -> RunnableConfig:
+    """The checkpointer config of a thread, at a checkpoint if one is given
+    (``checkpoint_id``, and ``checkpoint_ns``/``checkpoint_map`` for subgraphs)."""
+    configurable: dict[str, Any] = {"thread_id": str(thread_id), "checkpoint_ns": ""}
+    for key in ("checkpoint_ns", "checkpoint_id", "checkpoint_map"):
+        if checkpoint and checkpoint.get(key) is not None:
+            configurable[key] = checkpoint[key]
+    return RunnableConfig(configurable=configurable)
+
+
+def _checkpoint(config: Any) -> dict[str, Any] | None:
+    if not config:
+        return None
+    c = config.get("configurable", {})
+    return {
+        "thread_id": c.get("thread_id"),
+        "checkpoint_ns": c.get("checkpoint_ns", ""),
+        "checkpoint_id": c.get("checkpoint_id"),
+        "checkpoint_map": c.get("checkpoint_map"),
+    }
+
+
+def _interrupt(i: Any) -> dict[str, Any]:
+    found = {"value": i.value, "id": i.id}
+    if getattr(i, "response_schema", None) is not None:
+        found["response_schema"] = i.response_schema
+    return found
+
+
+def state_json(snapshot: StateSnapshot) -> dict[str, Any]:
+    """A StateSnapshot as the API's ThreadState."""
+    checkpoint = _checkpoint(snapshot.config)
+    parent = _checkpoint(snapshot.parent_config)
+    tasks = []
+    for t in snapshot.tasks:
+        nested = t.state if isinstance(t.state, StateSnapshot) else None
+        tasks.append(
+            {
+                "id": t.id,
+                "name": t.name,
+                "error": None if t.error is None else f"{type(t.error).__name__}: {t.error}",
+                "interrupts": [_interrupt(i) for i in t.interrupts],
+                "checkpoint": _checkpoint(t.state) if isinstance(t.state, dict) else None,
+                "state": None if nested is None else state_json(nested),
+                "result": t.result,
+            }
+        )
+    return {
+        "values": snapshot.values,
+        "next": list(snapshot.next),
+        "tasks": tasks,
+        "checkpoint": checkpoint,
+        "metadata": snapshot.metadata,
+        "created_at": snapshot.created_at,
+        "parent_checkpoint": parent,
+        "interrupts": [_interrupt(i) for i in snapshot.interrupts],
+        "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+        "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
+    }
+
+
+def _bound(graph: Pregel, checkpointer: AsyncPostgresSaver) -> Pregel:
+    return graph.copy(update={"checkpointer": checkpointer})
+
+
+async def get_state(
+    db: Executor,
+    registry: GraphRegistry,
+    checkpointer: AsyncPostgresSaver,
+    thread_id: UUID,
+    checkpoint: dict[str, Any] | None = None,
+    subgraphs: bool = False,
+) -> dict[str, Any]:
+    """The state at the latest checkpoint, or at ``checkpoint`` (404 if the
+    thread has no such checkpoint). A thread without a graph or a
+    checkpoint has empty values and nothing next."""
+    found = await graph_of(db, registry, thread_id)
+    config = state_config(thread_id, checkpoint)
+    wanted = config["configurable"].get("checkpoint_id")
+    if found.graph is None:
+        if wanted:
+            raise NotFound(f"checkpoint {wanted} of thread {thread_id} not found")
+        return state_json(StateSnapshot({}, (), config, None, None, None, (), ()))
+    snapshot = await _bound(found.graph, checkpointer).aget_state(config, subgraphs=subgraphs)
+    if wanted and snapshot.created_at is None:
+        raise NotFound(f"checkpoint {wanted} of thread {thread_id} not found")
+    return state_json(snapshot)
+
+
+async def history(
+    db: Executor,
+    registry: GraphRegistry,
+    checkpointer: AsyncPostgresSaver,
+    thread_id: UUID,
+    *,
+    limit: int = 10,
+    before: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    checkpoint: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """States newest first, at most ``limit``, older than ``before``."""
+    found = await graph_of(db, registry, thread_id)
+    if found.graph is None:
+        return []
+    graph = _bound(found.graph, checkpointer)
+    before_config = state_config(thread_id, before) if before else None
+    return [
+        state_json(s)
+        async for s in graph.aget_state_history(
+            state_config(thread_id, checkpoint),
+            filter=metadata or None,
+            before=before_config,
+            limit=limit,
+        )
+    ]
+
+
+async def update_state(
+    pool: asyncpg.Pool,
+    registry: GraphRegistry,
+    checkpointer: AsyncPostgresSaver,
+    thread_id: UUID,
+    values: Any,
+    *,
+    as_node: str | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    supersteps: Sequence[Sequence[tuple[Any, str | None]]] | None = None,
+) -> dict[str, Any]:
+    """Write a checkpoint as if ``as_node`` had returned ``values`` (or apply
+    ``supersteps`` of such updates), then record the thread's new values,
+    interrupts and status. Returns the new checkpoint.
+
+    The thread row stays locked meanwhile, so no run can be submitted on it
+    until the thread's record agrees with its checkpoints."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetch(queries.lock_threads, [thread_id]):
+            raise NotFound(f"thread {thread_id} not found")
+        found = await graph_of(conn, registry, thread_id)
+        if found.busy:
+            raise Conflict(f"thread {thread_id} has a pending or running run; update it later")
+        if found.graph is None:
+            raise Conflict(
+                f"thread {thread_id} has no graph yet: run it first, or create it with a graph_id"
+            )
+        graph = _bound(found.graph, checkpointer)
+        config = state_config(thread_id, checkpoint)
+        # Nodes of the root graph; a subgraph's checkpoint (a namespace) has
+        # its own, which the graph itself checks.
+        nodes = [as_node] + [n for step in supersteps or [] for _, n in step]
+        for node in nodes if not config["configurable"]["checkpoint_ns"] else []:
+            if node is not None and node not in graph.nodes:
+                raise Invalid("as_node", f"graph {found.graph_id!r} has no node {node!r}")
+        wanted = config["configurable"].get("checkpoint_id")
+        if wanted and await checkpointer.aget_tuple(config) is None:
+            raise NotFound(f"checkpoint {wanted} of thread {thread_id} not found")
+        try:
+            if supersteps is not None:
+                new_config = await graph.abulk_update_state(
+                    config,
+                    [[StateUpdate(v, n) for v, n in step] for step in supersteps],
+                )
+            else:
+                new_config = await graph.aupdate_state(config, values, as_node=as_node)
+        except (InvalidUpdateError, TypeError, ValueError) as exc:
+            # The graph refused the update (a value its reducer cannot take,
+            # an ambiguous node): the client's values, not our bug.
+            raise Invalid("values", f"{type(exc).__name__}: {exc}") from None
+        latest = await graph.aget_state(state_config(thread_id))
+        interrupts = {
+            t.id: [_interrupt(i) for i in t.interrupts] for t in latest.tasks if t.interrupts
+        }
+        await conn.execute(
+            queries.record_thread_state,
+            thread_id,
+            dumps(latest.values),
+            dumps(interrupts),
+            "interrupted" if latest.next else "idle",
+        )
+    return {"checkpoint": _checkpoint(new_config)}

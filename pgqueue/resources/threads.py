@@ -1,0 +1,254 @@
+"""Threads as the HTTP API creates, reads, searches, copies and deletes
+them. Their state (read, listed, updated through the thread's graph) is in
+``pgqueue.thread_state``.
+
+Deleting a thread that has live runs deletes them too: pending runs never
+start; a running run's worker is told to stop, and loses its lease with the
+row, so nothing it still tries to write (checkpoint, event, final status)
+commits. Updating the state of a thread with a live run is refused (409).
+
+The errors here are the resource errors of ``pgqueue.assistants`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+import psycopg
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from pgqueue.core.queue import Executor
+from pgqueue.db import encoding
+from pgqueue.db.encoding import loads
+from pgqueue.db.sql import queries
+
+
+class NotFound(LookupError):
+    """No such resource (404)."""
+
+
+class Conflict(Exception):
+    """The request is valid but the resource's state forbids it (409)."""
+
+
+class Invalid(ValueError):
+    """A request field that the database or a graph refuses (422), by name."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+DEADLOCK_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def dumps(value: Any) -> str | None:
+    """JSON text for a jsonb parameter (graph values included: messages and
+    other models are written as their dump)."""
+    return None if value is None else encoding.dumps(value)
+
+
+def thread_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "thread_id": row["thread_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "state_updated_at": row["state_updated_at"],
+        "metadata": loads(row["metadata"]),
+        "status": row["status"],
+        "config": loads(row["config"]),
+        "values": loads(row["state_values"]),
+        "interrupts": loads(row["interrupts"]),
+        "error": loads(row["error"]),
+    }
+
+
+# -- the thread itself -------------------------------------------------------
+
+
+async def create(
+    db: Executor,
+    *,
+    thread_id: UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+    if_exists: str = "raise",
+) -> dict[str, Any]:
+    thread, _ = await insert_thread(db, thread_id or uuid4(), metadata, if_exists)
+    return thread
+
+
+async def insert_thread(
+    db: Executor, thread_id: UUID, metadata: dict[str, Any] | None, if_exists: str
+) -> tuple[dict[str, Any], bool]:
+    row = await db.fetchrow(queries.create_thread, thread_id, json.dumps(metadata or {}))
+    if row is not None:
+        return thread_json(row), True
+    if if_exists == "do_nothing":
+        return await get(db, thread_id), False
+    raise Conflict(f"thread {thread_id} already exists")
+
+
+async def get(db: Executor, thread_id: UUID) -> dict[str, Any]:
+    row = await db.fetchrow(queries.get_thread, thread_id)
+    if row is None:
+        raise NotFound(f"thread {thread_id} not found")
+    return thread_json(row)
+
+
+async def update(db: Executor, thread_id: UUID, metadata: dict[str, Any]) -> dict[str, Any]:
+    row = await db.fetchrow(queries.update_thread_metadata, thread_id, json.dumps(metadata))
+    if row is None:
+        raise NotFound(f"thread {thread_id} not found")
+    return thread_json(row)
+
+
+async def delete(pool: asyncpg.Pool, thread_id: UUID) -> None:
+    async def work(conn: asyncpg.Connection) -> list[UUID]:
+        return await delete_many(conn, [thread_id])
+
+    if not await in_transaction(pool, work):
+        raise NotFound(f"thread {thread_id} not found")
+
+
+async def in_transaction(
+    pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """``work`` in a transaction, again if it deadlocked. Deleting locks a
+    thread's live runs, then the thread (as a worker's final write does); a
+    submit that cancels runs (multitask interrupt/rollback) locks the other
+    way round, so the two can deadlock: PostgreSQL aborts one, and this one
+    tries again."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except asyncpg.DeadlockDetectedError:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise Conflict("deadlocked with concurrent runs on the thread; retry") from None
+    raise AssertionError("unreachable")
+
+
+async def delete_many(conn: asyncpg.Connection, thread_ids: list[UUID]) -> list[UUID]:
+    """Delete threads with their runs and checkpoints, in the caller's
+    transaction; returns the ids that existed.
+
+    Live runs are locked first (run before thread: the order workers lock
+    in), which also holds off their checkpoint writes; then the threads go
+    (their runs by cascade, taking a running run's lease away); then the
+    checkpoints, in a later statement, so that it sees every checkpoint
+    committed before the locks were granted."""
+    if not thread_ids:
+        return []
+    await conn.fetch(queries.lock_thread_live_runs, thread_ids)
+    deleted = [r["thread_id"] for r in await conn.fetch(queries.delete_threads, thread_ids)]
+    if deleted:
+        await conn.execute(queries.delete_thread_checkpoints, [str(t) for t in deleted])
+    return deleted
+
+
+@dataclass
+class ThreadSearch:
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    ids: list[UUID] | None = None
+    status: str | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: str = "created_at"
+    sort_order: str = "desc"
+
+    def filters(self) -> tuple[Any, ...]:
+        return (dumps(self.metadata), dumps(self.values), self.ids, self.status)
+
+
+async def search(db: Executor, query: ThreadSearch) -> tuple[list[dict[str, Any]], int]:
+    """One page of threads and how many match in all."""
+    rows = await db.fetch(
+        queries.search_threads,
+        *query.filters(),
+        query.sort_by,
+        query.sort_order,
+        query.limit,
+        query.offset,
+    )
+    if rows:
+        total = int(rows[0]["total"])
+    else:  # past the last page: no row carries the total
+        total = int(await db.fetchval(queries.count_threads, *query.filters()))
+    return [thread_json(r) for r in rows], total
+
+
+async def count(db: Executor, query: ThreadSearch) -> int:
+    return int(await db.fetchval(queries.count_threads, *query.filters()))
+
+
+async def copy(db: Executor, thread_id: UUID) -> dict[str, Any]:
+    """A new thread with this one's metadata, values and checkpoints."""
+    row = await db.fetchrow(queries.copy_thread, thread_id, uuid4())
+    if row is None:
+        raise NotFound(f"thread {thread_id} not found")
+    return thread_json(row)
+
+
+async def prune(
+    pool: asyncpg.Pool, checkpointer: AsyncPostgresSaver, thread_ids: list[UUID], strategy: str
+) -> int:
+    """``delete``: the threads go, as with ``delete``. ``keep_latest``: the
+    threads stay with only their latest checkpoints. Returns how many of
+    the threads existed."""
+    if strategy == "delete":
+
+        async def work(conn: asyncpg.Connection) -> list[UUID]:
+            return await delete_many(conn, thread_ids)
+
+        return len(await in_transaction(pool, work))
+    found, _ = await search(pool, ThreadSearch(ids=thread_ids, limit=len(thread_ids) or 1))
+    try:
+        await checkpointer.aprune([str(t["thread_id"]) for t in found], strategy="keep_latest")
+    except NotImplementedError as exc:
+        raise Conflict(f"cannot keep only the latest checkpoints: {exc}") from None
+    except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+        # A run (or another prune) wrote to one of the threads meanwhile.
+        raise Conflict("the threads changed while being pruned; retry") from None
+    return len(found)
+
+
+# -- search extracts: "values.messages[-1]", "metadata.user.name" ------------
+
+_STEP = re.compile(r"\.?([A-Za-z_][\w-]*)|\[(-?\d+)\]")
+
+
+def parse_path(path: str) -> list[str | int]:
+    """The keys and indexes of a dotted path; ValueError names the problem."""
+    steps: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        match = _STEP.match(path, pos)
+        if match is None or (pos == 0 and match.group(0).startswith(".")):
+            raise ValueError(f"cannot parse {path!r} at position {pos}")
+        key, index = match.groups()
+        steps.append(key if key is not None else int(index))
+        pos = match.end()
+    if not steps or not isinstance(steps[0], str):
+        raise ValueError(f"{path!r} must start with a field name")
+    return steps
+
+
+def extract(doc: Any, steps: list[str | int]) -> Any:
+    """The value at ``steps`` in ``doc``, or None where the path leads nowhere."""
+    for step in steps:
+        if isinstance(step, int) and isinstance(doc, list) and -len(doc) <= step < len(doc):
+            doc = doc[step]
+        elif isinstance(step, str) and isinstance(doc, dict):
+            doc = doc.get(step)
+        else:
+            return None
+    return doc

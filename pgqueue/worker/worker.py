@@ -1,0 +1,556 @@
+"""A worker: claims runs in batches, executes them, writes outcomes fenced.
+
+The work is any ``async def handler(run: ClaimedRun) -> output``. The worker
+claims as many runs as it has free slots, sleeps until a NOTIFY (or a slot
+frees, or the poll interval / next delayed run is due), and batches final
+writes that finish together into one statement. A lease the heartbeat found
+taken away cancels its task; a final write that matches no row is reported
+as a lost lease, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from pgqueue.core import queue
+from pgqueue.core.notifier import Notifier
+from pgqueue.core.queue import ClaimedRun, Completion, EncodedJson, Finished
+from pgqueue.db import pools as db
+from pgqueue.db.ids import uuid7
+from pgqueue.errors import LeaseLost, fenced
+from pgqueue.worker.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ClaimedRun], Awaitable[Any]]
+
+
+def _always(_exc: BaseException) -> bool:
+    return True
+
+
+@dataclass
+class WorkerConfig:
+    concurrency: int = 10
+    # Fallback only: NOTIFY wakes an idle worker in milliseconds.
+    poll_interval: float = 5.0
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    # Failed attempts come back after base * 2**(n-1) seconds (+-25% jitter).
+    retry_backoff_base: float = 1.0
+    retry_backoff_max: float = 300.0
+    is_retriable: Callable[[BaseException], bool] = _always
+    worker_id: str | None = None
+    pool_size: int = 3
+    # Claims skip the fsync wait (see claim_runs in queries.sql for why that
+    # is safe); final writes wait for it unless this is turned off.
+    synchronous_completion: bool = True
+    # Graceful shutdown: in-flight runs get this long to finish, their
+    # leases heartbeated all along; then (or at a second stop()) they are
+    # stopped and handed back to the queue, attempt not counted. 25 s fits
+    # inside the 30 s most supervisors (Kubernetes, systemd) wait.
+    shutdown_grace: float = 25.0
+    # How long stopped runs get to unwind and be handed back before the
+    # worker gives up on them (their leases then expire: the sweeper).
+    shutdown_unwind: float = 10.0
+
+
+# What _outcome returns for a run stopped by shutdown: hand it back.
+_RELEASE = object()
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    lease_lost: int = 0
+    claim_queries: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        dsn: str,
+        handler: Handler,
+        config: WorkerConfig | None = None,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.handler = handler
+        self.config = config or WorkerConfig()
+        self.worker_id = (
+            self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7().hex[-12:]}"
+        )
+        self.stats = WorkerStats()
+        self.leases = LeaseTable()
+        self._notifier = notifier
+        self._owns_notifier = notifier is None
+        self._pool: asyncpg.Pool | None = None
+        # The claim loop is serial: one plain connection, no pool hops on the
+        # wake-to-claim path. Reconnected on demand after an error.
+        self._claim_conn: asyncpg.Connection | None = None
+        # Keyed by lease, not run id: after a sweep this very worker may claim
+        # a newer attempt of a run whose stale attempt is still unwinding.
+        self._tasks: dict[Lease, asyncio.Task[None]] = {}
+        self._completing: set[Lease] = set()
+        # Handlers still executing. A run's slot frees when its handler
+        # returns; its fenced final write then flushes (batched, lease still
+        # heartbeated) while the next claim is already on its way.
+        self._executing = 0
+        self._lost: set[Lease] = set()
+        # Leases whose run a user cancelled (NOTIFY on the cancel channel).
+        self._cancelled: dict[Lease, str] = {}
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        # Shutdown past its grace: runs being stopped to be handed back.
+        self._hurried = asyncio.Event()
+        self._releasing: set[Lease] = set()
+        self._pending_completions: list[tuple[Completion, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.heartbeat = Heartbeat(
+            dsn,
+            self.worker_id,
+            self.leases,
+            concurrency=self.config.concurrency,
+            on_lost=self._on_lost_threadsafe,
+            on_dead=self._on_dead_threadsafe,
+            config=self.config.heartbeat,
+        )
+        self.started = asyncio.Event()
+        # Liveness: set when the heartbeat could not renew the leases for
+        # longer than the lease window. run() then returns early and the
+        # process should exit non-zero (a supervisor restarts it).
+        self.unhealthy: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and execute until ``stop()``; then wait for in-flight runs."""
+        self._loop = asyncio.get_running_loop()
+        sync = {} if self.config.synchronous_completion else {"synchronous_commit": "off"}
+        self._pool = await db.create_pool(
+            self.dsn, max_size=self.config.pool_size, server_settings=sync
+        )
+        await self._claim_connection()
+        if self._notifier is None:
+            self._notifier = Notifier(self.dsn)
+            await self._notifier.start()
+        unsubscribe = self._notifier.subscribe(queue.WAKE_CHANNEL, self._on_notify)
+        unsubscribe_cancel = self._notifier.subscribe(queue.CANCEL_CHANNEL, self._on_cancel)
+        await self._pool.execute(
+            queue.queries.register_worker,
+            self.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            self.config.concurrency,
+        )
+        self.heartbeat.start()
+        log.info("worker started", extra={"event": "worker_started", "worker_id": self.worker_id})
+        self.started.set()
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            unsubscribe()
+            unsubscribe_cancel()
+            for task in self._tasks.values():
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            # The handler's own resources (the graph executor's checkpointer
+            # connections) close only now, once no run uses them.
+            close_handler = getattr(self.handler, "aclose", None)
+            if close_handler is not None:
+                await close_handler()
+            self.heartbeat.stop()
+            with contextlib.suppress(Exception):
+                # Bounded: after a liveness exit the database may not answer.
+                await self._pool.execute(
+                    queue.queries.unregister_worker, self.worker_id, timeout=db.CONNECT_TIMEOUT
+                )
+            if self._owns_notifier:
+                await self._notifier.stop()
+            # Bounded: a database that stopped answering must not hold up
+            # the exit (a liveness exit happens exactly then).
+            await db.close_pool(self._pool)
+            if self._claim_conn is not None:
+                try:
+                    await self._claim_conn.close(timeout=db.CONNECT_TIMEOUT)
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    self._claim_conn.terminate()
+            log.info(
+                "worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id}
+            )
+
+    def stop(self) -> None:
+        """Stop claiming. In-flight runs get ``shutdown_grace`` seconds to
+        finish; then they are handed back to the queue and ``run()``
+        returns. Called again (a second signal): hand them back now."""
+        if self._stopping:
+            self.hurry()
+            return
+        self._stopping = True
+        self._wakeup.set()
+
+    def hurry(self) -> None:
+        """Stop every in-flight run now and hand it back (see ``stop``)."""
+        if self._hurried.is_set():
+            return
+        self._hurried.set()
+        for lease, task in list(self._tasks.items()):
+            # A run whose outcome is being written is done: let it be.
+            if lease not in self._completing:
+                self._releasing.add(lease)
+                task.cancel()
+
+    async def _drain(self) -> None:
+        """Wait out the grace period for in-flight runs, then stop the rest
+        and wait (bounded) until they are handed back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        if self._tasks:
+            log.info(
+                "draining %d run(s) for up to %.0f s",
+                len(self._tasks),
+                self.config.shutdown_grace,
+                extra={"event": "worker_draining", "worker_id": self.worker_id},
+            )
+        hurried = asyncio.ensure_future(self._hurried.wait())
+        try:
+            while self._tasks and not self._hurried.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    self.hurry()
+                    break
+                await asyncio.wait(
+                    [*self._tasks.values(), hurried],
+                    timeout=remaining,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            hurried.cancel()
+        if self._tasks:
+            _, stuck = await asyncio.wait(
+                list(self._tasks.values()), timeout=self.config.shutdown_unwind
+            )
+            if stuck:
+                log.error(
+                    "%d run(s) did not stop within %.0f s; their leases will expire and "
+                    "the sweeper will requeue them",
+                    len(stuck),
+                    self.config.shutdown_unwind,
+                    extra={"event": "worker_drain_stuck", "worker_id": self.worker_id},
+                )
+
+    # -- claiming ----------------------------------------------------------
+
+    def _on_notify(self, _payload: str) -> None:
+        self._wakeup.set()
+
+    def _on_cancel(self, payload: str) -> None:
+        run_id, _, action = payload.partition(":")
+        for lease, task in list(self._tasks.items()):
+            if str(lease[0]) == run_id and lease not in self._completing:
+                self._cancelled[lease] = action or "interrupt"
+                task.cancel()
+
+    async def _claim_connection(self) -> asyncpg.Connection:
+        if self._claim_conn is None or self._claim_conn.is_closed():
+            # db.connect: a connect timeout, and asyncpg's protocol-state error
+            # after a server restart surfaces as a lost connection (retried).
+            self._claim_conn = await db.connect(
+                self.dsn, server_settings={"synchronous_commit": "off"}
+            )
+        return self._claim_conn
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            # Backpressure: never more than a few batches awaiting their write.
+            free = min(
+                self.config.concurrency - self._executing,
+                4 * self.config.concurrency - len(self._tasks),
+            )
+            timeout: float | None = None
+            if free > 0:
+                try:
+                    conn = await self._claim_connection()
+                    claimed = await queue.claim(conn, self.worker_id, free)
+                    self.stats.claim_queries += 1
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("claim failed: %s", exc, extra={"event": "claim_failed"})
+                    if self._claim_conn is not None:
+                        self._claim_conn.terminate()
+                        self._claim_conn = None
+                    claimed = []
+                    timeout = 1.0
+                for run in claimed:
+                    self._start(run)
+                if len(claimed) == free:
+                    continue  # maybe more ready; the loop waits once slots are full
+                if timeout is None:
+                    timeout = self.config.poll_interval
+                    with contextlib.suppress(
+                        OSError, asyncpg.PostgresError, asyncpg.InterfaceError
+                    ):
+                        due = await queue.next_due_in(await self._claim_connection())
+                        if due is not None:
+                            timeout = min(timeout, due + 0.001)
+            # asyncio.timeout, not wait_for: no extra task on the wake path.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+
+    def _start(self, run: ClaimedRun) -> None:
+        self.stats.claimed += 1
+        if run.lease in self._tasks:
+            # The server forgot our claim (crash before its async commit was
+            # flushed) and gave the very same lease back to us: the task we
+            # already run for it is the right one.
+            return
+        # Only a re-claimed run (attempt > 1) can have a stale local attempt.
+        stale = (
+            {lease for lease in self._tasks if lease[0] == run.run_id} if run.attempt > 1 else None
+        )
+        if stale:
+            self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
+        self.leases.add(run.lease)
+        self._executing += 1
+        self._tasks[run.lease] = asyncio.create_task(
+            self._execute(run), name=f"run-{run.run_id}-{run.attempt}"
+        )
+
+    # -- executing ---------------------------------------------------------
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(
+            self.config.retry_backoff_base * 2 ** max(failures - 1, 0),
+            self.config.retry_backoff_max,
+        )
+        return delay * random.uniform(0.75, 1.25)
+
+    async def _execute(self, run: ClaimedRun) -> None:
+        # This task's own context: queue.finishing() in the handler marks
+        # this run only.
+        queue.on_finishing(lambda: self._completing.add(run.lease))
+        try:
+            try:
+                completion = await self._outcome(run)
+            finally:
+                self._executing -= 1
+                self._wakeup.set()  # an execution slot is free
+            if completion is None:
+                return
+            if completion is _RELEASE:
+                await self._release(run)
+                return
+            assert isinstance(completion, Completion)
+            self._completing.add(run.lease)
+            held = await self._complete(completion)
+            if not held:
+                self._report_lease_lost(run, "final write matched no row")
+            elif completion.status == "success":
+                self.stats.succeeded += 1
+            elif (
+                completion.retry_delay is not None and run.attempt - run.releases < run.max_attempts
+            ):
+                self.stats.retried += 1
+            else:
+                self.stats.failed += 1
+        except Exception:
+            log.exception(
+                "run bookkeeping failed",
+                extra={"event": "run_internal_error", "run_id": str(run.run_id)},
+            )
+        finally:
+            self._completing.discard(run.lease)
+            self._lost.discard(run.lease)
+            self._releasing.discard(run.lease)
+            self._cancelled.pop(run.lease, None)
+            self.leases.discard(run.lease)
+            self._tasks.pop(run.lease, None)
+            self._wakeup.set()
+
+    async def _release(self, run: ClaimedRun) -> None:
+        """Hand a run stopped by shutdown back to the queue (fenced: a run
+        that reached a final status meanwhile keeps it), waking a worker."""
+        assert self._pool is not None
+        try:
+            released = await queue.release(self._pool, self.worker_id, [run.lease])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning(
+                "could not hand back run %s: %s; the sweeper will once its lease expires",
+                run.run_id,
+                exc,
+                extra={"event": "release_failed", "run_id": str(run.run_id)},
+            )
+            return
+        log.info(
+            "run %s %s",
+            run.run_id,
+            "handed back to the queue" if released else "had already ended",
+            extra={"event": "run_released", "run_id": str(run.run_id), "attempt": run.attempt},
+        )
+
+    async def _outcome(self, run: ClaimedRun) -> Completion | object | None:
+        handles_cancel = getattr(self.handler, "handles_cancel", False)
+        if run.cancel_action and not handles_cancel:
+            # Cancelled while a worker that died held it: finish the cancel.
+            return await self._cancel_plain(run, run.cancel_action)
+        try:
+            output = await self.handler(run)
+        except asyncio.CancelledError:
+            if run.lease in self._lost:
+                self._report_lease_lost(run, "heartbeat found the lease taken away")
+                return None
+            if run.lease in self._releasing:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return _RELEASE
+            action = self._cancelled.pop(run.lease, None)
+            if action is not None and not handles_cancel:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                return await self._cancel_plain(run, action)
+            raise
+        except Exception as exc:
+            error = {"error": type(exc).__name__, "message": str(exc)}
+            retry = self.config.is_retriable(exc)
+            delay = self._backoff(run.attempt - run.releases) if retry else None
+            log.info(
+                "run raised %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"event": "run_failed", "run_id": str(run.run_id), "attempt": run.attempt},
+            )
+            return Completion(run.run_id, run.attempt, "error", error=error, retry_delay=delay)
+        if isinstance(output, Finished):
+            if output.status is None:
+                self._report_lease_lost(run, "the handler's fenced final write matched no row")
+            else:
+                self.stats.succeeded += output.status == "success"
+                self.stats.failed += output.status != "success"
+            return None
+        try:
+            # Encoded once, here: a bad output fails only its own run, and the
+            # batched final write sends this text as it is.
+            encoded = None if output is None else EncodedJson(json.dumps(output))
+        except (TypeError, ValueError) as exc:
+            error = {"error": "OutputNotSerializable", "message": f"run output is not JSON: {exc}"}
+            return Completion(run.run_id, run.attempt, "error", error=error)
+        return Completion(run.run_id, run.attempt, "success", output=encoded)
+
+    async def _cancel_plain(self, run: ClaimedRun, action: str) -> Completion | None:
+        """Cancel for handlers without checkpoints: interrupt ends the run
+        'interrupted'; rollback deletes it (fenced, like any final write)."""
+        if action != "rollback":
+            return Completion(run.run_id, run.attempt, "interrupted")
+        assert self._pool is not None
+        try:
+            with fenced(f"run {run.run_id} rollback"):
+                await self._pool.execute(
+                    queue.queries.rollback_run, run.run_id, run.attempt, self.worker_id
+                )
+        except LeaseLost:
+            self._report_lease_lost(run, "rollback found the lease gone")
+        return None
+
+    def _report_lease_lost(self, run: ClaimedRun, why: str) -> None:
+        self.stats.lease_lost += 1
+        log.warning(
+            "lease lost for run %s attempt %s: %s; its result was not written",
+            run.run_id,
+            run.attempt,
+            why,
+            extra={"event": "lease_lost", "run_id": str(run.run_id), "attempt": run.attempt},
+        )
+
+    def _on_dead_threadsafe(self, silent: float) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_dead, silent)
+
+    def _on_dead(self, silent: float) -> None:
+        """The heartbeat has been failing for longer than the lease: sweepers
+        are handing our runs to others. Stop at once (no grace: nothing we
+        run can write while the database is unreachable, and when it comes
+        back our leases are gone) and let run() return; the caller exits
+        non-zero."""
+        self.unhealthy = f"no heartbeat for {silent:.1f} s, longer than the lease"
+        self.stop()
+        self.hurry()
+        # hurry() leaves runs whose outcome is being written alone; here that
+        # write is retrying against the unreachable database, and would be
+        # fenced out once it answers: stop waiting for it (the sweeper
+        # settles those runs like any other expired lease).
+        if self._flusher is not None:
+            self._flusher.cancel()
+        for lease in list(self._completing):
+            task = self._tasks.get(lease)
+            if task is not None:
+                task.cancel()
+
+    def _on_lost_threadsafe(self, lost: set[Lease]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_lost, lost)
+
+    def _on_lost(self, lost: set[Lease]) -> None:
+        for lease in lost:
+            task = self._tasks.get(lease)
+            # A run that just wrote its outcome also looks "lost" to a beat
+            # taken a moment later: leave those alone.
+            if task is None or lease in self._completing:
+                continue
+            self._lost.add(lease)
+            task.cancel()
+
+    # -- batched final writes ---------------------------------------------
+
+    async def _complete(self, completion: Completion) -> bool:
+        """Queue a final write; runs finishing together share one statement."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_completions.append((completion, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        assert self._pool is not None
+        delay = 0.05
+        while self._pending_completions:
+            batch, self._pending_completions = self._pending_completions, []
+            try:
+                held = await queue.complete(self._pool, self.worker_id, [c for c, _ in batch])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The runs stay held (and heartbeated) while we retry.
+                log.warning(
+                    "final write failed, retrying: %s", exc, extra={"event": "complete_failed"}
+                )
+                self._pending_completions = batch + self._pending_completions
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            delay = 0.05
+            for c, future in batch:
+                if not future.done():
+                    future.set_result(c.run_id in held)

@@ -1,0 +1,117 @@
+"""Alembic: upgrade and downgrade both ways, by `alembic` from the checkout
+and by `pgqueue migrate` from an installed (non-editable) package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgqueue.db import migrate
+from tests.support.procs import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+OBJECTS = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relname NOT LIKE 'alembic_version%'
+"""
+FUNCTIONS = "SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgqueue%'"
+
+
+def _count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def _alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    alembic = Path(sys.executable).with_name("alembic")
+    return subprocess.run(
+        [str(alembic), *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_alembic_upgrade_head_and_downgrade_base(empty_database_url: str) -> None:
+    _alembic(empty_database_url, "upgrade", "head")
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()
+    assert _count(empty_database_url, OBJECTS) > 10
+    assert _count(empty_database_url, FUNCTIONS) >= 4
+    _alembic(empty_database_url, "downgrade", "base")
+    assert migrate.current_revision(empty_database_url) is None
+    assert _count(empty_database_url, OBJECTS) == 0
+    assert _count(empty_database_url, FUNCTIONS) == 0
+    # And up again: downgrade left nothing behind that blocks a re-run.
+    _alembic(empty_database_url, "upgrade", "head")
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()
+
+
+def test_every_revision_downgrades_and_upgrades_step_by_step(empty_database_url: str) -> None:
+    migrate.upgrade(empty_database_url)
+    migrate.downgrade(empty_database_url, "base")
+    migrate.upgrade(empty_database_url, "+1")
+    while migrate.current_revision(empty_database_url) != migrate.head_revision():
+        migrate.upgrade(empty_database_url, "+1")
+    migrate.downgrade(empty_database_url, "-1")
+    migrate.upgrade(empty_database_url)
+
+
+def _pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", *args], check=True, capture_output=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def installed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pgqueue built as a wheel and installed (not editable) into a directory."""
+    root = tmp_path_factory.mktemp("installed")
+    wheels = root / "wheels"
+    target = root / "site"
+    _pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO))
+    [wheel] = wheels.glob("pgqueue-*.whl")
+    _pip("install", "--no-deps", "-q", "--target", str(target), str(wheel))
+    return target
+
+
+def test_pgqueue_migrate_from_an_installed_package(
+    installed_package: Path, empty_database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DATABASE_URL": empty_database_url, "PYTHONPATH": str(installed_package)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import pgqueue.migrate as m; print(m.migrations_dir())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(installed_package)), where  # not the checkout's
+    script = installed_package / "bin" / "pgqueue"
+    result = subprocess.run(
+        [sys.executable, str(script), "migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()
+    # python -m pgqueue works too (and is idempotent).
+    result = run_cli(
+        empty_database_url, "migrate", cwd=str(tmp_path), PYTHONPATH=str(installed_package)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "at revision" in result.stdout

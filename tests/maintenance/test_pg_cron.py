@@ -1,0 +1,97 @@
+"""Sweeping by pg_cron, on a throwaway PostgreSQL 15 cluster that preloads it.
+
+pg_cron 1.4 fires on minute boundaries, so this test waits up to ~70 s; it
+runs in parallel with the rest of the suite under xdist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from pgqueue.core import queue
+from pgqueue.core.queue import NewRun
+from pgqueue.db import migrate
+from tests.support import pgcluster
+from tests.support.procs import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _require_pg_cron() -> None:
+    if pgcluster.pg15_bin_dir() is not None and pgcluster.pg_cron_available():
+        return
+    why = "PostgreSQL 15 server binaries and pg_cron are needed (Debian: postgresql-15-cron)"
+    if os.environ.get("PGQUEUE_REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(why + "; .ci/install-system-deps installs them")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def cron_cluster(tmp_path: Path) -> Iterator[pgcluster.PgCluster]:
+    _require_pg_cron()
+    cluster = pgcluster.start_cluster(
+        tmp_path,
+        settings={
+            "shared_preload_libraries": "pg_cron",
+            "cron.database_name": "pgqueue",
+            "cron.use_background_workers": "on",
+            "max_worker_processes": "20",
+        },
+        databases=["pgqueue"],
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluster) -> None:
+    url = cron_cluster.dsn("pgqueue")
+    migrate.upgrade(url)
+    result = run_cli(url, "sweep", "--install-cron")
+    assert result.returncode == 0, result.stderr
+    assert "pgqueue-sweep" in result.stdout
+
+    conn = await asyncpg.connect(url)
+    try:
+        job = await conn.fetchrow(
+            "SELECT schedule, command FROM cron.job WHERE jobname = 'pgqueue-sweep'"
+        )
+        assert (
+            job is not None and job["schedule"] == "* * * * *" and "pgqueue_sweep" in job["command"]
+        )
+        [sub] = await queue.submit(conn, [NewRun()])
+        await queue.claim(conn, "killed-worker", 1)
+        await conn.execute("UPDATE runs SET heartbeat_at = now() - interval '1 hour'")
+        deadline = time.monotonic() + 75  # next minute boundary, plus slack
+        while (
+            await conn.fetchval("SELECT status FROM runs WHERE run_id = $1", sub.run_id)
+            != "pending"
+        ):
+            assert time.monotonic() < deadline, "pg_cron did not sweep within 75 s"
+            await asyncio.sleep(0.5)
+        ran = await conn.fetchval(
+            "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
+            "WHERE j.jobname = 'pgqueue-sweep' AND d.status = 'succeeded'"
+        )
+        assert ran >= 1
+        # Uninstalling removes the job.
+        result = run_cli(url, "sweep", "--uninstall-cron")
+        assert result.returncode == 0, result.stderr
+        assert await conn.fetchval("SELECT count(*) FROM cron.job") == 0
+    finally:
+        await conn.close()
+
+
+async def test_install_cron_without_pg_cron_says_what_is_missing(database_url: str) -> None:
+    result = run_cli(database_url, "sweep", "--install-cron")
+    assert result.returncode == 2
+    assert "pg_cron" in result.stderr and "shared_preload_libraries" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,234 @@
+"""Graceful shutdown with real processes and real signals: runs finish
+inside the grace period, or are handed back with their checkpoints and
+finished elsewhere; a second signal hurries; nothing is torn down under a
+running graph."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+from langgraph_sdk import get_client
+
+from pgqueue.core import queue
+from pgqueue.core.queue import NewRun
+from pgqueue.db.ids import uuid7
+from pgqueue.execution.graphs import system_assistant_id
+from tests.execution.test_executor import NODE_RUNS
+from tests.support.procs import FAST, WorkerProcess, worker_process
+from tests.support.server import ServerProcess, server_process
+from tests.support.waiting import eventually
+
+# What a clean shutdown never logs.
+FORBIDDEN = ("Traceback", "PoolClosed", "Task exception was never retrieved", "ERROR")
+
+
+def assert_clean(worker: WorkerProcess) -> None:
+    log = worker.log()
+    for needle in FORBIDDEN:
+        assert needle not in log, f"{needle!r} in the log:\n{log}"
+
+
+def exits(worker: WorkerProcess, timeout: float = 30) -> int:
+    return worker.proc.wait(timeout)
+
+
+async def submit(pool: asyncpg.Pool, graph: str, **kwargs: Any) -> Any:
+    [run] = await queue.submit(
+        pool,
+        [
+            NewRun(
+                thread_id=uuid7(),
+                assistant_id=system_assistant_id(graph),
+                kwargs={"graph_id": graph, **kwargs},
+            )
+        ],
+    )
+    return run.run_id
+
+
+async def status(pool: asyncpg.Pool, run_id: Any) -> str:
+    return await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id)  # type: ignore[no-any-return]
+
+
+async def is_running(pool: asyncpg.Pool, run_id: Any) -> bool:
+    return await status(pool, run_id) == "running"
+
+
+async def test_a_run_that_finishes_inside_the_grace_period_succeeds(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "30") as worker:
+        run_id = await submit(pool, "ticks", input={"until": 15, "delay": 0.1})
+        await eventually(lambda: is_running(pool, run_id), timeout=30, what="run started")
+        worker.signal(signal.SIGINT)
+        assert exits(worker) == 0
+        assert await status(pool, run_id) == "success"
+        assert_clean(worker)
+    row = await pool.fetchrow("SELECT attempt, releases FROM runs WHERE run_id = $1", run_id)
+    assert (row["attempt"], row["releases"]) == (1, 0)
+
+
+async def test_a_run_outliving_the_grace_period_is_handed_back_and_resumed_elsewhere(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await pool.execute(NODE_RUNS)
+    with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "1") as first:
+        run_id = await submit(pool, "three_steps", input={"log": [], "sleep_in_two": 600})
+
+        async def in_node_two() -> bool:
+            return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
+
+        await eventually(in_node_two, timeout=30, what="node two")
+        started = time.monotonic()
+        first.signal(signal.SIGINT)
+        assert exits(first) == 0
+        # Back in the queue at once: no lease had to expire.
+        assert await status(pool, run_id) == "pending"
+        assert time.monotonic() - started < 20  # bounded: grace 1 s plus unwinding
+        assert_clean(first)
+    row = await pool.fetchrow("SELECT attempt, releases FROM runs WHERE run_id = $1", run_id)
+    assert (row["attempt"], row["releases"]) == (1, 1)  # not counted as a failure
+    with worker_process(database_url, "graphs", *FAST):
+        await eventually(
+            lambda: _status_is(pool, run_id, "success"), timeout=60, what="resumed run"
+        )
+    counts = dict(await pool.fetch("SELECT node, count(*) FROM node_runs GROUP BY node"))
+    # Node one's checkpoint was committed: it did not run again. Node two was
+    # in flight at the shutdown, so it ran twice.
+    assert counts == {"one": 1, "two": 2, "three": 1}
+
+
+async def _status_is(pool: asyncpg.Pool, run_id: Any, wanted: str) -> bool:
+    return await status(pool, run_id) == wanted
+
+
+async def test_a_second_signal_skips_the_grace_period(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "600") as worker:
+        run_id = await submit(pool, "ticks", input={"until": 100_000, "delay": 0.05})
+        await eventually(lambda: is_running(pool, run_id), timeout=30, what="run started")
+        worker.signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert worker.proc.poll() is None  # still draining: the grace is 600 s
+        worker.signal(signal.SIGINT)
+        assert exits(worker, timeout=30) == 0
+        assert_clean(worker)
+    assert await status(pool, run_id) == "pending"
+
+
+async def test_serve_shutdown_with_a_stream_attached(pool: asyncpg.Pool, database_url: str) -> None:
+    thread_id = uuid7()
+    with server_process(database_url, "--shutdown-grace", "1") as serve:
+        with httpx.stream(
+            "POST",
+            f"{serve.url}/threads/{thread_id}/runs/stream",
+            json={
+                "assistant_id": "ticks",
+                "input": {"until": 100_000, "delay": 0.05},
+                "stream_mode": "updates",
+                "if_not_exists": "create",
+            },
+            timeout=60,
+        ) as response:
+            run_id = response.headers["content-location"].rsplit("/", 1)[1]
+            lines = response.iter_lines()
+            for line in lines:
+                if line.startswith("event: updates"):
+                    break
+            serve.signal(signal.SIGINT)
+            # The stream ends (it does not hang) and what came is well formed.
+            rest = list(lines)
+        assert all(line == "" or line.startswith(("event:", "data:", "id:", ":")) for line in rest)
+        assert serve.proc.wait(60) == 0
+        log = serve.log()
+        for needle in FORBIDDEN:
+            assert needle not in log, f"{needle!r} in the log:\n{log}"
+    # The run went back to the queue, to be finished by the next worker.
+    assert await status(pool, uuid7().__class__(run_id)) == "pending"
+
+
+def wait_for_ticks(url: str, thread_id: str, until: int, delay: float) -> asyncio.Task[Any]:
+    """runs.wait through langgraph-sdk on a ticks run, in the background."""
+    client = get_client(url=url, api_key=None)
+    return asyncio.create_task(
+        client.runs.wait(
+            thread_id,
+            "ticks",
+            input={"until": until, "delay": delay},
+            if_not_exists="create",
+        )
+    )
+
+
+async def run_on_thread(pool: asyncpg.Pool, thread_id: str, *statuses: str) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT count(*) FROM runs WHERE thread_id = $1 AND status = ANY($2::text[])",
+            uuid.UUID(thread_id),
+            list(statuses),
+        )
+    )
+
+
+async def test_a_wait_cut_by_server_shutdown_reconnects_through_location(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A client blocked in runs.wait while its HTTP server stops: the server
+    keeps answering it for a while (a run ending meanwhile is answered),
+    then cuts the connection without an error, and langgraph-sdk reconnects
+    through the Location header to whatever serves that address next -- a
+    deploy's new server -- and gets the run's result. The run is executed
+    by a separate worker throughout."""
+    thread_id = str(uuid7())
+    with worker_process(database_url, "graphs", *FAST):
+        a = ServerProcess(database_url, command="server")
+        try:
+            a.wait_ready()
+            waiting = wait_for_ticks(a.url, thread_id, until=20, delay=0.5)  # about 10 s
+            await eventually(
+                lambda: run_on_thread(pool, thread_id, "running"),
+                timeout=30,
+                what="the run to start",
+            )
+            a.signal(signal.SIGINT)
+            assert await asyncio.to_thread(a.proc.wait, 60) == 0
+            log = a.log()
+            for needle in FORBIDDEN:
+                assert needle not in log, f"{needle!r} in the log:\n{log}"
+            assert "reconnect" in log  # it said why it cut the wait
+            assert not waiting.done()  # the client is reconnecting, not failed
+        finally:
+            a.close()
+        with server_process(database_url, command="server", port=a.port):
+            result = await asyncio.wait_for(waiting, 60)
+    assert result == {"count": 20, "until": 20, "delay": 0.5}
+
+
+async def test_a_wait_whose_run_ends_during_server_shutdown_is_answered(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    thread_id = str(uuid7())
+    # A wide window, so a loaded machine still ends the run inside it.
+    env = {"PGQUEUE_WAIT_SHUTDOWN_SECONDS": "30"}
+    with worker_process(database_url, "graphs", *FAST):
+        with server_process(database_url, command="server", env=env) as a:
+            waiting = wait_for_ticks(a.url, thread_id, until=4, delay=0.25)  # about 1 s
+            await eventually(
+                lambda: run_on_thread(pool, thread_id, "running"),
+                timeout=30,
+                what="the run to start",
+            )
+            a.signal(signal.SIGINT)
+            result = await asyncio.wait_for(waiting, 60)
+            assert await asyncio.to_thread(a.proc.wait, 60) == 0
+            log = a.log()
+    assert result == {"count": 4, "until": 4, "delay": 0.25}
+    for needle in (*FORBIDDEN, "reconnect"):
+        assert needle not in log, f"{needle!r} in the log:\n{log}"
