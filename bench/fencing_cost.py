@@ -58,7 +58,8 @@ sys.path.insert(0, str(HERE.parent))
 from pgqueue.core import queue  # noqa: E402
 from pgqueue.core.queue import Completion, NewRun  # noqa: E402
 from pgqueue.db import migrate  # noqa: E402
-from pgqueue.execution.saver import FencedPostgresSaver, RunLease, connect  # noqa: E402
+from pgqueue.execution.saver import FencedPostgresSaver, connect  # noqa: E402
+from pgqueue.types import Lease  # noqa: E402
 
 WORKER = "bench-worker"
 Durability = Literal["sync", "async"]
@@ -104,7 +105,7 @@ class NaiveFencedSaver(AsyncPostgresSaver):
     statement and round trip before each write. For comparison only; it is
     not even correct (check and write are separate transactions)."""
 
-    def __init__(self, conn: AsyncConnection[DictRow], lease: RunLease) -> None:
+    def __init__(self, conn: AsyncConnection[DictRow], lease: Lease) -> None:
         super().__init__(conn)
         self.lease = lease
 
@@ -148,7 +149,7 @@ def make_saver(name: str, conn: AsyncConnection[DictRow]) -> AsyncPostgresSaver:
     if name == "stock":
         return AsyncPostgresSaver(conn)
     # A placeholder lease: invoke() binds a claimed run's before each run.
-    return FENCED[name](conn, RunLease(uuid.uuid4(), 0, WORKER))
+    return FENCED[name](conn, Lease(uuid.uuid4(), 0, WORKER))
 
 
 # --- the benchmark ---------------------------------------------------------------
@@ -193,7 +194,7 @@ async def invoke(cell: Cell, qconn: asyncpg.Connection[Any]) -> float:
     [run] = await queue.claim(qconn, WORKER, 1)
     # Binding a new lease on the one compiled graph stands in for the worker's
     # saver-per-run: compiling is not what this measures.
-    lease = RunLease(run.run_id, run.attempt, WORKER)
+    lease = Lease(run.run_id, run.attempt, WORKER)
     if isinstance(cell.checkpointer, FencedPostgresSaver):
         await cell.checkpointer.bind(lease)  # the trigger's lease, on the connection
     elif isinstance(cell.checkpointer, NaiveFencedSaver):

@@ -40,6 +40,7 @@ from pgqueue.core import queue  # noqa: E402
 from pgqueue.core.queue import Completion, NewRun  # noqa: E402
 from pgqueue.db import migrate  # noqa: E402
 from pgqueue.db.sql import queries  # noqa: E402
+from pgqueue.types import WAKE_CHANNEL  # noqa: E402
 
 PEERS = ("pgqueue", "pgqueuer", "procrastinate")
 
@@ -146,7 +147,7 @@ async def claim_latency(dsn: str, finished_rows: int, samples: int) -> dict[str,
 async def submit_throughput(dsn: str, clients: int, seconds: float, wake: bool) -> dict[str, Any]:
     """Single-run submits (one transaction each) from `clients` connections."""
     listener = await asyncpg.connect(dsn)  # a worker's LISTEN, as in production
-    await listener.add_listener(queue.WAKE_CHANNEL, lambda *a: None)
+    await listener.add_listener(WAKE_CHANNEL, lambda *a: None)
     conns = [await asyncpg.connect(dsn) for _ in range(clients)]
     counts = [0] * clients
     deadline = time.perf_counter() + seconds

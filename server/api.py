@@ -28,8 +28,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ApiError(Exception):
-    """An error the client caused (or may retry): status and a message that
-    names the field and the problem."""
+    """An error the client caused (or may retry) that the server finds
+    itself (request parsing, validation): status and a message that names
+    the field and the problem. The library's refusals are
+    ``pgqueue.errors``' and reach the client through ``server.errors``."""
 
     def __init__(
         self,
@@ -43,14 +45,6 @@ class ApiError(Exception):
         self.detail = detail
         self.errors = errors
         self.headers = headers
-
-
-def not_found(kind: str, ident: object) -> ApiError:
-    return ApiError(404, f"{kind} {ident} not found")
-
-
-def conflict(detail: str) -> ApiError:
-    return ApiError(409, detail)
 
 
 def invalid(field_name: str, problem: str) -> ApiError:

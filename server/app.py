@@ -23,12 +23,13 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from pgqueue.cli.worker import load_graphs, register_graphs
 from pgqueue.core.notifier import Notifier
 from pgqueue.db import pools as db
-from pgqueue.db.sql import queries
-from pgqueue.execution.graphs import GraphRegistry, load_config
-from pgqueue.maintenance.service import PeriodicService
+from pgqueue.execution.graphs import GraphRegistry
+from pgqueue.maintenance.service import PeriodicService, ServiceGroup
 from pgqueue.resources.streams import RunWatch
+from pgqueue.worker.worker import Worker
 from server import routes
 from server.api import starlette_routes
 from server.auth import Authenticator, AuthMiddleware
@@ -51,15 +52,8 @@ DB_COMMAND_TIMEOUT = 5.0
 DB_POOL_WAIT = 5.0
 
 
-def load_graphs(settings: Settings) -> GraphRegistry:
-    registry = load_config(settings.config_path)
-    for graph_id in registry.specs:
-        registry.get(graph_id)  # fail at start, not on the first run
-    return registry
-
-
 def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Starlette:
-    registry = registry or load_graphs(settings)
+    registry = registry or load_graphs(settings.config_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,8 +85,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
         await psycopg_pool.open()
         notifier = Notifier(url)
         await notifier.start()
-        ids = registry.assistant_ids
-        await pool.execute(queries.upsert_system_assistants, list(ids), list(ids.values()))
+        await register_graphs(pool, registry)
         context = AppContext(
             settings=settings,
             pool=pool,
@@ -107,8 +100,8 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             registry=registry,
         )
         app.state.ctx = context
-        services = background_services(context)
-        tasks = [asyncio.create_task(s.run()) for s in services]
+        services = ServiceGroup(background_services(context))
+        services.start()
         worker_task = None
         worker = None
         # Liveness (serve): the in-process worker ending on its own means it
@@ -117,7 +110,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
         exit_status: list[int] = []
         shutting_down = False
         if settings.run_workers:
-            worker = in_process_worker(context)
+            worker = settings.process.graph_worker(registry, url, notifier=notifier)
             worker_task = asyncio.create_task(worker.run())
 
             def on_worker_end(task: asyncio.Task[None]) -> None:
@@ -142,9 +135,9 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
                 except Exception:
                     if not exit_status:  # else on_worker_end reported it
                         log.exception("in-process worker failed", extra={"event": "worker_crashed"})
-            for service in services:
-                service.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # A pass on a link gone silent ends within twice the command
+            # timeout (see above); one stuck longer is cancelled.
+            await services.stop(grace=2 * DB_COMMAND_TIMEOUT)
             if context.background:
                 await asyncio.wait(list(context.background), timeout=5)
             context.watch.close()
@@ -171,7 +164,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
     return app
 
 
-def _worker_ended(worker: Any, task: asyncio.Task[None]) -> int:
+def _worker_ended(worker: Worker, task: asyncio.Task[None]) -> int:
     """Log why the in-process worker stopped by itself; the exit status:
     EXIT_UNHEALTHY when it lost its heartbeat, 1 when it crashed."""
     from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
@@ -193,58 +186,17 @@ def _worker_ended(worker: Any, task: asyncio.Task[None]) -> int:
 def background_services(context: AppContext) -> list[PeriodicService]:
     """Maintenance every server process runs: the cron scheduler (each tick
     fires once across processes) and the store's TTL sweep, and with workers
-    the sweeper and pruner."""
-    from pgqueue.maintenance.pruner import Pruner, PrunerConfig
-    from pgqueue.maintenance.store_sweeper import StoreSweeper
-    from pgqueue.maintenance.sweeper import Sweeper, SweeperConfig
-    from pgqueue.resources.scheduler import Scheduler, SchedulerConfig
+    what the worker command runs beside them (the sweeper and pruner)."""
+    from pgqueue.maintenance.store_sweeper import StoreSweeper, StoreSweeperConfig
+    from pgqueue.resources.scheduler import Scheduler
     from server.routes.crons import cron_run_request
 
     s = context.settings
+    minutes = context.registry.store_ttl.sweep_interval_minutes
     services: list[PeriodicService] = [
-        Scheduler(
-            context.pool,
-            context.registry,
-            cron_run_request,
-            SchedulerConfig(interval=s.scheduler_seconds),
-        ),
-        StoreSweeper(context.store, context.registry.store_ttl.sweep_interval_minutes * 60),
+        Scheduler(context.pool, context.registry, cron_run_request, s.scheduler_config()),
+        StoreSweeper(context.store, StoreSweeperConfig(interval=minutes * 60)),
     ]
     if s.run_workers:
-        services.append(
-            Sweeper(
-                context.pool,
-                SweeperConfig(interval=s.sweep_seconds, stale_after=s.stale_after_seconds),
-            )
-        )
-        services.append(Pruner(context.pool, PrunerConfig()))
+        services.extend(s.process.maintenance(context.pool))
     return services
-
-
-def in_process_worker(context: AppContext) -> Any:
-    from pgqueue.execution.executor import ExecutorConfig, GraphExecutor, is_retriable
-    from pgqueue.worker.heartbeat import (
-        DEFAULT_LEASE_SECONDS,
-        UNHEALTHY_EXIT_DEADLINE,
-        HeartbeatConfig,
-    )
-    from pgqueue.worker.worker import Worker, WorkerConfig
-
-    s = context.settings
-    config = WorkerConfig(
-        concurrency=s.jobs_per_worker,
-        poll_interval=s.poll_seconds,
-        heartbeat=HeartbeatConfig(
-            interval=s.heartbeat_seconds,
-            lease_timeout=s.stale_after_seconds or DEFAULT_LEASE_SECONDS,
-            # This process is a server's: a stuck shutdown must not keep a
-            # process without a live worker around.
-            exit_deadline=UNHEALTHY_EXIT_DEADLINE,
-        ),
-        is_retriable=is_retriable,
-        shutdown_grace=s.shutdown_grace_seconds,
-    )
-    executor = GraphExecutor(
-        context.registry, s.database_url, ExecutorConfig(pool_size=s.jobs_per_worker)
-    )
-    return Worker(s.database_url, executor, config, notifier=context.notifier)

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pgqueue.execution.graphs import ConfigError
+from pgqueue.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,14 @@
-"""Turns exceptions into JSON error responses.
+"""Turns exceptions into JSON error responses, all registered in HANDLERS.
 
-Client mistakes arrive here as ``ApiError`` (4xx, a message naming the field).
-A value PostgreSQL refuses that validation let through (a NUL byte in a
-string, a number out of range) is still the client's: 422. A database that
-cannot be reached is 503 with ``Retry-After``. Anything else is our bug: 500,
-logged with its traceback, which never goes into the response.
+Client mistakes the server finds itself arrive here as ``ApiError`` (4xx, a
+message naming the field). The library's refusals (``pgqueue.errors``) get
+their status from one table, ``REFUSALS``, and their message as the detail;
+routes do not catch them. A value PostgreSQL refuses that validation let
+through (a NUL byte in a string, a number out of range) is still the
+client's: 422. A database that cannot be reached is 503 with
+``Retry-After``. Anything else, the library's other errors included (a lost
+lease, a graph that fails to load), is our bug: 500, logged with its
+traceback, which never goes into the response.
 """
 
 from __future__ import annotations
@@ -17,11 +21,20 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pgqueue.errors import Conflict, Invalid, NotFound, PgqueueError
 from server.api import JSON, ApiError
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "2"
+
+# The library's refusals a client can cause, and the status each answers
+# (a subclass answers its nearest listed base's: ThreadBusy is a Conflict).
+REFUSALS: dict[type[PgqueueError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+}
 
 
 def _error(status: int, detail: str, **extra: object) -> JSON:
@@ -34,6 +47,20 @@ async def api_error(_request: Request, exc: Exception) -> Response:
     if exc.errors:
         body["errors"] = exc.errors
     return JSON(body, status_code=exc.status, headers=exc.headers)
+
+
+def as_api_error(exc: PgqueueError) -> ApiError:
+    """A refusal as the client sees it: the status from REFUSALS, the
+    message as the detail (an ``Invalid`` names its field in ``errors``, as
+    the server's own validation does)."""
+    status = next(REFUSALS[cls] for cls in type(exc).__mro__ if cls in REFUSALS)
+    errors = [{"field": exc.field, "message": exc.problem}] if isinstance(exc, Invalid) else None
+    return ApiError(status, str(exc), errors)
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PgqueueError)
+    return await api_error(request, as_api_error(exc))
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -80,6 +107,7 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 
 HANDLERS = {
     ApiError: api_error,
+    **dict.fromkeys(REFUSALS, refused),
     HTTPException: http_error,
     asyncpg.DataError: database_refused,
     psycopg.DataError: database_refused,

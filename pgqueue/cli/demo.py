@@ -3,16 +3,21 @@ database the CLI resolved (the embedded one by default)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
 
+from pgqueue.cli.database import resolve_database_url
 from pgqueue.core import queue
 from pgqueue.core.queue import ClaimedRun, NewRun
+from pgqueue.db import migrate
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
-from pgqueue.worker.worker import Worker, WorkerConfig
+from pgqueue.worker.config import WorkerConfig
+from pgqueue.worker.worker import Worker
 
 
 async def square(run: ClaimedRun) -> dict[str, int]:
@@ -49,3 +54,17 @@ async def run_demo(url: str, runs: int) -> int:
         worker.stop()
         await worker_task
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    url = resolve_database_url(args)
+    migrate.upgrade(url)
+    return asyncio.run(run_demo(url, args.runs))
+
+
+def add_command(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo", parents=parents, help="submit and run a few no-op runs, print the queue"
+    )
+    p.add_argument("--runs", type=int, default=20)
+    p.set_defaults(func=cmd_demo)

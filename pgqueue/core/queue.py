@@ -9,30 +9,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
+from functools import cached_property
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
+from pgqueue.errors import ThreadBusy
+from pgqueue.types import (
+    CANCEL_ACTIONS,
+    MULTITASK_STRATEGIES,
+    TERMINAL_STATUSES,
+    Lease,
+    Queryable,
+)
 
 log = logging.getLogger(__name__)
-
-WAKE_CHANNEL = "pgqueue_runs"
-# Payload "run_id:action": tells the worker holding a run to stop it.
-CANCEL_CHANNEL = "pgqueue_cancel"
-CANCEL_ACTIONS = ("interrupt", "rollback")
-MULTITASK_STRATEGIES = ("reject", "enqueue", "interrupt", "rollback")
-TERMINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
-
-# Any of asyncpg's query runners: a connection (your transaction) or a pool.
-Executor: TypeAlias = "asyncpg.Connection[Any] | asyncpg.Pool[Any]"
-
 
 @dataclass(frozen=True)
 class NewRun:
@@ -74,9 +71,10 @@ class ClaimedRun:
     # finish the cancel instead of running it.
     cancel_action: str | None = None
 
-    @property
-    def lease(self) -> tuple[UUID, int]:
-        return (self.run_id, self.attempt)
+    # Cached: the worker keys its tables by the lease many times per run.
+    @cached_property
+    def lease(self) -> Lease:
+        return Lease(self.run_id, self.attempt, self.worker_id)
 
 
 @dataclass(frozen=True)
@@ -90,38 +88,6 @@ class Completion:
     output: Any = None
     error: dict[str, Any] | None = None
     retry_delay: float | None = None
-
-
-@dataclass(frozen=True)
-class Finished:
-    """Returned by a handler that wrote its run's outcome itself (fenced, in
-    its own transaction, e.g. with the run's last checkpoint): the worker then
-    writes nothing. ``status`` is None when the lease was lost instead."""
-
-    status: str | None
-
-
-# Set by the worker for the task that runs one handler call.
-_finishing: ContextVar[Callable[[], None] | None] = ContextVar("pgqueue_finishing", default=None)
-
-
-def on_finishing(mark: Callable[[], None]) -> None:
-    """Worker side of ``finishing``: ``mark`` is called when the handler
-    running in the current task announces its own final write."""
-    _finishing.set(mark)
-
-
-def finishing() -> None:
-    """Tell the worker that this handler is about to write its run's outcome
-    itself (it will return ``Finished``). From here on the worker does not
-    cancel the handler: not for a cancel request, a hurried shutdown, or a
-    heartbeat that no longer finds the lease -- a beat taken just after that
-    write commits sees the run ended, not taken away. The write is fenced, so
-    a lease really lost still writes nothing (and ``Finished(None)`` says so).
-    Outside a worker this does nothing."""
-    mark = _finishing.get()
-    if mark is not None:
-        mark()
 
 
 @dataclass(frozen=True)
@@ -148,19 +114,8 @@ def _loads(value: str | None) -> Any:
     return {} if value == "{}" else json.loads(value)
 
 
-class ThreadBusy(Exception):
-    """multitask_strategy 'reject' and the thread already has a live run."""
-
-    def __init__(self, thread_ids: Sequence[UUID]) -> None:
-        self.thread_ids = list(thread_ids)
-        super().__init__(
-            "thread " + ", ".join(str(t) for t in self.thread_ids) + " is already running a task; "
-            "wait for it to finish or choose a different multitask_strategy"
-        )
-
-
 async def submit(
-    conn: Executor,
+    conn: Queryable,
     runs: Sequence[NewRun],
     *,
     wake: bool = True,
@@ -203,7 +158,7 @@ async def submit(
 
 
 async def _insert(
-    conn: Executor,
+    conn: Queryable,
     runs: Sequence[NewRun],
     wake: bool,
     create_threads: bool,
@@ -239,7 +194,7 @@ async def _insert(
     return [SubmittedRun(r["run_id"], r["seq"], r["created_at"], r["not_before"]) for r in rows]
 
 
-async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
+async def claim(conn: Queryable, worker_id: str, limit: int) -> list[ClaimedRun]:
     """Claim up to ``limit`` ready runs for ``worker_id`` in one statement."""
     if limit <= 0:
         return []
@@ -274,7 +229,7 @@ async def claim(conn: Executor, worker_id: str, limit: int) -> list[ClaimedRun]:
 
 
 async def cancel(
-    conn: Executor, run_ids: Sequence[UUID], action: str = "interrupt"
+    conn: Queryable, run_ids: Sequence[UUID], action: str = "interrupt"
 ) -> dict[UUID, str]:
     """Cancel live runs: {run_id: 'interrupted' | 'deleted' | 'cancelling'}.
     Pending runs are done at once; running ones are stopped by their worker
@@ -285,7 +240,7 @@ async def cancel(
     return {r["run_id"]: r["outcome"] for r in rows}
 
 
-async def next_due_in(conn: Executor) -> float | None:
+async def next_due_in(conn: Queryable) -> float | None:
     """Seconds until the earliest delayed pending run is ready, if any."""
     row = await conn.fetchrow(queries.next_due_at)
     if row is None or row["due_at"] is None:
@@ -294,7 +249,7 @@ async def next_due_in(conn: Executor) -> float | None:
 
 
 async def complete(
-    conn: Executor, worker_id: str, completions: Sequence[Completion]
+    conn: Queryable, worker_id: str, completions: Sequence[Completion]
 ) -> dict[UUID, str]:
     """Write final outcomes for runs ``worker_id`` holds, fenced; returns
     {run_id: new status} for the runs whose lease was still held. Runs absent
@@ -317,18 +272,21 @@ async def complete(
     return {r["run_id"]: r["status"] for r in rows}
 
 
-async def release(conn: Executor, worker_id: str, leases: Iterable[tuple[UUID, int]]) -> set[UUID]:
+async def release(conn: Queryable, worker_id: str, leases: Iterable[Lease]) -> set[UUID]:
     """Hand held runs back to pending (not counted as a failed attempt)."""
     leases = list(leases)
     if not leases:
         return set()
     rows = await conn.fetch(
-        queries.release_runs, worker_id, [run_id for run_id, _ in leases], [a for _, a in leases]
+        queries.release_runs,
+        worker_id,
+        [lease.run_id for lease in leases],
+        [lease.attempt for lease in leases],
     )
     return {r["run_id"] for r in rows}
 
 
-async def sweep(conn: Executor, stale_after: float | None = None) -> SweepResult:
+async def sweep(conn: Queryable, stale_after: float | None = None) -> SweepResult:
     """Run ``pgqueue_sweep`` once (a no-op if another sweeper holds its lock)."""
     interval = None if stale_after is None else timedelta(seconds=stale_after)
     row = await conn.fetchrow(queries.sweep, interval)
@@ -336,7 +294,7 @@ async def sweep(conn: Executor, stale_after: float | None = None) -> SweepResult
     return SweepResult(row["requeued"], row["failed"], row["workers_removed"])
 
 
-async def get_run(conn: Executor, run_id: UUID) -> dict[str, Any] | None:
+async def get_run(conn: Queryable, run_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(queries.get_run, run_id)
     if row is None:
         return None

@@ -17,13 +17,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pgqueue.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "pgqueue"
-
-
-class EmbeddedUnavailable(RuntimeError):
-    pass
 
 
 def _backend() -> Any:
@@ -32,7 +30,7 @@ def _backend() -> Any:
             return importlib.import_module(name)
         except ImportError:
             continue
-    raise EmbeddedUnavailable(
+    raise Unavailable(
         "DATABASE_URL is not set and no embedded PostgreSQL is installed. "
         "Install one with: pip install 'pgqueue[embedded]', or set DATABASE_URL."
     )

@@ -15,11 +15,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
+from pgqueue.errors import SchemaOutdated
+
 
 def migrations_dir() -> Path:
-    import pgqueue
-
-    package_dir = Path(pgqueue.__file__).resolve().parent
+    # pgqueue/db/migrate.py: the package is two levels up. An installed
+    # wheel has pgqueue/migrations; a checkout has migrations/ beside pgqueue/.
+    package_dir = Path(__file__).resolve().parents[1]
     for candidate in (package_dir / "migrations", package_dir.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
@@ -64,13 +66,10 @@ def current_revision(database_url: str) -> str | None:
         engine.dispose()
 
 
-class SchemaOutdated(SystemExit):
-    pass
-
-
 def require_head(database_url: str) -> None:
-    """Exit with a message naming ``pgqueue migrate`` unless the database is
-    at the newest revision (``server`` and ``worker`` never change it)."""
+    """Raise ``SchemaOutdated``, whose message names ``pgqueue migrate``,
+    unless the database is at the newest revision (``server`` and
+    ``worker`` never change it; the CLI exits with the message)."""
     current, head = current_revision(database_url), head_revision()
     if current != head:
         raise SchemaOutdated(

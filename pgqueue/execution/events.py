@@ -17,13 +17,12 @@ from typing import Any
 
 import psycopg
 
+from pgqueue.db import psycopg_sql
 from pgqueue.db.encoding import dumps
 from pgqueue.db.sql import queries
 from pgqueue.execution.saver import FencedPostgresSaver
 
 log = logging.getLogger(__name__)
-
-EVENTS_CHANNEL = "pgqueue_events"
 
 
 class EventWriter:
@@ -59,7 +58,7 @@ class EventWriter:
             return
         conn = self._conn()
         async with self._saver.lock:
-            cur = await conn.execute(queries.last_event_seq_psycopg, (self._saver.lease.run_id,))
+            cur = await psycopg_sql.execute(conn, queries.last_event_seq, self._saver.lease.run_id)
             row = await cur.fetchone()
         self._seq = int(row["seq"]) if row else 0
 
@@ -73,10 +72,10 @@ class EventWriter:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_later())
 
-    async def take(self) -> dict[str, Any] | None:
+    async def take(self) -> tuple[Any, ...] | None:
         """Stop background flushing and hand over what is still buffered, as
-        parameters for ``insert_events_psycopg`` (None if nothing is): the
-        caller writes them in its own transaction."""
+        parameters for ``insert_events`` (None if nothing is): the caller
+        writes them in its own transaction."""
         await self._stop_flusher()
         return self._params()
 
@@ -111,18 +110,19 @@ class EventWriter:
         assert isinstance(conn, psycopg.AsyncConnection)
         return conn
 
-    def _params(self) -> dict[str, Any] | None:
+    def _params(self) -> tuple[Any, ...] | None:
+        """insert_events' parameters: run, attempt, seqs, events, datas."""
         if not self._buffer:
             return None
         batch, self._buffer = self._buffer, []
         self.written += len(batch)
-        return {
-            "run_id": self._saver.lease.run_id,
-            "attempt": self._saver.lease.attempt,
-            "seqs": [seq for seq, _, _ in batch],
-            "events": [event for _, event, _ in batch],
-            "datas": [data for _, _, data in batch],
-        }
+        return (
+            self._saver.lease.run_id,
+            self._saver.lease.attempt,
+            [seq for seq, _, _ in batch],
+            [event for _, event, _ in batch],
+            [data for _, _, data in batch],
+        )
 
     async def _flush_later(self) -> None:
         if self._flush_delay > 0:
@@ -142,6 +142,6 @@ class EventWriter:
                 # checkpoints recorded so far go along, and first: a client
                 # told of a step can read its checkpoint.
                 async with self._saver.transaction("events") as conn:
-                    await conn.execute(queries.insert_events_psycopg, params)
+                    await psycopg_sql.execute(conn, queries.insert_events, *params)
         finally:
             self._writing = False

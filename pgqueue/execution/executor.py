@@ -26,16 +26,19 @@ from langgraph.channels.delta import DeltaChannel
 from langgraph.types import Command
 from psycopg_pool import AsyncConnectionPool
 
-from pgqueue.core.queue import ClaimedRun, Finished, finishing
+from pgqueue.core.handler import Finished, finishing
+from pgqueue.core.queue import ClaimedRun
+from pgqueue.db import psycopg_sql
 from pgqueue.db.encoding import jsonb
 from pgqueue.db.sql import queries
-from pgqueue.errors import LeaseLost
+from pgqueue.errors import LeaseLost, RetriableError
 from pgqueue.execution import webhooks
 from pgqueue.execution.events import EventWriter
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.messages import MessageEvents
-from pgqueue.execution.saver import FencedPostgresSaver, RunLease, connection_pool
+from pgqueue.execution.saver import FencedPostgresSaver, connection_pool
 from pgqueue.execution.webhooks import WebhookConfig
+from pgqueue.types import Lease
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +73,6 @@ class ExecutorConfig:
     pool_size: int = 10
 
 
-class RetriableError(Exception):
-    """Raise (or subclass) in a node to have the run retried with backoff
-    instead of failing at once."""
-
-
 def is_retriable(exc: BaseException) -> bool:
     """Retried: errors marked retriable, and lost database connections (the
     run resumes from its last checkpoint). Everything else fails the run."""
@@ -95,7 +93,9 @@ def event_of(chunk: Any, subgraphs: bool) -> tuple[str, Any]:
 
 
 class GraphExecutor:
-    """A worker handler: ``Worker(dsn, GraphExecutor(registry, dsn), ...)``."""
+    """A worker handler: ``Worker(dsn, GraphExecutor(registry, dsn), ...)``.
+    Implements ``pgqueue.core.handler.Handler`` (by shape: the executor and
+    the worker know each other only through that contract)."""
 
     # Finishes cancels itself (checkpoints kept or deleted), fenced.
     handles_cancel = True
@@ -106,7 +106,7 @@ class GraphExecutor:
         self.registry = registry
         self.dsn = dsn
         self.config = config or ExecutorConfig()
-        self._started: dict[tuple[Any, int], datetime] = {}
+        self._started: dict[Lease, datetime] = {}
         self._pool: AsyncConnectionPool[Any] | None = None
         self._pool_lock = asyncio.Lock()
         # Webhook deliveries in flight (the loop holds tasks only weakly).
@@ -171,7 +171,7 @@ class GraphExecutor:
             raise ValueError(
                 f"stream_mode {unknown} not supported; choose from {list(STREAM_MODES)}"
             )
-        lease = RunLease(run.run_id, run.attempt, run.worker_id)
+        lease = run.lease
         user_config = dict(kw.get("config") or {})
         configurable = {**user_config.get("configurable", {}), "thread_id": str(run.thread_id)}
         metadata = {
@@ -259,7 +259,7 @@ class GraphExecutor:
         self,
         g: Any,
         saver: FencedPostgresSaver,
-        lease: RunLease,
+        lease: Lease,
         run: ClaimedRun,
         events: EventWriter,
         graph_input: Any,
@@ -335,7 +335,7 @@ class GraphExecutor:
         conn = saver.conn
         assert isinstance(conn, psycopg.AsyncConnection)
         async with saver.lock:
-            cur = await conn.execute(queries.cancel_action_psycopg, (run.run_id,))
+            cur = await psycopg_sql.execute(conn, queries.get_cancel_action, run.run_id)
             row = await cur.fetchone()
         return None if row is None else row["cancel_action"]
 
@@ -343,7 +343,7 @@ class GraphExecutor:
         self,
         g: Any,
         saver: FencedPostgresSaver,
-        lease: RunLease,
+        lease: Lease,
         run: ClaimedRun,
         action: str,
         thread_config: RunnableConfig,
@@ -355,9 +355,9 @@ class GraphExecutor:
             await saver.stop_flushing()
             saver.discard_deferred()  # the rollback deletes the run's checkpoints
             async with saver.transaction("rollback") as conn:
-                await conn.execute(queries.commit_durably_psycopg)
-                cur = await conn.execute(
-                    queries.rollback_run_psycopg, (lease.run_id, lease.attempt, lease.worker_id)
+                await psycopg_sql.execute(conn, queries.commit_durably)
+                cur = await psycopg_sql.execute(
+                    conn, queries.rollback_run, lease.run_id, lease.attempt, lease.worker_id
                 )
                 await cur.fetchall()
             return Finished("rolled_back")
@@ -367,7 +367,7 @@ class GraphExecutor:
     async def _finish(
         self,
         saver: FencedPostgresSaver,
-        lease: RunLease,
+        lease: Lease,
         run: ClaimedRun,
         status: str,
         output: Any,
@@ -380,33 +380,33 @@ class GraphExecutor:
         finishing()  # a heartbeat racing this commit must not cancel us
         batch = await events.take() if events is not None else None
         await saver.stop_flushing()
-        thread_state = {
-            "run_id": lease.run_id,
-            "attempt": lease.attempt,
-            "status": status,
-            "values": None if state is None else jsonb(state.values),
-            "interrupts": jsonb(_interrupts_by_task(state)),
-        }
+        # record_thread_state_after_run's: run, attempt, status, values, interrupts.
+        thread_state = (
+            lease.run_id,
+            lease.attempt,
+            status,
+            None if state is None else jsonb(state.values),
+            jsonb(_interrupts_by_task(state)),
+        )
         # One round trip. complete_runs is fenced by its own WHERE (run,
         # attempt, worker, running): no row back means the lease was lost;
         # the thread's state follows only if it was written.
         async with saver.transaction("outcome") as conn:
-            await conn.execute(queries.commit_durably_psycopg)
+            await psycopg_sql.execute(conn, queries.commit_durably)
             if batch is not None:
-                await conn.execute(queries.insert_events_psycopg, batch)
-            cur = await conn.execute(
-                queries.complete_runs_psycopg,
-                (
-                    lease.worker_id,
-                    [run.run_id],
-                    [run.attempt],
-                    [status],
-                    [None if output is None else jsonb(output)],
-                    [None if error is None else jsonb(error)],
-                    [None],
-                ),
+                await psycopg_sql.execute(conn, queries.insert_events, *batch)
+            cur = await psycopg_sql.execute(
+                conn,
+                queries.complete_runs,
+                lease.worker_id,
+                [run.run_id],
+                [run.attempt],
+                [status],
+                [None if output is None else jsonb(output)],
+                [None if error is None else jsonb(error)],
+                [None],
             )
-            await conn.execute(queries.record_thread_state_psycopg, thread_state)
+            await psycopg_sql.execute(conn, queries.record_thread_state_after_run, *thread_state)
             rows = await cur.fetchall()
         if not rows:
             return Finished(None)

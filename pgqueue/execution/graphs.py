@@ -26,16 +26,14 @@ from typing import Any
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
+from pgqueue.errors import ConfigError
+
 # The platform's namespace for system assistant ids.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
 
 def system_assistant_id(graph_id: str) -> uuid.UUID:
     return uuid.uuid5(ASSISTANT_NAMESPACE, graph_id)
-
-
-class ConfigError(ValueError):
-    """langgraph.json is missing, malformed, or names a graph that won't load."""
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,7 @@ import types
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import langgraph.checkpoint.postgres.aio as saver_module
 import psycopg
@@ -74,8 +72,10 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from pgqueue.db import psycopg_sql
 from pgqueue.db.sql import queries
 from pgqueue.errors import LeaseLost, fenced
+from pgqueue.types import Lease
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +140,7 @@ class _Recorder:
         self._saver._deferred.append((True, query, list(params_seq)))
 
 
-@dataclass(frozen=True)
-class RunLease:
-    run_id: UUID
-    attempt: int
-    worker_id: str
-
-
-async def connect(dsn: str, lease: RunLease | None = None) -> AsyncConnection[DictRow]:
+async def connect(dsn: str, lease: Lease | None = None) -> AsyncConnection[DictRow]:
     """A connection as the saver's own ``from_conn_string`` makes it:
     autocommit (each pipeline is one implicit transaction), dict rows, and
     statements prepared on first use (``prepare_threshold=0``). With a lease,
@@ -156,8 +149,8 @@ async def connect(dsn: str, lease: RunLease | None = None) -> AsyncConnection[Di
         dsn, autocommit=True, prepare_threshold=0, row_factory=dict_row
     )
     if lease is not None:
-        value = f"{lease.run_id}:{lease.attempt}:{lease.worker_id}"
-        await conn.execute(queries.set_lease_psycopg, (value,))
+        value = lease.setting()
+        await psycopg_sql.execute(conn, queries.set_lease, value)
     return conn
 
 
@@ -165,7 +158,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     def __init__(
         self,
         conn: AsyncConnection[DictRow],
-        lease: RunLease,
+        lease: Lease,
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(conn, serde=serde)
@@ -281,7 +274,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 try:
                     async with conn.pipeline():
                         if unbound is not None:
-                            await conn.execute(queries.bind_run_psycopg, unbound)
+                            await psycopg_sql.execute(conn, queries.bind_run, *unbound)
                         if batch:
                             async with conn.cursor(binary=True) as cur:
                                 for many, query, params in batch:
@@ -362,20 +355,18 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             with fenced(f"run {self.lease.run_id} attempt {self.lease.attempt} checkpoint"):
                 raise self._failed
 
-    async def bind(self, lease: RunLease) -> None:
+    async def bind(self, lease: Lease) -> None:
         """Point this saver and its connection at another lease (a connection
         reused for the next run)."""
         conn = self.conn
         assert isinstance(conn, AsyncConnection)
         async with self.lock:
-            await conn.execute(
-                queries.set_lease_psycopg, (f"{lease.run_id}:{lease.attempt}:{lease.worker_id}",)
-            )
+            await psycopg_sql.execute(conn, queries.set_lease, lease.setting())
         self.lease = lease
 
     @classmethod
     @asynccontextmanager
-    async def for_run(cls, dsn: str, lease: RunLease) -> AsyncIterator[FencedPostgresSaver]:
+    async def for_run(cls, dsn: str, lease: Lease) -> AsyncIterator[FencedPostgresSaver]:
         async with await connect(dsn, lease) as conn:
             yield cls(conn, lease)
 
@@ -384,7 +375,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     async def from_pool(
         cls,
         pool: AsyncConnectionPool[AsyncConnection[DictRow]],
-        lease: RunLease,
+        lease: Lease,
         *,
         wait_for_flush: bool = True,
         flush_delay: float | None = None,
@@ -393,7 +384,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         holds it. Connecting costs 10-20 ms here, more than a whole run of a
         small graph; the next run on the connection names its own lease
         before it writes anything. ``wait_for_flush`` False: checkpoint
-        commits do not wait for the WAL flush (see bind_run_psycopg).
+        commits do not wait for the WAL flush (see bind_run).
         ``flush_delay`` not None: group commit (see the module's doc).
 
         On the way out, checkpoints still recorded are committed (a run
@@ -403,10 +394,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         follow it."""
         async with pool.connection() as conn:
             saver = cls(conn, lease)
-            saver._unbound = (
-                f"{lease.run_id}:{lease.attempt}:{lease.worker_id}",
-                "on" if wait_for_flush else "off",
-            )
+            saver._unbound = (lease.setting(), "on" if wait_for_flush else "off")
             if flush_delay is not None:
                 saver.defer_writes = True
                 saver.flush_delay = flush_delay
@@ -479,4 +467,4 @@ async def _check_idle_connection(conn: AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-__all__ = ["FencedPostgresSaver", "LeaseLost", "RunLease", "connect"]
+__all__ = ["FencedPostgresSaver", "LeaseLost", "connect"]

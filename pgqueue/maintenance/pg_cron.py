@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncpg
 
 from pgqueue.db.sql import queries
+from pgqueue.errors import Unavailable
 
 JOB_NAME = "pgqueue-sweep"
 DEFAULT_SCHEDULE = "* * * * *"
-
-
-class CronUnavailable(RuntimeError):
-    pass
 
 
 async def install(
@@ -27,7 +24,7 @@ async def install(
     try:
         await conn.execute(queries.create_pg_cron)
     except asyncpg.PostgresError as exc:
-        raise CronUnavailable(
+        raise Unavailable(
             f"pg_cron is not usable on this server: {exc}. It must be installed "
             "(Debian: postgresql-15-cron), listed in shared_preload_libraries, and "
             "cron.database_name must name this database."

@@ -14,16 +14,36 @@ from datetime import timedelta
 import asyncpg
 
 from pgqueue.db.sql import queries
-from pgqueue.maintenance.service import PeriodicService
+from pgqueue.maintenance.service import PeriodicService, require, require_interval
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrunerConfig:
     interval: float = 60.0
+    # Seconds after a run ended before its events go.
     event_retention: float = 3600.0
+    # Events deleted per statement: bounds how long each one holds locks.
     batch_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        require_interval(self)
+        require(
+            self.event_retention >= 0,
+            self,
+            f"event_retention must be 0 or more seconds, got {self.event_retention!r}",
+        )
+        require(
+            self.batch_size >= 1, self, f"batch_size must be 1 or more, got {self.batch_size!r}"
+        )
+
+
+@dataclass(frozen=True)
+class PrunerResult:
+    # Stream events deleted, over every batch of the pass.
+    deleted: int = 0
+    batches: int = 0
 
 
 class Pruner(PeriodicService):
@@ -32,11 +52,11 @@ class Pruner(PeriodicService):
     def __init__(self, pool: asyncpg.Pool, config: PrunerConfig | None = None) -> None:
         self._pool = pool
         self.config = config or PrunerConfig()
-        super().__init__(self.config.interval)
+        super().__init__(self.config)
 
-    async def run_once(self) -> int:
-        """Delete expired events, batch after batch; returns how many."""
-        total = 0
+    async def run_once(self) -> PrunerResult:
+        """Delete expired events, batch after batch, until a batch is short."""
+        total = batches = 0
         retention = timedelta(seconds=self.config.event_retention)
         while True:
             status = await self._pool.execute(
@@ -44,10 +64,11 @@ class Pruner(PeriodicService):
             )
             deleted = int(status.split()[-1])
             total += deleted
+            batches += 1
             if deleted < self.config.batch_size:
                 break
         if total:
             log.info(
                 "pruned %d stream events", total, extra={"event": "pruned_events", "count": total}
             )
-        return total
+        return PrunerResult(deleted=total, batches=batches)

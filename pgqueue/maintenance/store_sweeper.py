@@ -8,35 +8,52 @@ runs it: the delete is idempotent, so several at once only repeat work.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import psycopg
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
-from pgqueue.maintenance.service import PeriodicService
+from pgqueue.maintenance.service import PeriodicService, require_interval
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreSweeperConfig:
+    # langgraph.json's store.ttl.sweep_interval_minutes (5), in seconds.
+    interval: float = 300.0
+
+    def __post_init__(self) -> None:
+        require_interval(self)
+
+
+@dataclass(frozen=True)
+class StoreSweeperResult:
+    # Expired items deleted; 0 also when the database was away (logged).
+    deleted: int = 0
 
 
 class StoreSweeper(PeriodicService):
     name = "store_sweep"
 
-    def __init__(self, store: AsyncPostgresStore, interval: float) -> None:
+    def __init__(self, store: AsyncPostgresStore, config: StoreSweeperConfig | None = None) -> None:
         self._store = store
-        super().__init__(interval)
+        self.config = config or StoreSweeperConfig()
+        super().__init__(self.config)
 
-    async def run_once(self) -> int:
-        """Delete expired items; how many. A database that is away is
-        logged and tried again next interval (the loop catches only
-        asyncpg's errors and OSError)."""
+    async def run_once(self) -> StoreSweeperResult:
+        """Delete expired items. A database that is away is logged and
+        tried again next interval (the loop catches only asyncpg's errors
+        and OSError)."""
         try:
             deleted = await self._store.sweep_ttl()
         except psycopg.Error as exc:
             log.warning("store sweep failed: %s", exc, extra={"event": f"{self.name}_failed"})
-            return 0
+            return StoreSweeperResult()
         if deleted:
             log.info(
                 "deleted %d expired store items",
                 deleted,
                 extra={"event": "store_items_expired", "count": deleted},
             )
-        return deleted
+        return StoreSweeperResult(deleted=deleted)

@@ -1,5 +1,6 @@
 """Puts back runs whose worker went silent; the in-process way to call
-``pgqueue_sweep()`` (the other is a pg_cron job, see ``pgqueue.cron``).
+``pgqueue_sweep()`` (the other is a pg_cron job, see
+``pgqueue.maintenance.pg_cron``).
 
 Every process may run a sweeper: the SQL function takes a transaction-level
 advisory lock with ``pg_try_advisory_xact_lock``, so only one sweeps at a
@@ -15,18 +16,26 @@ import asyncpg
 
 from pgqueue.core import queue
 from pgqueue.core.queue import SweepResult
-from pgqueue.maintenance.service import PeriodicService
+from pgqueue.maintenance.service import PeriodicService, require, require_interval
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweeperConfig:
     interval: float = 5.0
     # A running run whose heartbeat is older than this goes back to pending.
     # Keep it several heartbeat intervals long. None: the database's
     # pgqueue.lease_timeout setting (20 s unless set), as the pg_cron job uses.
     stale_after: float | None = None
+
+    def __post_init__(self) -> None:
+        require_interval(self)
+        require(
+            self.stale_after is None or self.stale_after > 0,
+            self,
+            f"stale_after must be a positive number of seconds or None, got {self.stale_after!r}",
+        )
 
 
 class Sweeper(PeriodicService):
@@ -35,7 +44,7 @@ class Sweeper(PeriodicService):
     def __init__(self, pool: asyncpg.Pool, config: SweeperConfig | None = None) -> None:
         self._pool = pool
         self.config = config or SweeperConfig()
-        super().__init__(self.config.interval)
+        super().__init__(self.config)
 
     async def run_once(self) -> SweepResult:
         result = await queue.sweep(self._pool, self.config.stale_after)

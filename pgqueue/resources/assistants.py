@@ -10,7 +10,7 @@ Every version is kept (``assistant_versions``): an update makes a new one,
 numbered after the highest so far, and ``set_latest`` makes the assistant
 an earlier version again.
 
-Errors are ``pgqueue.threads``' (``NotFound``, ``Conflict``, ``Invalid``).
+Errors are ``pgqueue.errors``' ``NotFound``, ``Conflict`` and ``Invalid``.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ import asyncpg
 from langgraph.pregel import Pregel
 from pydantic import TypeAdapter
 
-from pgqueue.core.queue import Executor
 from pgqueue.db.encoding import loads
 from pgqueue.db.sql import queries
+from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
 from pgqueue.resources import threads
-from pgqueue.resources.threads import Conflict, Invalid, NotFound, dumps
+from pgqueue.resources.threads import dumps
+from pgqueue.types import Queryable
 
 
 @dataclass
@@ -93,7 +94,7 @@ def _refuse_system(registry: GraphRegistry, assistant_id: UUID, action: str) -> 
 
 
 async def create(
-    db: Executor,
+    db: Queryable,
     registry: GraphRegistry,
     *,
     graph_id: str,
@@ -124,7 +125,7 @@ async def create(
     raise Conflict(f"assistant {assistant_id} already exists")
 
 
-async def get(db: Executor, assistant_id: UUID) -> dict[str, Any]:
+async def get(db: Queryable, assistant_id: UUID) -> dict[str, Any]:
     row = await db.fetchrow(queries.get_assistant, assistant_id)
     if row is None:
         raise NotFound(f"assistant {assistant_id} not found")
@@ -132,7 +133,7 @@ async def get(db: Executor, assistant_id: UUID) -> dict[str, Any]:
 
 
 async def update(
-    db: Executor,
+    db: Queryable,
     registry: GraphRegistry,
     assistant_id: UUID,
     *,
@@ -180,7 +181,7 @@ async def delete(
         raise NotFound(f"assistant {assistant_id} not found")
 
 
-async def search(db: Executor, query: AssistantSearch) -> tuple[list[dict[str, Any]], int]:
+async def search(db: Queryable, query: AssistantSearch) -> tuple[list[dict[str, Any]], int]:
     """One page of assistants and how many match in all."""
     filters = (dumps(query.metadata), query.graph_id, query.name)
     rows = await db.fetch(
@@ -199,7 +200,7 @@ async def search(db: Executor, query: AssistantSearch) -> tuple[list[dict[str, A
 
 
 async def count(
-    db: Executor,
+    db: Queryable,
     metadata: dict[str, Any] | None = None,
     graph_id: str | None = None,
     name: str | None = None,
@@ -208,7 +209,7 @@ async def count(
 
 
 async def versions(
-    db: Executor, assistant_id: UUID, metadata: dict[str, Any] | None, limit: int, offset: int
+    db: Queryable, assistant_id: UUID, metadata: dict[str, Any] | None, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     """The assistant's versions, newest first."""
     await get(db, assistant_id)  # 404 for an unknown assistant, not []
@@ -218,7 +219,7 @@ async def versions(
     return [assistant_json(r) for r in rows]
 
 
-async def set_latest(db: Executor, assistant_id: UUID, version: int) -> dict[str, Any]:
+async def set_latest(db: Queryable, assistant_id: UUID, version: int) -> dict[str, Any]:
     row = await db.fetchrow(queries.set_latest_assistant_version, assistant_id, version)
     if row is None:
         await get(db, assistant_id)  # an unknown assistant says so
@@ -229,7 +230,9 @@ async def set_latest(db: Executor, assistant_id: UUID, version: int) -> dict[str
 # -- the graph behind an assistant ------------------------------------------
 
 
-async def graph_of(db: Executor, registry: GraphRegistry, assistant_id: UUID) -> tuple[str, Pregel]:
+async def graph_of(
+    db: Queryable, registry: GraphRegistry, assistant_id: UUID
+) -> tuple[str, Pregel]:
     graph_id = (await get(db, assistant_id))["graph_id"]
     if graph_id not in registry.specs:
         raise NotFound(f"graph {graph_id!r} of assistant {assistant_id} is not in langgraph.json")

@@ -26,11 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 from croniter import CroniterError, croniter
 
-from pgqueue.core import queue
 from pgqueue.db.encoding import loads
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
-from pgqueue.resources.runs import ThreadNotFound
+from pgqueue.errors import Invalid, NotFound
+from pgqueue.types import Queryable
 
 # Cron settings kept in the payload (see the module docstring).
 ENABLED = "enabled"
@@ -48,19 +48,6 @@ SORT_KEYS = (
 )
 
 
-class CronNotFound(LookupError):
-    pass
-
-
-class InvalidCron(ValueError):
-    """A schedule, timezone or end time that cannot work; ``field`` names it."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field = field_name
-        self.problem = problem
-
-
 def _filter(metadata: dict[str, Any] | None) -> str | None:
     """A metadata containment filter as a query parameter; None matches all."""
     return json.dumps(metadata) if metadata else None
@@ -71,8 +58,10 @@ def zone(timezone: str | None) -> ZoneInfo | None:
         return None
     try:
         return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidCron(
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a folder of the tz database ("Europe")
+        # fails to open as a file instead of being "not found".
+        raise Invalid(
             "timezone", f"{timezone!r} is not an IANA timezone (e.g. 'Europe/Paris')"
         ) from None
 
@@ -86,27 +75,27 @@ def next_run(schedule: str, after: datetime, timezone: str | None = None) -> dat
     try:
         fire = croniter(schedule, start).get_next(datetime)
     except CroniterError as exc:
-        raise InvalidCron("schedule", f"{schedule!r} cannot be scheduled: {exc}") from None
+        raise Invalid("schedule", f"{schedule!r} cannot be scheduled: {exc}") from None
     return fire.astimezone(UTC)  # type: ignore[no-any-return]
 
 
 def check_schedule(schedule: str) -> str:
     """The schedule, stripped, if it is a five-field expression (or an
-    ``@alias``) that fires at least once; else ``InvalidCron``."""
+    ``@alias``) that fires at least once; else ``Invalid``."""
     text = schedule.strip()
     if not text:
-        raise InvalidCron("schedule", "must not be empty")
+        raise Invalid("schedule", "must not be empty")
     fields = text.split()
     # croniter also takes 6 and 7 fields (seconds, years); the platform's
     # schedules are minute-grained, and a seconds field would be a surprise.
     if not text.startswith("@") and len(fields) != 5:
-        raise InvalidCron(
+        raise Invalid(
             "schedule",
             f"{schedule!r} has {len(fields)} fields; expected 5 "
             "(minute hour day-of-month month day-of-week) or an alias such as @hourly",
         )
     if not croniter.is_valid(text):
-        raise InvalidCron("schedule", f"{schedule!r} is not a valid cron expression")
+        raise Invalid("schedule", f"{schedule!r} is not a valid cron expression")
     next_run(text, datetime.now(UTC))  # impossible dates (Feb 30) fail here
     return text
 
@@ -151,7 +140,7 @@ class NewCron:
     user_id: str | None = None
 
 
-async def create(db: queue.Executor, cron: NewCron) -> dict[str, Any]:
+async def create(db: Queryable, cron: NewCron) -> dict[str, Any]:
     """Store a cron, due at its schedule's next tick from now."""
     schedule = check_schedule(cron.schedule)
     due = next_run(schedule, datetime.now(UTC), cron.payload.get(TIMEZONE))
@@ -169,7 +158,7 @@ async def create(db: queue.Executor, cron: NewCron) -> dict[str, Any]:
             due,
         )
     except asyncpg.ForeignKeyViolationError:
-        raise ThreadNotFound(f"thread {cron.thread_id} not found") from None
+        raise NotFound(f"thread {cron.thread_id} not found") from None
     assert row is not None
     return cron_json(row)
 
@@ -194,7 +183,7 @@ async def update(
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(queries.lock_cron, cron_id, _filter(metadata_filter))
         if row is None:
-            raise CronNotFound(f"cron {cron_id} not found")
+            raise NotFound(f"cron {cron_id} not found")
         old = loads(row["payload"]) or {}
         payload = {**old, **changes}
         if row["thread_id"] is not None:
@@ -227,14 +216,14 @@ async def update(
 
 
 async def delete(
-    db: queue.Executor, cron_id: UUID, metadata_filter: dict[str, Any] | None = None
+    db: Queryable, cron_id: UUID, metadata_filter: dict[str, Any] | None = None
 ) -> None:
     if await db.fetchval(queries.delete_cron, cron_id, _filter(metadata_filter)) is None:
-        raise CronNotFound(f"cron {cron_id} not found")
+        raise NotFound(f"cron {cron_id} not found")
 
 
 async def search(
-    db: queue.Executor,
+    db: Queryable,
     *,
     assistant_id: UUID | None = None,
     thread_id: UUID | None = None,
@@ -262,7 +251,7 @@ async def search(
 
 
 async def count(
-    db: queue.Executor,
+    db: Queryable,
     *,
     assistant_id: UUID | None = None,
     thread_id: UUID | None = None,

@@ -24,29 +24,15 @@ from pgqueue.core import queue
 from pgqueue.db.encoding import loads
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
+from pgqueue.errors import Conflict, NotFound
 from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
+from pgqueue.types import Queryable
 
 # The mark of a stateless run's thread that goes once the run ends
 # (on_completion=delete). The process serving the run deletes it then; should
 # that process die first, the scheduler's cleanup pass does, a grace period
 # later (scheduler.py).
 TEMPORARY_THREAD_TAG = {"on_completion": "delete"}
-
-
-class RunNotFound(LookupError):
-    pass
-
-
-class ThreadNotFound(LookupError):
-    pass
-
-
-class AssistantNotFound(LookupError):
-    pass
-
-
-class RunConflict(Exception):
-    """The request is valid but the run's state forbids it (409)."""
 
 
 @dataclass
@@ -74,7 +60,7 @@ def _merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
 
 
 async def resolve_assistant(
-    conn: queue.Executor, registry: GraphRegistry, assistant: str
+    conn: Queryable, registry: GraphRegistry, assistant: str
 ) -> dict[str, Any]:
     """The assistant row for a UUID or a graph id (its system assistant)."""
     if assistant in registry.specs:
@@ -89,13 +75,13 @@ async def resolve_assistant(
     try:
         assistant_id = UUID(assistant)
     except ValueError:
-        raise AssistantNotFound(
+        raise NotFound(
             f"assistant_id {assistant!r} is neither an assistant UUID nor a graph id; "
             f"graphs: {sorted(registry.specs)}"
         ) from None
     row = await conn.fetchrow(queries.get_assistant_for_run, assistant_id)
     if row is None or row["graph_id"] not in registry.specs:
-        raise AssistantNotFound(f"assistant {assistant} not found")
+        raise NotFound(f"assistant {assistant} not found")
     return {
         "assistant_id": row["assistant_id"],
         "graph_id": row["graph_id"],
@@ -108,7 +94,8 @@ async def create(
     db: asyncpg.Pool | asyncpg.Connection, registry: GraphRegistry, request: RunRequest
 ) -> dict[str, Any]:
     """Submit one run; returns it as the API shows a run. Given a connection
-    in a transaction (the cron scheduler's), the run commits with it."""
+    in a transaction (the cron scheduler's), the run commits with it. Raises
+    ``NotFound`` (assistant, thread) or ``ThreadBusy`` (a ``Conflict``)."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
             return await create(conn, registry, request)
@@ -149,9 +136,7 @@ async def create(
             if temporary:
                 await conn.execute(queries.tag_thread, thread_id, json.dumps(TEMPORARY_THREAD_TAG))
     except asyncpg.ForeignKeyViolationError:
-        raise ThreadNotFound(f"thread {thread_id} not found") from None
-    except queue.ThreadBusy as exc:
-        raise RunConflict(str(exc)) from None
+        raise NotFound(f"thread {thread_id} not found") from None
     created: datetime = submitted[0].created_at
     return {
         "run_id": run.run_id,
@@ -180,10 +165,10 @@ def _run_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def get(pool: queue.Executor, thread_id: UUID, run_id: UUID) -> dict[str, Any]:
+async def get(pool: Queryable, thread_id: UUID, run_id: UUID) -> dict[str, Any]:
     row = await pool.fetchrow(queries.get_thread_run, run_id, thread_id)
     if row is None:
-        raise RunNotFound(f"run {run_id} not found on thread {thread_id}")
+        raise NotFound(f"run {run_id} not found on thread {thread_id}")
     return _run_json(row)
 
 
@@ -195,7 +180,7 @@ class Ended:
     result: Any
 
 
-async def ended(pool: queue.Executor, thread_id: UUID, run_id: UUID) -> Ended | None:
+async def ended(pool: Queryable, thread_id: UUID, run_id: UUID) -> Ended | None:
     """None while the run is pending or running; else its result, from one
     query: its values (with ``__interrupt__`` when interrupted), or
     ``{"__error__": ...}``, or ``{}`` if it no longer exists (rolled back)."""
@@ -212,24 +197,24 @@ async def ended(pool: queue.Executor, thread_id: UUID, run_id: UUID) -> Ended | 
 
 
 async def list_for_thread(
-    pool: queue.Executor, thread_id: UUID, status: str | None, limit: int, offset: int
+    pool: Queryable, thread_id: UUID, status: str | None, limit: int, offset: int
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(queries.list_thread_runs, thread_id, status, limit, offset)
     if not rows and not await pool.fetchval(queries.thread_exists, thread_id):
-        raise ThreadNotFound(f"thread {thread_id} not found")
+        raise NotFound(f"thread {thread_id} not found")
     return [_run_json(r) for r in rows]
 
 
-async def delete(pool: queue.Executor, thread_id: UUID, run_id: UUID) -> None:
+async def delete(pool: Queryable, thread_id: UUID, run_id: UUID) -> None:
     row = await pool.fetchrow(queries.delete_finished_run, run_id, thread_id)
     if row is None:
-        raise RunNotFound(f"run {run_id} not found on thread {thread_id}")
+        raise NotFound(f"run {run_id} not found on thread {thread_id}")
     if not row["deleted"]:
-        raise RunConflict(f"run {run_id} is {row['status']}; cancel it before deleting it")
+        raise Conflict(f"run {run_id} is {row['status']}; cancel it before deleting it")
 
 
 async def cancel(
-    pool: queue.Executor,
+    pool: Queryable,
     run_ids: list[UUID] | None,
     action: str,
     *,
@@ -249,9 +234,9 @@ async def cancel(
     return outcomes
 
 
-async def delete_temporary_thread(pool: queue.Executor, thread_id: UUID) -> bool:
+async def delete_temporary_thread(pool: Queryable, thread_id: UUID) -> bool:
     return bool(await pool.fetchval(queries.delete_temporary_thread, thread_id))
 
 
-async def last_event_seq(pool: queue.Executor, run_id: UUID) -> int:
+async def last_event_seq(pool: Queryable, run_id: UUID) -> int:
     return int(await pool.fetchval(queries.last_event_seq, run_id))

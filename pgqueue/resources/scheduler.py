@@ -33,8 +33,9 @@ import asyncpg
 
 from pgqueue.db.encoding import loads
 from pgqueue.db.sql import queries
+from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry
-from pgqueue.maintenance.service import PeriodicService
+from pgqueue.maintenance.service import PeriodicService, require, require_interval
 from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
 
@@ -55,7 +56,7 @@ TEMPORARY_TAG = {"cron_on_completion": "delete"}
 _CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SchedulerConfig:
     interval: float = 1.0
     # Due crons claimed per transaction: bounds how long a pass holds locks.
@@ -66,6 +67,17 @@ class SchedulerConfig:
     # thread (on_completion=delete), in case the server serving it died; it
     # must outlast a slow client reading the run's result or stream.
     stateless_grace: float = 600.0
+
+    def __post_init__(self) -> None:
+        require_interval(self)
+        for name in ("batch_size", "cleanup_batch"):
+            value = getattr(self, name)
+            require(value >= 1, self, f"{name} must be 1 or more, got {value!r}")
+        require(
+            self.stateless_grace >= 0,
+            self,
+            f"stateless_grace must be 0 or more seconds, got {self.stateless_grace!r}",
+        )
 
 
 @dataclass
@@ -93,7 +105,7 @@ class Scheduler(PeriodicService):
         self._registry = registry
         self._build = build_request
         self.config = config or SchedulerConfig()
-        super().__init__(self.config.interval)
+        super().__init__(self.config)
 
     async def run_once(self) -> SchedulerResult:
         result = SchedulerResult()
@@ -144,7 +156,7 @@ class Scheduler(PeriodicService):
                 result.fired.append(run_id)
         try:
             due = crons.next_run(row["schedule"], row["now"], payload.get(crons.TIMEZONE))
-        except crons.InvalidCron as exc:
+        except Invalid as exc:
             await self._end(conn, cron_id, result, f"it has no next tick: {exc}")
             return
         if end is not None and due > end:
@@ -168,7 +180,7 @@ class Scheduler(PeriodicService):
                     if request.on_completion == "delete":
                         tag.update(TEMPORARY_TAG)
                     await conn.execute(queries.tag_thread, run["thread_id"], json.dumps(tag))
-        except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
+        except (NotFound, Conflict) as exc:
             log.warning(
                 "cron %s skipped a tick: %s",
                 cron_id,

@@ -22,9 +22,8 @@ from uuid import UUID
 import asyncpg
 
 from pgqueue.core.notifier import RECONNECTED, Notifier
-from pgqueue.core.queue import TERMINAL_STATUSES
 from pgqueue.db.sql import queries
-from pgqueue.execution.events import EVENTS_CHANNEL
+from pgqueue.types import EVENTS_CHANNEL, TERMINAL_STATUSES
 
 READ_BATCH = 500
 

@@ -23,18 +23,11 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot, StateUpdate
 
-from pgqueue.core.queue import Executor
 from pgqueue.db.sql import queries
+from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry
-from pgqueue.resources.threads import (
-    Conflict,
-    Invalid,
-    NotFound,
-    delete_many,
-    dumps,
-    get,
-    insert_thread,
-)
+from pgqueue.resources.threads import delete_many, dumps, get, insert_thread
+from pgqueue.types import Queryable
 
 
 async def create_with_state(
@@ -73,7 +66,7 @@ class ThreadGraph:
     busy: bool
 
 
-async def graph_of(db: Executor, registry: GraphRegistry, thread_id: UUID) -> ThreadGraph:
+async def graph_of(db: Queryable, registry: GraphRegistry, thread_id: UUID) -> ThreadGraph:
     row = await db.fetchrow(queries.get_thread_graph, thread_id)
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
@@ -153,7 +146,7 @@ def _bound(graph: Pregel, checkpointer: AsyncPostgresSaver) -> Pregel:
 
 
 async def get_state(
-    db: Executor,
+    db: Queryable,
     registry: GraphRegistry,
     checkpointer: AsyncPostgresSaver,
     thread_id: UUID,
@@ -177,7 +170,7 @@ async def get_state(
 
 
 async def history(
-    db: Executor,
+    db: Queryable,
     registry: GraphRegistry,
     checkpointer: AsyncPostgresSaver,
     thread_id: UUID,

@@ -5,9 +5,8 @@ them. Their state (read, listed, updated through the thread's graph) is in
 Deleting a thread that has live runs deletes them too: pending runs never
 start; a running run's worker is told to stop, and loses its lease with the
 row, so nothing it still tries to write (checkpoint, event, final status)
-commits. Updating the state of a thread with a live run is refused (409).
-
-The errors here are the resource errors of ``pgqueue.assistants`` too.
+commits. Updating the state of a thread with a live run is refused
+(``Conflict``).
 """
 
 from __future__ import annotations
@@ -23,28 +22,11 @@ import asyncpg
 import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from pgqueue.core.queue import Executor
 from pgqueue.db import encoding
 from pgqueue.db.encoding import loads
 from pgqueue.db.sql import queries
-
-
-class NotFound(LookupError):
-    """No such resource (404)."""
-
-
-class Conflict(Exception):
-    """The request is valid but the resource's state forbids it (409)."""
-
-
-class Invalid(ValueError):
-    """A request field that the database or a graph refuses (422), by name."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
+from pgqueue.errors import Conflict, NotFound
+from pgqueue.types import Queryable
 
 DEADLOCK_ATTEMPTS = 3
 T = TypeVar("T")
@@ -75,7 +57,7 @@ def thread_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def create(
-    db: Executor,
+    db: Queryable,
     *,
     thread_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
@@ -86,7 +68,7 @@ async def create(
 
 
 async def insert_thread(
-    db: Executor, thread_id: UUID, metadata: dict[str, Any] | None, if_exists: str
+    db: Queryable, thread_id: UUID, metadata: dict[str, Any] | None, if_exists: str
 ) -> tuple[dict[str, Any], bool]:
     row = await db.fetchrow(queries.create_thread, thread_id, json.dumps(metadata or {}))
     if row is not None:
@@ -96,14 +78,14 @@ async def insert_thread(
     raise Conflict(f"thread {thread_id} already exists")
 
 
-async def get(db: Executor, thread_id: UUID) -> dict[str, Any]:
+async def get(db: Queryable, thread_id: UUID) -> dict[str, Any]:
     row = await db.fetchrow(queries.get_thread, thread_id)
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     return thread_json(row)
 
 
-async def update(db: Executor, thread_id: UUID, metadata: dict[str, Any]) -> dict[str, Any]:
+async def update(db: Queryable, thread_id: UUID, metadata: dict[str, Any]) -> dict[str, Any]:
     row = await db.fetchrow(queries.update_thread_metadata, thread_id, json.dumps(metadata))
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
@@ -169,7 +151,7 @@ class ThreadSearch:
         return (dumps(self.metadata), dumps(self.values), self.ids, self.status)
 
 
-async def search(db: Executor, query: ThreadSearch) -> tuple[list[dict[str, Any]], int]:
+async def search(db: Queryable, query: ThreadSearch) -> tuple[list[dict[str, Any]], int]:
     """One page of threads and how many match in all."""
     rows = await db.fetch(
         queries.search_threads,
@@ -186,11 +168,11 @@ async def search(db: Executor, query: ThreadSearch) -> tuple[list[dict[str, Any]
     return [thread_json(r) for r in rows], total
 
 
-async def count(db: Executor, query: ThreadSearch) -> int:
+async def count(db: Queryable, query: ThreadSearch) -> int:
     return int(await db.fetchval(queries.count_threads, *query.filters()))
 
 
-async def copy(db: Executor, thread_id: UUID) -> dict[str, Any]:
+async def copy(db: Queryable, thread_id: UUID) -> dict[str, Any]:
     """A new thread with this one's metadata, values and checkpoints."""
     row = await db.fetchrow(queries.copy_thread, thread_id, uuid4())
     if row is None:

@@ -28,12 +28,11 @@ from uuid import UUID
 
 import asyncpg
 
-from pgqueue.db import pools as db
 from pgqueue.db.sql import queries
+from pgqueue.types import Lease
+from pgqueue.worker.connection import LazyConnection
 
 log = logging.getLogger(__name__)
-
-Lease = tuple[UUID, int]
 
 # The exit status of a process whose worker lost its heartbeat past the lease
 # window (``pgqueue worker``, ``pgqueue serve``): distinct from 1 (a crash)
@@ -114,7 +113,6 @@ class Heartbeat:
         on_dead: Callable[[float], None] | None = None,
         config: HeartbeatConfig | None = None,
     ) -> None:
-        self._dsn = dsn
         self._worker_id = worker_id
         self._leases = leases
         self._concurrency = concurrency
@@ -123,20 +121,14 @@ class Heartbeat:
         self.config = config or HeartbeatConfig()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: asyncpg.Connection | None = None
+        # Heartbeats are not worth an fsync each (see HeartbeatConfig).
+        settings = {} if self.config.synchronous_commit else {"synchronous_commit": "off"}
+        self._conn = LazyConnection(dsn, server_settings=settings)
         self.beats = 0
         self.last_beat_monotonic: float | None = None
         # Silence is counted from start() until the first beat lands.
         self._alive_since = time.monotonic()
         self.dead = False
-
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            settings = {} if self.config.synchronous_commit else {"synchronous_commit": "off"}
-            self._conn = await db.connect(
-                self._dsn, connect_timeout=self._beat_timeout(), server_settings=settings
-            )
-        return self._conn
 
     def _beat_timeout(self) -> float:
         """``config.timeout``, but a beat that hangs must not run far past
@@ -149,12 +141,12 @@ class Heartbeat:
     async def run_once(self) -> HeartbeatResult:
         """Renew every held lease once; report those no longer held."""
         held = self._leases.snapshot()
-        conn = await self._connection()
+        conn = await self._conn.get(connect_timeout=self._beat_timeout())
         rows = await conn.fetch(
             queries.heartbeat,
             self._worker_id,
-            [run_id for run_id, _ in held],
-            [attempt for _, attempt in held],
+            [lease.run_id for lease in held],
+            [lease.attempt for lease in held],
             socket.gethostname(),
             os.getpid(),
             self._concurrency,
@@ -164,7 +156,8 @@ class Heartbeat:
         # The same run can appear twice (a stale attempt still unwinding and
         # the current one): the UPDATE matched only the current attempt.
         current = {(r["run_id"], r["attempt"]) for r in rows}
-        result = HeartbeatResult(renewed, {lease for lease in held if lease not in current})
+        lost = {lease for lease in held if (lease.run_id, lease.attempt) not in current}
+        result = HeartbeatResult(renewed, lost)
         self.beats += 1
         self.last_beat_monotonic = time.monotonic()
         if result.lost and self._on_lost is not None:
@@ -241,9 +234,7 @@ class Heartbeat:
                         exc,
                         extra={"event": "heartbeat_failed"},
                     )
-                    if self._conn is not None:
-                        self._conn.terminate()
-                        self._conn = None
+                    self._conn.drop()
                     wait = delay
                     delay = min(delay * 2, self.config.reconnect_delay_max)
                     if self.check_alive() and self.config.lease_timeout is not None:
@@ -255,11 +246,12 @@ class Heartbeat:
                 # so that stop() wakes it at once.
                 self._stop.wait(wait)
         finally:
-            if self._conn is not None:
-                try:
-                    await self._conn.close(timeout=self.config.timeout)
-                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    self._conn.terminate()
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the heartbeat's connection (bounded). The thread does this
+        when it stops; a caller driving ``run_once`` itself calls it."""
+        await self._conn.close(grace=self.config.timeout)
 
 
 def _exit_now(deadline: float) -> None:

@@ -1,95 +1,59 @@
 """A worker: claims runs in batches, executes them, writes outcomes fenced.
 
-The work is any ``async def handler(run: ClaimedRun) -> output``. The worker
-claims as many runs as it has free slots, sleeps until a NOTIFY (or a slot
-frees, or the poll interval / next delayed run is due), and batches final
-writes that finish together into one statement. A lease the heartbeat found
-taken away cancels its task; a final write that matches no row is reported
-as a lost lease, never silently dropped.
+The work is a ``Handler`` (``pgqueue.core.handler``): any
+``async def handler(run: ClaimedRun) -> output``, or an object with the
+whole contract, like the graph executor. The worker claims as many runs as
+it has free slots, sleeps until a NOTIFY (or a slot frees, or the poll
+interval / next delayed run is due), and hands final writes to the
+completer, which batches those that finish together into one statement. A
+lease the heartbeat found taken away cancels its task; a final write that
+matches no row is reported as a lost lease, never silently dropped. Leases
+are renewed by ``heartbeat``; a graceful stop drains (``shutdown``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import random
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
 from pgqueue.core import queue
+from pgqueue.core.handler import Finished, Handler, HandlerFunction, as_handler, on_finishing
 from pgqueue.core.notifier import Notifier
-from pgqueue.core.queue import ClaimedRun, Completion, EncodedJson, Finished
+from pgqueue.core.queue import ClaimedRun, Completion
 from pgqueue.db import pools as db
 from pgqueue.db.ids import uuid7
-from pgqueue.errors import LeaseLost, fenced
-from pgqueue.worker.heartbeat import Heartbeat, HeartbeatConfig, Lease, LeaseTable
+from pgqueue.db.sql import queries
+from pgqueue.types import CANCEL_CHANNEL, WAKE_CHANNEL, Lease
+from pgqueue.worker.completer import Completer, error_completion, output_completion
+from pgqueue.worker.config import WorkerConfig, WorkerStats
+from pgqueue.worker.connection import LazyConnection
+from pgqueue.worker.heartbeat import Heartbeat, LeaseTable
+from pgqueue.worker.shutdown import drain
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[ClaimedRun], Awaitable[Any]]
-
-
-def _always(_exc: BaseException) -> bool:
-    return True
-
-
-@dataclass
-class WorkerConfig:
-    concurrency: int = 10
-    # Fallback only: NOTIFY wakes an idle worker in milliseconds.
-    poll_interval: float = 5.0
-    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
-    # Failed attempts come back after base * 2**(n-1) seconds (+-25% jitter).
-    retry_backoff_base: float = 1.0
-    retry_backoff_max: float = 300.0
-    is_retriable: Callable[[BaseException], bool] = _always
-    worker_id: str | None = None
-    pool_size: int = 3
-    # Claims skip the fsync wait (see claim_runs in queries.sql for why that
-    # is safe); final writes wait for it unless this is turned off.
-    synchronous_completion: bool = True
-    # Graceful shutdown: in-flight runs get this long to finish, their
-    # leases heartbeated all along; then (or at a second stop()) they are
-    # stopped and handed back to the queue, attempt not counted. 25 s fits
-    # inside the 30 s most supervisors (Kubernetes, systemd) wait.
-    shutdown_grace: float = 25.0
-    # How long stopped runs get to unwind and be handed back before the
-    # worker gives up on them (their leases then expire: the sweeper).
-    shutdown_unwind: float = 10.0
 
 
 # What _outcome returns for a run stopped by shutdown: hand it back.
 _RELEASE = object()
 
 
-@dataclass
-class WorkerStats:
-    claimed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    lease_lost: int = 0
-    claim_queries: int = 0
-
-
 class Worker:
     def __init__(
         self,
         dsn: str,
-        handler: Handler,
+        handler: Handler | HandlerFunction,
         config: WorkerConfig | None = None,
         *,
         notifier: Notifier | None = None,
     ) -> None:
         self.dsn = dsn
-        self.handler = handler
+        # A bare function is wrapped here, once (see core.handler).
+        self.handler: Handler = as_handler(handler)
         self.config = config or WorkerConfig()
         self.worker_id = (
             self.config.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7().hex[-12:]}"
@@ -101,7 +65,7 @@ class Worker:
         self._pool: asyncpg.Pool | None = None
         # The claim loop is serial: one plain connection, no pool hops on the
         # wake-to-claim path. Reconnected on demand after an error.
-        self._claim_conn: asyncpg.Connection | None = None
+        self._claim_conn = LazyConnection(dsn, server_settings={"synchronous_commit": "off"})
         # Keyed by lease, not run id: after a sweep this very worker may claim
         # a newer attempt of a run whose stale attempt is still unwinding.
         self._tasks: dict[Lease, asyncio.Task[None]] = {}
@@ -118,8 +82,7 @@ class Worker:
         # Shutdown past its grace: runs being stopped to be handed back.
         self._hurried = asyncio.Event()
         self._releasing: set[Lease] = set()
-        self._pending_completions: list[tuple[Completion, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._completer: Completer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.heartbeat = Heartbeat(
             dsn,
@@ -145,14 +108,15 @@ class Worker:
         self._pool = await db.create_pool(
             self.dsn, max_size=self.config.pool_size, server_settings=sync
         )
-        await self._claim_connection()
+        self._completer = Completer(self._pool, self.worker_id)
+        await self._claim_conn.get()
         if self._notifier is None:
             self._notifier = Notifier(self.dsn)
             await self._notifier.start()
-        unsubscribe = self._notifier.subscribe(queue.WAKE_CHANNEL, self._on_notify)
-        unsubscribe_cancel = self._notifier.subscribe(queue.CANCEL_CHANNEL, self._on_cancel)
+        unsubscribe = self._notifier.subscribe(WAKE_CHANNEL, self._on_notify)
+        unsubscribe_cancel = self._notifier.subscribe(CANCEL_CHANNEL, self._on_cancel)
         await self._pool.execute(
-            queue.queries.register_worker,
+            queries.register_worker,
             self.worker_id,
             socket.gethostname(),
             os.getpid(),
@@ -163,7 +127,14 @@ class Worker:
         self.started.set()
         try:
             await self._claim_loop()
-            await self._drain()
+            await drain(
+                self._tasks,
+                hurried=self._hurried,
+                hurry=self.hurry,
+                grace=self.config.shutdown_grace,
+                unwind=self.config.shutdown_unwind,
+                worker_id=self.worker_id,
+            )
         finally:
             unsubscribe()
             unsubscribe_cancel()
@@ -173,25 +144,19 @@ class Worker:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             # The handler's own resources (the graph executor's checkpointer
             # connections) close only now, once no run uses them.
-            close_handler = getattr(self.handler, "aclose", None)
-            if close_handler is not None:
-                await close_handler()
+            await self.handler.aclose()
             self.heartbeat.stop()
             with contextlib.suppress(Exception):
                 # Bounded: after a liveness exit the database may not answer.
                 await self._pool.execute(
-                    queue.queries.unregister_worker, self.worker_id, timeout=db.CONNECT_TIMEOUT
+                    queries.unregister_worker, self.worker_id, timeout=db.CONNECT_TIMEOUT
                 )
             if self._owns_notifier:
                 await self._notifier.stop()
             # Bounded: a database that stopped answering must not hold up
             # the exit (a liveness exit happens exactly then).
             await db.close_pool(self._pool)
-            if self._claim_conn is not None:
-                try:
-                    await self._claim_conn.close(timeout=db.CONNECT_TIMEOUT)
-                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    self._claim_conn.terminate()
+            await self._claim_conn.close()
             log.info(
                 "worker stopped", extra={"event": "worker_stopped", "worker_id": self.worker_id}
             )
@@ -217,45 +182,6 @@ class Worker:
                 self._releasing.add(lease)
                 task.cancel()
 
-    async def _drain(self) -> None:
-        """Wait out the grace period for in-flight runs, then stop the rest
-        and wait (bounded) until they are handed back."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.shutdown_grace
-        if self._tasks:
-            log.info(
-                "draining %d run(s) for up to %.0f s",
-                len(self._tasks),
-                self.config.shutdown_grace,
-                extra={"event": "worker_draining", "worker_id": self.worker_id},
-            )
-        hurried = asyncio.ensure_future(self._hurried.wait())
-        try:
-            while self._tasks and not self._hurried.is_set():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    self.hurry()
-                    break
-                await asyncio.wait(
-                    [*self._tasks.values(), hurried],
-                    timeout=remaining,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-        finally:
-            hurried.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(
-                list(self._tasks.values()), timeout=self.config.shutdown_unwind
-            )
-            if stuck:
-                log.error(
-                    "%d run(s) did not stop within %.0f s; their leases will expire and "
-                    "the sweeper will requeue them",
-                    len(stuck),
-                    self.config.shutdown_unwind,
-                    extra={"event": "worker_drain_stuck", "worker_id": self.worker_id},
-                )
-
     # -- claiming ----------------------------------------------------------
 
     def _on_notify(self, _payload: str) -> None:
@@ -264,18 +190,9 @@ class Worker:
     def _on_cancel(self, payload: str) -> None:
         run_id, _, action = payload.partition(":")
         for lease, task in list(self._tasks.items()):
-            if str(lease[0]) == run_id and lease not in self._completing:
+            if str(lease.run_id) == run_id and lease not in self._completing:
                 self._cancelled[lease] = action or "interrupt"
                 task.cancel()
-
-    async def _claim_connection(self) -> asyncpg.Connection:
-        if self._claim_conn is None or self._claim_conn.is_closed():
-            # db.connect: a connect timeout, and asyncpg's protocol-state error
-            # after a server restart surfaces as a lost connection (retried).
-            self._claim_conn = await db.connect(
-                self.dsn, server_settings={"synchronous_commit": "off"}
-            )
-        return self._claim_conn
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -288,14 +205,12 @@ class Worker:
             timeout: float | None = None
             if free > 0:
                 try:
-                    conn = await self._claim_connection()
+                    conn = await self._claim_conn.get()
                     claimed = await queue.claim(conn, self.worker_id, free)
                     self.stats.claim_queries += 1
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim failed: %s", exc, extra={"event": "claim_failed"})
-                    if self._claim_conn is not None:
-                        self._claim_conn.terminate()
-                        self._claim_conn = None
+                    self._claim_conn.drop()
                     claimed = []
                     timeout = 1.0
                 for run in claimed:
@@ -307,7 +222,7 @@ class Worker:
                     with contextlib.suppress(
                         OSError, asyncpg.PostgresError, asyncpg.InterfaceError
                     ):
-                        due = await queue.next_due_in(await self._claim_connection())
+                        due = await queue.next_due_in(await self._claim_conn.get())
                         if due is not None:
                             timeout = min(timeout, due + 0.001)
             # asyncio.timeout, not wait_for: no extra task on the wake path.
@@ -324,7 +239,9 @@ class Worker:
             return
         # Only a re-claimed run (attempt > 1) can have a stale local attempt.
         stale = (
-            {lease for lease in self._tasks if lease[0] == run.run_id} if run.attempt > 1 else None
+            {lease for lease in self._tasks if lease.run_id == run.run_id}
+            if run.attempt > 1
+            else None
         )
         if stale:
             self._on_lost(stale)  # we hold a newer attempt: the old one is a zombie
@@ -336,17 +253,10 @@ class Worker:
 
     # -- executing ---------------------------------------------------------
 
-    def _backoff(self, failures: int) -> float:
-        delay = min(
-            self.config.retry_backoff_base * 2 ** max(failures - 1, 0),
-            self.config.retry_backoff_max,
-        )
-        return delay * random.uniform(0.75, 1.25)
-
     async def _execute(self, run: ClaimedRun) -> None:
-        # This task's own context: queue.finishing() in the handler marks
-        # this run only.
-        queue.on_finishing(lambda: self._completing.add(run.lease))
+        # This task's own context: finishing() in the handler marks this
+        # run only.
+        on_finishing(lambda: self._completing.add(run.lease))
         try:
             try:
                 completion = await self._outcome(run)
@@ -355,12 +265,13 @@ class Worker:
                 self._wakeup.set()  # an execution slot is free
             if completion is None:
                 return
+            assert self._completer is not None
             if completion is _RELEASE:
-                await self._release(run)
+                await self._completer.release(run)
                 return
             assert isinstance(completion, Completion)
             self._completing.add(run.lease)
-            held = await self._complete(completion)
+            held = await self._completer.complete(completion)
             if not held:
                 self._report_lease_lost(run, "final write matched no row")
             elif completion.status == "success":
@@ -385,29 +296,8 @@ class Worker:
             self._tasks.pop(run.lease, None)
             self._wakeup.set()
 
-    async def _release(self, run: ClaimedRun) -> None:
-        """Hand a run stopped by shutdown back to the queue (fenced: a run
-        that reached a final status meanwhile keeps it), waking a worker."""
-        assert self._pool is not None
-        try:
-            released = await queue.release(self._pool, self.worker_id, [run.lease])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning(
-                "could not hand back run %s: %s; the sweeper will once its lease expires",
-                run.run_id,
-                exc,
-                extra={"event": "release_failed", "run_id": str(run.run_id)},
-            )
-            return
-        log.info(
-            "run %s %s",
-            run.run_id,
-            "handed back to the queue" if released else "had already ended",
-            extra={"event": "run_released", "run_id": str(run.run_id), "attempt": run.attempt},
-        )
-
     async def _outcome(self, run: ClaimedRun) -> Completion | object | None:
-        handles_cancel = getattr(self.handler, "handles_cancel", False)
+        handles_cancel = self.handler.handles_cancel
         if run.cancel_action and not handles_cancel:
             # Cancelled while a worker that died held it: finish the cancel.
             return await self._cancel_plain(run, run.cancel_action)
@@ -430,16 +320,9 @@ class Worker:
                 return await self._cancel_plain(run, action)
             raise
         except Exception as exc:
-            error = {"error": type(exc).__name__, "message": str(exc)}
             retry = self.config.is_retriable(exc)
-            delay = self._backoff(run.attempt - run.releases) if retry else None
-            log.info(
-                "run raised %s: %s",
-                type(exc).__name__,
-                exc,
-                extra={"event": "run_failed", "run_id": str(run.run_id), "attempt": run.attempt},
-            )
-            return Completion(run.run_id, run.attempt, "error", error=error, retry_delay=delay)
+            delay = self.config.backoff(run.attempt - run.releases) if retry else None
+            return error_completion(run, exc, delay)
         if isinstance(output, Finished):
             if output.status is None:
                 self._report_lease_lost(run, "the handler's fenced final write matched no row")
@@ -447,27 +330,15 @@ class Worker:
                 self.stats.succeeded += output.status == "success"
                 self.stats.failed += output.status != "success"
             return None
-        try:
-            # Encoded once, here: a bad output fails only its own run, and the
-            # batched final write sends this text as it is.
-            encoded = None if output is None else EncodedJson(json.dumps(output))
-        except (TypeError, ValueError) as exc:
-            error = {"error": "OutputNotSerializable", "message": f"run output is not JSON: {exc}"}
-            return Completion(run.run_id, run.attempt, "error", error=error)
-        return Completion(run.run_id, run.attempt, "success", output=encoded)
+        return output_completion(run, output)
 
     async def _cancel_plain(self, run: ClaimedRun, action: str) -> Completion | None:
         """Cancel for handlers without checkpoints: interrupt ends the run
         'interrupted'; rollback deletes it (fenced, like any final write)."""
         if action != "rollback":
             return Completion(run.run_id, run.attempt, "interrupted")
-        assert self._pool is not None
-        try:
-            with fenced(f"run {run.run_id} rollback"):
-                await self._pool.execute(
-                    queue.queries.rollback_run, run.run_id, run.attempt, self.worker_id
-                )
-        except LeaseLost:
+        assert self._completer is not None
+        if not await self._completer.rollback(run):
             self._report_lease_lost(run, "rollback found the lease gone")
         return None
 
@@ -498,8 +369,8 @@ class Worker:
         # write is retrying against the unreachable database, and would be
         # fenced out once it answers: stop waiting for it (the sweeper
         # settles those runs like any other expired lease).
-        if self._flusher is not None:
-            self._flusher.cancel()
+        if self._completer is not None:
+            self._completer.abandon()
         for lease in list(self._completing):
             task = self._tasks.get(lease)
             if task is not None:
@@ -518,39 +389,3 @@ class Worker:
                 continue
             self._lost.add(lease)
             task.cancel()
-
-    # -- batched final writes ---------------------------------------------
-
-    async def _complete(self, completion: Completion) -> bool:
-        """Queue a final write; runs finishing together share one statement."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending_completions.append((completion, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        assert self._pool is not None
-        delay = 0.05
-        while self._pending_completions:
-            batch, self._pending_completions = self._pending_completions, []
-            try:
-                held = await queue.complete(self._pool, self.worker_id, [c for c, _ in batch])
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The runs stay held (and heartbeated) while we retry.
-                log.warning(
-                    "final write failed, retrying: %s", exc, extra={"event": "complete_failed"}
-                )
-                self._pending_completions = batch + self._pending_completions
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            delay = 0.05
-            for c, future in batch:
-                if not future.done():
-                    future.set_result(c.run_id in held)

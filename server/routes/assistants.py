@@ -14,7 +14,7 @@ from starlette.responses import Response
 from pgqueue.resources import assistants
 from server.api import JSON, Router, no_content, parse_body, parse_query
 from server.context import ctx
-from server.routes.threads import pagination_headers, project, refusals
+from server.routes.threads import pagination_headers, project
 from server.schemas import RunConfig
 
 router = Router("assistants")
@@ -132,8 +132,7 @@ class SubgraphsQuery(BaseModel):
 
 def assistant_id(request: Request) -> UUID:
     """The path's assistant: a UUID, or a graph id for its system assistant."""
-    with refusals():
-        return assistants.resolve_id(ctx(request).registry, request.path_params["assistant_id"])
+    return assistants.resolve_id(ctx(request).registry, request.path_params["assistant_id"])
 
 
 @router.route(
@@ -147,10 +146,9 @@ def assistant_id(request: Request) -> UUID:
 async def create_assistant(request: Request) -> Response:
     body = await parse_body(request, AssistantCreate)
     context = ctx(request)
-    with refusals():
-        found = await assistants.create(
-            context.pool, context.registry, **body.model_dump(exclude_none=True)
-        )
+    found = await assistants.create(
+        context.pool, context.registry, **body.model_dump(exclude_none=True)
+    )
     return JSON(found)
 
 
@@ -198,8 +196,7 @@ async def count_assistants(request: Request) -> Response:
     returns=Assistant,
 )
 async def get_assistant(request: Request) -> Response:
-    with refusals():
-        return JSON(await assistants.get(ctx(request).pool, assistant_id(request)))
+    return JSON(await assistants.get(ctx(request).pool, assistant_id(request)))
 
 
 @router.route(
@@ -214,8 +211,7 @@ async def update_assistant(request: Request) -> Response:
     ident = assistant_id(request)
     body = await parse_body(request, AssistantPatch)
     context = ctx(request)
-    with refusals():
-        found = await assistants.update(context.pool, context.registry, ident, **dict(body))
+    found = await assistants.update(context.pool, context.registry, ident, **dict(body))
     return JSON(found)
 
 
@@ -230,10 +226,9 @@ async def delete_assistant(request: Request) -> Response:
     ident = assistant_id(request)
     query = parse_query(request, DeleteQuery)
     context = ctx(request)
-    with refusals():
-        await assistants.delete(
-            context.pool, context.registry, ident, delete_threads=query.delete_threads
-        )
+    await assistants.delete(
+        context.pool, context.registry, ident, delete_threads=query.delete_threads
+    )
     return no_content()
 
 
@@ -247,10 +242,9 @@ async def delete_assistant(request: Request) -> Response:
 async def assistant_versions(request: Request) -> Response:
     ident = assistant_id(request)
     body = await parse_body(request, VersionsBody)
-    with refusals():
-        found = await assistants.versions(
-            ctx(request).pool, ident, body.metadata, body.limit, body.offset
-        )
+    found = await assistants.versions(
+        ctx(request).pool, ident, body.metadata, body.limit, body.offset
+    )
     return JSON(found)
 
 
@@ -265,8 +259,7 @@ async def assistant_versions(request: Request) -> Response:
 async def set_latest_version(request: Request) -> Response:
     ident = assistant_id(request)
     body = await parse_body(request, LatestBody)
-    with refusals():
-        return JSON(await assistants.set_latest(ctx(request).pool, ident, body.version))
+    return JSON(await assistants.set_latest(ctx(request).pool, ident, body.version))
 
 
 @router.route(
@@ -280,8 +273,7 @@ async def assistant_graph(request: Request) -> Response:
     ident = assistant_id(request)
     query = parse_query(request, GraphQuery)
     context = ctx(request)
-    with refusals():
-        _, graph = await assistants.graph_of(context.pool, context.registry, ident)
+    _, graph = await assistants.graph_of(context.pool, context.registry, ident)
     return JSON(assistants.drawing(graph, query.xray))
 
 
@@ -295,8 +287,7 @@ async def assistant_graph(request: Request) -> Response:
 async def assistant_schemas(request: Request) -> Response:
     ident = assistant_id(request)
     context = ctx(request)
-    with refusals():
-        graph_id, graph = await assistants.graph_of(context.pool, context.registry, ident)
+    graph_id, graph = await assistants.graph_of(context.pool, context.registry, ident)
     return JSON(assistants.schemas(graph_id, graph))
 
 
@@ -304,8 +295,7 @@ async def _subgraphs(request: Request, namespace: str | None) -> Response:
     ident = assistant_id(request)
     query = parse_query(request, SubgraphsQuery)
     context = ctx(request)
-    with refusals():
-        graph_id, graph = await assistants.graph_of(context.pool, context.registry, ident)
+    graph_id, graph = await assistants.graph_of(context.pool, context.registry, ident)
     return JSON(assistants.subgraphs(graph_id, graph, namespace, query.recurse))
 
 

@@ -19,10 +19,11 @@ from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pgqueue.errors import Invalid
 from pgqueue.execution.graphs import system_assistant_id
 from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
-from server.api import JSON, ApiError, Router, invalid, no_content, parse_body, path_uuid, validate
+from server.api import JSON, Router, invalid, no_content, parse_body, path_uuid, validate
 from server.context import ctx
 from server.schemas import RunConfig, RunCreate
 
@@ -60,14 +61,14 @@ def _refuse(problem: str) -> PydanticCustomError:
 def _schedule(value: str) -> str:
     try:
         return crons.check_schedule(value)
-    except crons.InvalidCron as exc:
+    except Invalid as exc:
         raise _refuse(exc.problem) from None
 
 
 def _timezone(value: str) -> str:
     try:
         crons.zone(value)
-    except crons.InvalidCron as exc:
+    except Invalid as exc:
         raise _refuse(exc.problem) from None
     return value
 
@@ -194,23 +195,18 @@ async def _create(request: Request, thread_id: UUID | None) -> Response:
     body = await parse_body(request, CronCreate)
     if thread_id is None and body.command is not None:
         raise invalid("command", "a cron without a thread has no interrupted run to resume")
-    try:
-        assistant = await runs.resolve_assistant(context.pool, context.registry, body.assistant_id)
-        cron = await crons.create(
-            context.pool,
-            crons.NewCron(
-                assistant_id=assistant["assistant_id"],
-                thread_id=thread_id,
-                schedule=body.schedule,
-                payload=body.payload(stateless=thread_id is None),
-                metadata=body.metadata or {},
-                end_time=body.end_time,
-            ),
-        )
-    except (runs.AssistantNotFound, runs.ThreadNotFound) as exc:
-        raise ApiError(404, str(exc)) from None
-    except crons.InvalidCron as exc:
-        raise invalid(exc.field, exc.problem) from None
+    assistant = await runs.resolve_assistant(context.pool, context.registry, body.assistant_id)
+    cron = await crons.create(
+        context.pool,
+        crons.NewCron(
+            assistant_id=assistant["assistant_id"],
+            thread_id=thread_id,
+            schedule=body.schedule,
+            payload=body.payload(stateless=thread_id is None),
+            metadata=body.metadata or {},
+            end_time=body.end_time,
+        ),
+    )
     return JSON(cron)
 
 
@@ -259,19 +255,14 @@ async def update_cron(request: Request) -> Response:
         return payload
 
     end_time: Any = body.end_time if "end_time" in body.model_fields_set else crons.KEEP
-    try:
-        cron = await crons.update(
-            ctx(request).pool,
-            cron_id,
-            changes=changes,
-            schedule=body.schedule,
-            end_time=end_time,
-            check=check,
-        )
-    except crons.CronNotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except crons.InvalidCron as exc:
-        raise invalid(exc.field, exc.problem) from None
+    cron = await crons.update(
+        ctx(request).pool,
+        cron_id,
+        changes=changes,
+        schedule=body.schedule,
+        end_time=end_time,
+        check=check,
+    )
     return JSON(cron)
 
 
@@ -283,10 +274,7 @@ async def update_cron(request: Request) -> Response:
 )
 async def delete_cron(request: Request) -> Response:
     cron_id = path_uuid(request, "cron_id")
-    try:
-        await crons.delete(ctx(request).pool, cron_id)
-    except crons.CronNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+    await crons.delete(ctx(request).pool, cron_id)
     return no_content()
 
 

@@ -51,15 +51,6 @@ class JoinStreamQuery(BaseModel):
         return value or None
 
 
-def api_error(exc: Exception) -> ApiError:
-    """The library's refusals as HTTP statuses."""
-    if isinstance(exc, runs.AssistantNotFound | runs.ThreadNotFound | runs.RunNotFound):
-        return ApiError(404, str(exc))
-    if isinstance(exc, runs.RunConflict):
-        return ApiError(409, str(exc))
-    raise exc
-
-
 async def create_run(
     request: Request, body: RunCreate, thread_id: UUID | None, *, streamed: bool = False
 ) -> dict[str, Any]:
@@ -67,10 +58,7 @@ async def create_run(
         raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
     context = ctx(request)
     wanted = body.to_request(thread_id, streamed=streamed, user=user_of(request))
-    try:
-        return await runs.create(context.pool, context.registry, wanted)
-    except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
-        raise api_error(exc) from None
+    return await runs.create(context.pool, context.registry, wanted)
 
 
 def created_headers(run: dict[str, Any]) -> dict[str, str]:
@@ -138,12 +126,9 @@ async def create_and_stream(request: Request) -> Response:
 async def list_runs(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     query = parse_query(request, RunList)
-    try:
-        found = await runs.list_for_thread(
-            ctx(request).pool, thread_id, query.status, query.limit, query.offset
-        )
-    except runs.ThreadNotFound as exc:
-        raise api_error(exc) from None
+    found = await runs.list_for_thread(
+        ctx(request).pool, thread_id, query.status, query.limit, query.offset
+    )
     return JSON(found)
 
 
@@ -155,10 +140,7 @@ async def list_runs(request: Request) -> Response:
 )
 async def get_run(request: Request) -> Response:
     thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
-    try:
-        return JSON(await runs.get(ctx(request).pool, thread_id, run_id))
-    except runs.RunNotFound as exc:
-        raise api_error(exc) from None
+    return JSON(await runs.get(ctx(request).pool, thread_id, run_id))
 
 
 @router.route(
@@ -169,10 +151,7 @@ async def get_run(request: Request) -> Response:
 )
 async def delete_run(request: Request) -> Response:
     thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
-    try:
-        await runs.delete(ctx(request).pool, thread_id, run_id)
-    except (runs.RunNotFound, runs.RunConflict) as exc:
-        raise api_error(exc) from None
+    await runs.delete(ctx(request).pool, thread_id, run_id)
     return Response(status_code=204)
 
 
@@ -227,10 +206,7 @@ async def join_stream(request: Request) -> Response:
         after = int(last_event_id)
     else:
         after = None
-    try:
-        await runs.get(context.pool, thread_id, run_id)
-    except runs.RunNotFound as exc:
-        raise api_error(exc) from None
+    await runs.get(context.pool, thread_id, run_id)  # an unknown run answers 404
     if after is None:
         # Without Last-Event-ID a joiner gets what happens from now on.
         after = await runs.last_event_seq(context.pool, run_id)
@@ -255,10 +231,7 @@ async def cancel_run(request: Request) -> Response:
     thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
     query = parse_query(request, CancelQuery)
     context = ctx(request)
-    try:
-        await runs.get(context.pool, thread_id, run_id)
-    except runs.RunNotFound as exc:
-        raise api_error(exc) from None
+    await runs.get(context.pool, thread_id, run_id)  # an unknown run answers 404
     outcomes = await runs.cancel(context.pool, [run_id], query.action)
     if run_id not in outcomes:
         raise ApiError(404, f"run {run_id} is neither pending nor running; nothing to cancel")

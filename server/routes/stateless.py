@@ -17,7 +17,8 @@ from server import streaming
 from server.api import JSON, ApiError, Router, parse_body, parse_query, read_json, validate
 from server.auth import user_of
 from server.context import AppContext, ctx
-from server.routes.runs import CREATED, api_error, create_run, created_headers
+from server.errors import REFUSALS, as_api_error
+from server.routes.runs import CREATED, create_run, created_headers
 from server.schemas import RunCreate
 
 router = Router("stateless runs")
@@ -151,8 +152,9 @@ async def create_batch(request: Request) -> Response:
                         item.to_request(item.thread_id, user=user_of(request)),
                     )
                 )
-            except (runs.AssistantNotFound, runs.ThreadNotFound, runs.RunConflict) as exc:
-                error = api_error(exc)
+            except tuple(REFUSALS) as exc:
+                # The detail names the item the library refused.
+                error = as_api_error(exc)
                 error.detail = f"body.{index}: {error.detail}"
                 raise error from None
     for item, run in zip(items, created, strict=True):

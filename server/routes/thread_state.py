@@ -14,7 +14,7 @@ from pgqueue.resources import thread_state
 from server.api import JSON, Router, invalid, parse_body, parse_query
 from server.api import path_uuid as _path_uuid
 from server.context import ctx
-from server.routes.threads import path_uuid, refusals
+from server.routes.threads import path_uuid
 
 router = Router("threads")
 
@@ -110,15 +110,14 @@ def project_state(state: dict[str, Any], select: list[str] | str | None) -> dict
 
 async def _state(request: Request, checkpoint: Checkpoint | None, subgraphs: bool) -> Any:
     context = ctx(request)
-    with refusals():
-        return await thread_state.get_state(
-            context.pool,
-            context.registry,
-            context.checkpointer,
-            path_uuid(request),
-            checkpoint.as_dict() if checkpoint else None,
-            subgraphs,
-        )
+    return await thread_state.get_state(
+        context.pool,
+        context.registry,
+        context.checkpointer,
+        path_uuid(request),
+        checkpoint.as_dict() if checkpoint else None,
+        subgraphs,
+    )
 
 
 @router.route(
@@ -180,16 +179,15 @@ async def update_state(request: Request) -> Response:
         Checkpoint(checkpoint_id=body.checkpoint_id) if body.checkpoint_id else None
     )
     context = ctx(request)
-    with refusals():
-        updated = await thread_state.update_state(
-            context.pool,
-            context.registry,
-            context.checkpointer,
-            thread_id,
-            body.values,
-            as_node=body.as_node,
-            checkpoint=checkpoint.as_dict() if checkpoint else None,
-        )
+    updated = await thread_state.update_state(
+        context.pool,
+        context.registry,
+        context.checkpointer,
+        thread_id,
+        body.values,
+        as_node=body.as_node,
+        checkpoint=checkpoint.as_dict() if checkpoint else None,
+    )
     return JSON(updated)
 
 
@@ -199,16 +197,15 @@ async def _history(
     context = ctx(request)
     if isinstance(before, UUID):
         before = Checkpoint(checkpoint_id=before)
-    with refusals():
-        return await thread_state.history(
-            context.pool,
-            context.registry,
-            context.checkpointer,
-            path_uuid(request),
-            limit=limit,
-            before=before.as_dict() if before else None,
-            **kw,
-        )
+    return await thread_state.history(
+        context.pool,
+        context.registry,
+        context.checkpointer,
+        path_uuid(request),
+        limit=limit,
+        before=before.as_dict() if before else None,
+        **kw,
+    )
 
 
 @router.route(

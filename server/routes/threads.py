@@ -1,12 +1,11 @@
 """Threads: create, read, update, delete, search, count, copy and prune
 them (their state: ``server.routes.thread_state``). Logic and SQL:
-``pgqueue.threads``. Also what the assistants routes share:
-the library's refusals as HTTP errors, pagination headers, ``select``."""
+``pgqueue.threads``. Also what the assistants routes share: pagination
+headers, ``select``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -16,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pgqueue.resources import thread_state, threads
-from server.api import JSON, ApiError, Router, invalid, no_content, parse_body
+from server.api import JSON, Router, no_content, parse_body
 from server.api import path_uuid as _path_uuid
 from server.context import ctx
 
@@ -36,19 +35,6 @@ SelectField = Literal[
     "interrupts",
     "error",
 ]
-
-
-@contextmanager
-def refusals() -> Iterator[None]:
-    """The library's refusals as HTTP errors."""
-    try:
-        yield
-    except threads.NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except threads.Conflict as exc:
-        raise ApiError(409, str(exc)) from None
-    except threads.Invalid as exc:
-        raise invalid(exc.field, exc.problem) from None
 
 
 def pagination_headers(offset: int, returned: int, total: int) -> dict[str, str]:
@@ -165,25 +151,24 @@ def path_uuid(request: Request) -> UUID:
 async def create_thread(request: Request) -> Response:
     body = await parse_body(request, ThreadCreate)
     context = ctx(request)
-    with refusals():
-        if body.supersteps:
-            steps = [[(u.values, u.as_node) for u in s.updates] for s in body.supersteps]
-            thread = await thread_state.create_with_state(
-                context.pool,
-                context.registry,
-                context.checkpointer,
-                steps,
-                thread_id=body.thread_id,
-                metadata=body.metadata,
-                if_exists=body.if_exists,
-            )
-        else:
-            thread = await threads.create(
-                context.pool,
-                thread_id=body.thread_id,
-                metadata=body.metadata,
-                if_exists=body.if_exists,
-            )
+    if body.supersteps:
+        steps = [[(u.values, u.as_node) for u in s.updates] for s in body.supersteps]
+        thread = await thread_state.create_with_state(
+            context.pool,
+            context.registry,
+            context.checkpointer,
+            steps,
+            thread_id=body.thread_id,
+            metadata=body.metadata,
+            if_exists=body.if_exists,
+        )
+    else:
+        thread = await threads.create(
+            context.pool,
+            thread_id=body.thread_id,
+            metadata=body.metadata,
+            if_exists=body.if_exists,
+        )
     return JSON(thread)
 
 
@@ -236,8 +221,7 @@ async def count_threads(request: Request) -> Response:
 async def prune_threads(request: Request) -> Response:
     body = await parse_body(request, PruneBody)
     context = ctx(request)
-    with refusals():
-        n = await threads.prune(context.pool, context.checkpointer, body.thread_ids, body.strategy)
+    n = await threads.prune(context.pool, context.checkpointer, body.thread_ids, body.strategy)
     return JSON({"pruned_count": n})
 
 
@@ -250,8 +234,7 @@ async def prune_threads(request: Request) -> Response:
 )
 async def get_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
-    with refusals():
-        return JSON(await threads.get(ctx(request).pool, thread_id))
+    return JSON(await threads.get(ctx(request).pool, thread_id))
 
 
 @router.route(
@@ -265,8 +248,7 @@ async def get_thread(request: Request) -> Response:
 async def update_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
     body = await parse_body(request, ThreadPatch)
-    with refusals():
-        thread = await threads.update(ctx(request).pool, thread_id, body.metadata)
+    thread = await threads.update(ctx(request).pool, thread_id, body.metadata)
     if "return=minimal" in request.headers.get("prefer", ""):
         return no_content()
     return JSON(thread)
@@ -280,8 +262,7 @@ async def update_thread(request: Request) -> Response:
 )
 async def delete_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
-    with refusals():
-        await threads.delete(ctx(request).pool, thread_id)
+    await threads.delete(ctx(request).pool, thread_id)
     return no_content()
 
 
@@ -294,8 +275,7 @@ async def delete_thread(request: Request) -> Response:
 )
 async def copy_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
-    with refusals():
-        return JSON(await threads.copy(ctx(request).pool, thread_id))
+    return JSON(await threads.copy(ctx(request).pool, thread_id))
 
 
 # -- state ---------------------------------------------------------------------

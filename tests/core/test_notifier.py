@@ -11,6 +11,7 @@ import asyncpg
 from pgqueue.core import queue
 from pgqueue.core.notifier import RECONNECTED, Notifier, NotifierConfig
 from pgqueue.core.queue import ClaimedRun, NewRun
+from pgqueue.types import WAKE_CHANNEL
 from pgqueue.worker.worker import Worker, WorkerConfig
 from tests.support.waiting import eventually
 
@@ -25,7 +26,7 @@ async def test_one_connection_fans_out_to_every_subscriber(
     seen: list[list[str]] = [[], [], []]
     async with Notifier(database_url) as notifier:
         for i in range(3):
-            notifier.subscribe(queue.WAKE_CHANNEL, seen[i].append)
+            notifier.subscribe(WAKE_CHANNEL, seen[i].append)
         await queue.submit(pool, [NewRun()])
 
         async def all_saw() -> bool:
@@ -44,7 +45,7 @@ async def test_listener_recovers_after_pg_terminate_backend(
     notifier = Notifier(database_url, NotifierConfig(reconnect_delay_initial=0.05))
     await notifier.start()
     events: list[str] = []
-    notifier.subscribe(queue.WAKE_CHANNEL, events.append)
+    notifier.subscribe(WAKE_CHANNEL, events.append)
     worker = Worker(database_url, _noop, WorkerConfig(poll_interval=60), notifier=notifier)
     task = asyncio.create_task(worker.run())
     try:

@@ -12,6 +12,7 @@ import pytest
 from pgqueue.core import queue
 from pgqueue.core.queue import Completion, NewRun
 from pgqueue.db.ids import uuid7
+from pgqueue.types import WAKE_CHANNEL
 
 
 async def test_submit_then_claim_sets_lease_fields(pool: asyncpg.Pool) -> None:
@@ -71,7 +72,7 @@ async def test_rolled_back_submit_wakes_nobody_and_leaves_no_row(
 ) -> None:
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database_url)
-    await listener.add_listener(queue.WAKE_CHANNEL, lambda *a: received.put_nowait(a[3]))
+    await listener.add_listener(WAKE_CHANNEL, lambda *a: received.put_nowait(a[3]))
     try:
         async with pool.acquire() as conn:
             tx = conn.transaction()
@@ -80,7 +81,7 @@ async def test_rolled_back_submit_wakes_nobody_and_leaves_no_row(
             await tx.rollback()
             # Notifications arrive in commit order: if the first one we get is
             # this committed sentinel, the rolled-back submit sent nothing.
-            await conn.execute("SELECT pg_notify($1, 'sentinel')", queue.WAKE_CHANNEL)
+            await conn.execute("SELECT pg_notify($1, 'sentinel')", WAKE_CHANNEL)
         assert await asyncio.wait_for(received.get(), 5) == "sentinel"
         assert await queue.get_run(pool, sub.run_id) is None
         assert await pool.fetchval("SELECT count(*) FROM runs") == 0

@@ -4,6 +4,7 @@ and by `pgqueue migrate` from an installed (non-editable) package."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,9 @@ def _pip(*args: str) -> None:
 def installed_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pgqueue built as a wheel and installed (not editable) into a directory."""
     root = tmp_path_factory.mktemp("installed")
+    # setuptools reuses ./build and never removes what it holds: modules
+    # since moved or deleted would ship in the wheel.
+    shutil.rmtree(REPO / "build", ignore_errors=True)
     wheels = root / "wheels"
     target = root / "site"
     _pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO))
@@ -90,7 +94,7 @@ def test_pgqueue_migrate_from_an_installed_package(
 ) -> None:
     env = {**os.environ, "DATABASE_URL": empty_database_url, "PYTHONPATH": str(installed_package)}
     where = subprocess.run(
-        [sys.executable, "-c", "import pgqueue.migrate as m; print(m.migrations_dir())"],
+        [sys.executable, "-c", "import pgqueue.db.migrate as m; print(m.migrations_dir())"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -10,6 +10,7 @@ import pytest
 
 from pgqueue.core import queue
 from pgqueue.db.ids import uuid7
+from pgqueue.errors import ThreadBusy
 from tests.execution.test_executor import (
     NODE_RUNS,
     executor_worker,
@@ -109,7 +110,7 @@ async def test_a_cancel_for_a_dead_workers_run_is_finished_by_the_next_claimer(
 async def test_multitask_reject(pool: asyncpg.Pool) -> None:
     t = uuid7()
     [first] = await queue.submit(pool, [graph_run("asks", t)])
-    with pytest.raises(queue.ThreadBusy, match="already running a task"):
+    with pytest.raises(ThreadBusy, match="already running a task"):
         await queue.submit(pool, [graph_run("asks", t)], multitask_strategy="reject")
     assert [r["run_id"] for r in await pool.fetch("SELECT run_id FROM runs")] == [first.run_id]
 

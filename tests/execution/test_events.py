@@ -10,11 +10,12 @@ import pytest
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from pgqueue.db.ids import uuid7
-from pgqueue.execution.events import EVENTS_CHANNEL, EventWriter
+from pgqueue.execution.events import EventWriter
 from pgqueue.execution.executor import ExecutorConfig, GraphExecutor, is_retriable
 from pgqueue.execution.graphs import load_config
-from pgqueue.execution.saver import FencedPostgresSaver, LeaseLost, RunLease
+from pgqueue.execution.saver import FencedPostgresSaver, LeaseLost
 from pgqueue.maintenance.pruner import Pruner, PrunerConfig
+from pgqueue.types import EVENTS_CHANNEL, Lease
 from pgqueue.worker.worker import Worker, WorkerConfig
 from tests.execution.test_executor import NODE_RUNS, executor_worker, graph_run, status_is
 from tests.support.inprocess import running
@@ -70,7 +71,7 @@ async def test_event_numbering_goes_on_across_attempts_and_a_lost_lease_writes_n
     [sub] = await queue.submit(pool, [NewRun(thread_id=uuid7())])
     [first] = await queue.claim(pool, "w1", 1)
     async with FencedPostgresSaver.for_run(
-        database_url, RunLease(sub.run_id, first.attempt, "w1")
+        database_url, Lease(sub.run_id, first.attempt, "w1")
     ) as saver:
         old = EventWriter(saver)
         await old.start()
@@ -84,7 +85,7 @@ async def test_event_numbering_goes_on_across_attempts_and_a_lost_lease_writes_n
         with pytest.raises(LeaseLost):
             await old.close()
     async with FencedPostgresSaver.for_run(
-        database_url, RunLease(sub.run_id, second.attempt, "w2")
+        database_url, Lease(sub.run_id, second.attempt, "w2")
     ) as saver:
         new = EventWriter(saver)
         await new.start()
@@ -110,7 +111,7 @@ async def test_pruner_deletes_events_of_long_finished_runs_only(pool: asyncpg.Po
         "UPDATE runs SET status = 'success', ended_at = now() WHERE run_id = $1", recent.run_id
     )
     pruner = Pruner(pool, PrunerConfig(event_retention=3600, batch_size=2))
-    assert await pruner.run_once() == 5  # in batches of 2
+    assert (await pruner.run_once()).deleted == 5  # in batches of 2
     left = dict(await pool.fetch("SELECT run_id, count(*) FROM run_events GROUP BY run_id"))
     assert left == {recent.run_id: 5, live.run_id: 5}
 

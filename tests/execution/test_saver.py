@@ -30,10 +30,10 @@ from pgqueue.execution.graphs import load_config
 from pgqueue.execution.saver import (
     FencedPostgresSaver,
     LeaseLost,
-    RunLease,
     connect,
     connection_pool,
 )
+from pgqueue.types import Lease
 from tests.execution.test_executor import NODE_RUNS
 from tests.support.procs import GRAPHS_CONFIG
 
@@ -67,11 +67,11 @@ async def test_migrated_database_needs_no_saver_setup(pool: asyncpg.Pool) -> Non
     assert versions == list(range(len(BasePostgresSaver.MIGRATIONS)))
 
 
-async def _claimed_lease(pool: asyncpg.Pool, worker: str = "w1") -> tuple[RunLease, Any]:
+async def _claimed_lease(pool: asyncpg.Pool, worker: str = "w1") -> tuple[Lease, Any]:
     thread = uuid7()
     await queue.submit(pool, [NewRun(thread_id=thread)])
     [run] = await queue.claim(pool, worker, 1)
-    return RunLease(run.run_id, run.attempt, worker), thread
+    return Lease(run.run_id, run.attempt, worker), thread
 
 
 def _config(thread: Any) -> dict[str, Any]:

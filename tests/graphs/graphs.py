@@ -89,7 +89,7 @@ fails = _fails.compile()
 
 
 async def flaky(state: State, config: RunnableConfig) -> dict[str, Any]:
-    from pgqueue.execution.executor import RetriableError
+    from pgqueue.errors import RetriableError
 
     if config.get("metadata", {}).get("run_attempt") == 1:
         raise RetriableError("upstream hiccup, try again")

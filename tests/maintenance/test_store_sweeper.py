@@ -13,8 +13,9 @@ import pytest
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from psycopg.rows import dict_row
 
-from pgqueue.execution.graphs import ConfigError, StoreTTL, load_config
-from pgqueue.maintenance.store_sweeper import StoreSweeper
+from pgqueue.errors import ConfigError
+from pgqueue.execution.graphs import StoreTTL, load_config
+from pgqueue.maintenance.store_sweeper import StoreSweeper, StoreSweeperConfig
 
 
 @pytest.fixture
@@ -35,9 +36,9 @@ async def test_the_sweep_deletes_expired_items_only(
         await conn.execute(
             "UPDATE store SET expires_at = now() - interval '1 second' WHERE key = 'expired'"
         )
-        sweeper = StoreSweeper(store, interval=60)
-        assert await sweeper.run_once() == 1
-        assert await sweeper.run_once() == 0
+        sweeper = StoreSweeper(store, StoreSweeperConfig(interval=60))
+        assert (await sweeper.run_once()).deleted == 1
+        assert (await sweeper.run_once()).deleted == 0
         cur = await conn.execute("SELECT key FROM store ORDER BY key")
         assert [r[0] for r in await cur.fetchall()] == ["forever", "fresh"]
 

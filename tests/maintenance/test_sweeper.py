@@ -10,6 +10,7 @@ from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from pgqueue.db.ids import uuid7
 from pgqueue.maintenance.sweeper import Sweeper, SweeperConfig
+from pgqueue.types import WAKE_CHANNEL
 
 SWEEP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('pgqueue.sweep', 0))"
 
@@ -82,7 +83,7 @@ async def test_requeue_notifies_workers(pool: asyncpg.Pool, database_url: str) -
     await _age_heartbeats(pool, 60)
     got: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database_url)
-    await listener.add_listener(queue.WAKE_CHANNEL, lambda *a: got.put_nowait(a[3]))
+    await listener.add_listener(WAKE_CHANNEL, lambda *a: got.put_nowait(a[3]))
     try:
         await Sweeper(pool, SweeperConfig(stale_after=30)).run_once()
         await asyncio.wait_for(got.get(), 5)

@@ -14,6 +14,7 @@ import pytest
 
 from pgqueue.core import queue
 from pgqueue.db.sql import queries
+from pgqueue.errors import Invalid
 from pgqueue.execution.graphs import GraphRegistry, load_config, system_assistant_id
 from pgqueue.resources import crons, runs
 from pgqueue.resources.scheduler import Scheduler, SchedulerConfig
@@ -297,7 +298,7 @@ def test_schedules_are_read_in_utc_unless_a_timezone_is_given() -> None:
     ],
 )
 def test_bad_schedules_are_refused_with_a_reason(schedule: str, says: str) -> None:
-    with pytest.raises(crons.InvalidCron) as caught:
+    with pytest.raises(Invalid) as caught:
         crons.check_schedule(schedule)
     assert caught.value.field == "schedule"
     assert says in caught.value.problem

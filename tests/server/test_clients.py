@@ -3,11 +3,7 @@ RemoteGraph pointed at pgqueue."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from langgraph.pregel.remote import RemoteGraph
@@ -15,31 +11,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from tests.support.server import ServerProcess
 from tests.support.waiting import eventually
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.refuse_first = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["content-length"]))
-                if receiver.refuse_first > 0:
-                    receiver.refuse_first -= 1
-                    self.send_response(503)
-                else:
-                    receiver.bodies.append(json.loads(body))
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+from tests.support.webhooks import Receiver
 
 
 @pytest.fixture

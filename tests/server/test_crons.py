@@ -210,6 +210,7 @@ async def test_a_stateless_cron_deletes_each_thread_after_its_run(
         ({"schedule": "* * * * * *"}, "schedule"),
         ({"schedule": "61 * * * *"}, "schedule"),
         ({"schedule": "* * * * *", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"schedule": "* * * * *", "timezone": "Europe"}, "timezone"),
         ({"schedule": "* * * * *", "end_time": "2001-01-01T00:00:00Z"}, "end_time"),
         ({"schedule": "* * * * *", "stream_mode": "nope"}, "stream_mode"),
         ({"schedule": "* * * * *", "multitask_strategy": "never"}, "multitask_strategy"),

@@ -21,7 +21,7 @@ def test_server_and_worker_refuse_an_outdated_schema(empty_database_url: str) ->
         ["worker", "--config", str(GRAPHS_CONFIG)],
     ):
         done = subprocess.run(
-            [sys.executable, "-m", "pgqueue", *command],
+            [sys.executable, "-m", "server", *command],
             cwd=REPO,
             env={**os.environ, "DATABASE_URL": empty_database_url},
             capture_output=True,

@@ -26,8 +26,10 @@ FAST = [
 
 
 class PgqueueProcess:
-    """``python -m pgqueue ARGS`` in a subprocess against ``database_url``,
-    its output in a log file; the worker and server wrappers build on it."""
+    """``python -m MODULE ARGS`` in a subprocess against ``database_url``,
+    its output in a log file; the worker and server wrappers build on it.
+    ``pgqueue`` has the library's commands, ``server`` adds serve and
+    server."""
 
     def __init__(
         self,
@@ -36,12 +38,13 @@ class PgqueueProcess:
         *,
         env: dict[str, str] | None = None,
         new_session: bool = False,
+        module: str = "pgqueue",
     ) -> None:
         self.log_file = tempfile.NamedTemporaryFile(
             prefix=f"pgqueue-{args[0]}-", suffix=".log", delete=False
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pgqueue", *args],
+            [sys.executable, "-m", module, *args],
             cwd=REPO,
             env={
                 **os.environ,

@@ -1,4 +1,5 @@
-"""``pgqueue serve`` / ``pgqueue server`` as real subprocesses, for HTTP tests."""
+"""``pgqueue serve`` / ``pgqueue server`` as real subprocesses (``python -m
+server``, the full command), for HTTP tests."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def free_port() -> int:
 
 
 class ServerProcess(PgqueueProcess):
-    """``python -m pgqueue serve|server`` on a free port; ``url`` once ready."""
+    """``python -m server serve|server`` on a free port; ``url`` once ready."""
 
     def __init__(
         self,
@@ -38,7 +39,7 @@ class ServerProcess(PgqueueProcess):
         self.url = f"http://127.0.0.1:{self.port}"
         timing = FAST if command == "serve" else []
         args = [command, "--config", str(config), "--port", str(self.port), *timing, *extra]
-        super().__init__(database_url, args, env=env, new_session=True)
+        super().__init__(database_url, args, env=env, new_session=True, module="server")
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

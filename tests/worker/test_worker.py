@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
 from pgqueue.core import queue
+from pgqueue.core.handler import Finished, finishing
 from pgqueue.core.queue import ClaimedRun, NewRun
 from pgqueue.db.ids import uuid7
 from pgqueue.worker.heartbeat import HeartbeatConfig
@@ -172,15 +174,15 @@ async def test_a_heartbeat_after_the_handlers_own_final_write_does_not_cancel_it
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     """A handler that writes its outcome itself (as the graph executor does)
-    announces it with queue.finishing(); a beat landing after that write sees
+    announces it with finishing(); a beat landing after that write sees
     the run ended, which must not read as "taken away" and cancel the rest of
     the handler (e.g. scheduling the run's webhook)."""
     after_write = asyncio.Event()
     cancelled = False
 
-    async def writes_its_own_outcome(run: ClaimedRun) -> queue.Finished:
+    async def writes_its_own_outcome(run: ClaimedRun) -> Finished:
         nonlocal cancelled
-        queue.finishing()
+        finishing()
         done = await queue.complete(
             pool, run.worker_id, [queue.Completion(run.run_id, run.attempt, "success")]
         )
@@ -192,7 +194,7 @@ async def test_a_heartbeat_after_the_handlers_own_final_write_does_not_cancel_it
             cancelled = True
             raise
         after_write.set()
-        return queue.Finished("success")
+        return Finished("success")
 
     config = WorkerConfig(poll_interval=60, heartbeat=HeartbeatConfig(interval=0.05))
     async with running(Worker(database_url, writes_its_own_outcome, config)) as worker:
@@ -279,3 +281,46 @@ async def test_reclaiming_a_run_it_still_runs_cancels_the_stale_attempt(
         await eventually(lambda: _true_after(worker.stats.lease_lost == 1))
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and (run["attempt"], run["output"]) == (2, 2)
+
+
+class _Echo:
+    """A handler object with the whole contract (as the graph executor has)."""
+
+    handles_cancel = False
+
+    def __init__(self) -> None:
+        self.ran = 0
+        self.closed = 0
+
+    async def __call__(self, run: ClaimedRun) -> dict[str, int]:
+        self.ran += 1
+        return {"attempt": run.attempt}
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_a_handler_object_is_run_as_is_and_closed_once_its_runs_are_done(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    echo = _Echo()
+    async with running(Worker(database_url, echo, WorkerConfig(poll_interval=60))) as worker:
+        assert worker.handler is echo
+        [sub] = await queue.submit(pool, [NewRun()])
+        await eventually(status_of(pool, sub.run_id, "success"))
+        assert echo.closed == 0
+    assert (echo.ran, echo.closed) == (1, 1)
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["output"] == {"attempt": 1}
+
+
+def test_a_handler_with_only_part_of_the_contract_is_refused() -> None:
+    class CloseOnly:
+        async def __call__(self, run: ClaimedRun) -> None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="whole Handler contract"):
+        Worker("postgresql://127.0.0.1/unused", CloseOnly())

@@ -1,9 +1,18 @@
 """Every runtime SQL statement, loaded by name from the ``*.sql`` files here.
 
 Keeping them in one directory gives reviewers one place to read everything
-pgqueue asks of PostgreSQL: ``queries.sql`` for the queue core, one file per
-HTTP resource (``threads.sql``, ``crons.sql``, ...). Names are unique across
-files. Use ``queries.claim_runs`` and so on.
+pgqueue asks of PostgreSQL, one file per table or role: ``queue.sql`` (the
+queue core on runs), ``workers.sql`` (leases, heartbeats, the sweep),
+``events.sql``, ``connections.sql`` (session settings of a run's
+connection), and one per HTTP resource (``threads.sql``, ``runs.sql``, ...).
+Use ``queries.claim_runs`` and so on.
+
+Each statement exists once, whichever driver sends it, written with
+PostgreSQL's own ``$1`` placeholders: asyncpg takes them as they are, and
+psycopg connections send them through ``pgqueue.db.psycopg_sql``. Loading
+refuses a block without a one-line description (its first line, a comment),
+a name used twice, and psycopg-style placeholders, so a driver-specific copy
+of a statement cannot creep back in.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ import re
 from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+# %s and %(name)s; format()'s %L, %I inside a statement stay allowed.
+_PSYCOPG_PLACEHOLDER = re.compile(r"%(\(\w+\))?s")
 
 
 def _load() -> dict[str, str]:
@@ -24,10 +35,17 @@ def _load() -> dict[str, str]:
         parts = _NAME.split(file.read_text())
         # parts = [preamble, name1, body1, name2, body2, ...]
         for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+            where = f"{file.name}: {name}"
+            block = body.strip().splitlines()
+            if not block or not block[0].startswith("-- "):
+                raise ValueError(f"{where}: the block must start with a one-line description")
             if name in found:
                 raise ValueError(f"duplicate query name {name!r} in {file.name}")
-            found[name] = "\n".join(lines).strip().rstrip(";")
+            lines = [ln for ln in block if not ln.lstrip().startswith("--")]
+            statement = "\n".join(lines).strip().rstrip(";")
+            if _PSYCOPG_PLACEHOLDER.search(statement):
+                raise ValueError(f"{where}: use $1, $2, ... placeholders, for every driver")
+            found[name] = statement
     return found
 
 
@@ -39,7 +57,7 @@ class _Queries:
         try:
             return self._statements[name]
         except KeyError:
-            raise AttributeError(f"no query named {name!r} in pgqueue/sql") from None
+            raise AttributeError(f"no query named {name!r} in pgqueue/db/sql") from None
 
     def names(self) -> list[str]:
         return sorted(self._statements)

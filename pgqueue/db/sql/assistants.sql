@@ -1,11 +1,21 @@
--- Assistants as the HTTP API reads and writes them (pgqueue/assistants.py).
+-- Assistants as the HTTP API reads and writes them (pgqueue/resources/assistants.py),
+-- and the one per graph the server creates at start.
 -- jsonb arrives and leaves as JSON text: the pools register no codec.
 -- Search filters are all optional: a NULL parameter matches every row.
 
+-- name: upsert_system_assistants
+-- Creates the assistant of each graph in langgraph.json ($1 ids, $2 graph ids).
+-- The id is derived from the graph id; existing ones stay as they are. A
+-- trigger records the version (migration 0007).
+INSERT INTO assistants (assistant_id, graph_id, name, metadata)
+SELECT a, g, g, '{"created_by": "system"}'::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS t(a, g)
+ON CONFLICT (assistant_id) DO NOTHING;
+
 -- name: create_assistant
--- NULL back (no row) when the id is taken: the caller decides between 409
--- and returning the existing assistant (if_exists=do_nothing). A trigger
--- records version 1 (migration 0007).
+-- Creates an assistant; no row back when the id is taken.
+-- The caller then decides between 409 and returning the existing assistant
+-- (if_exists=do_nothing). A trigger records version 1 (migration 0007).
 INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
 ON CONFLICT (assistant_id) DO NOTHING
@@ -13,13 +23,14 @@ RETURNING assistant_id, graph_id, name, description, config, context, metadata, 
           created_at, updated_at;
 
 -- name: get_assistant
+-- Assistant $1 as the API shows it.
 SELECT assistant_id, graph_id, name, description, config, context, metadata, version,
        created_at, updated_at
 FROM assistants WHERE assistant_id = $1;
 
 -- name: update_assistant
--- A PATCH: what is NULL stays; metadata merges; every update is a new
--- version, numbered after the highest so far (last_version, read from the
+-- Applies a PATCH to assistant $1 as a new version, which a trigger records.
+-- What is NULL stays; metadata merges; every update is a new version, numbered after the highest so far (last_version, read from the
 -- locked row, so concurrent updates never share a number), which a trigger
 -- records.
 UPDATE assistants SET
@@ -37,7 +48,8 @@ RETURNING assistant_id, graph_id, name, description, config, context, metadata, 
           created_at, updated_at;
 
 -- name: list_assistant_versions
--- Newest first; $2 metadata containment (NULL: any), $3 limit, $4 offset.
+-- Assistant $1's versions, newest first.
+-- $2 metadata containment (NULL: any), $3 limit, $4 offset.
 SELECT assistant_id, version, graph_id, name, description, config, context, metadata,
        created_at
 FROM assistant_versions
@@ -46,6 +58,7 @@ ORDER BY version DESC
 LIMIT $3 OFFSET $4;
 
 -- name: set_latest_assistant_version
+-- Makes version $2 assistant $1's current one again.
 -- The assistant becomes that version again (last_version stays: the next
 -- update still gets a new number). No row: no such assistant or version.
 UPDATE assistants a SET
@@ -63,11 +76,13 @@ RETURNING a.assistant_id, a.graph_id, a.name, a.description, a.config, a.context
           a.version, a.created_at, a.updated_at;
 
 -- name: delete_assistant
+-- Deletes assistant $1 (its versions go by cascade).
 DELETE FROM assistants WHERE assistant_id = $1 RETURNING assistant_id;
 
 -- name: list_assistant_threads
--- The threads an assistant worked on (delete_threads=true): those with a
--- run of it, and those whose metadata names it (the platform's convention).
+-- The threads assistant $1 worked on, for delete_threads=true.
+-- Those with a run of it, and those whose metadata names it (the
+-- platform's convention).
 -- Containment, not ->>, so the metadata index serves it.
 SELECT t.thread_id FROM threads t
 WHERE t.metadata @> jsonb_build_object('assistant_id', $1::uuid::text)
@@ -76,6 +91,7 @@ SELECT DISTINCT r.thread_id FROM runs r
 WHERE r.assistant_id = $1::uuid AND r.thread_id IS NOT NULL;
 
 -- name: search_assistants
+-- A page of assistants matching the filters, sorted, with the total count.
 -- $1 metadata containment, $2 graph id, $3 name substring (case-insensitive),
 -- $4 sort column, $5 'asc' | 'desc', $6 limit, $7 offset. The sort is chosen
 -- by CASE so the statement stays one fixed text; timestamps and text sort
@@ -102,6 +118,7 @@ ORDER BY
 LIMIT $6 OFFSET $7;
 
 -- name: count_assistants
+-- How many assistants match search_assistants' filters $1-$3.
 SELECT count(*) FROM assistants
 WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::text IS NULL OR graph_id = $2)

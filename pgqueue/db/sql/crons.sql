@@ -4,6 +4,7 @@
 -- that submits the run.
 
 -- name: insert_cron
+-- Stores a new cron and returns it.
 INSERT INTO crons (cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id,
                    end_time, next_run_at)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
@@ -11,6 +12,7 @@ RETURNING cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id
           next_run_at, created_at, updated_at;
 
 -- name: lock_cron
+-- Cron $1 (if it matches filter $2), locked for an update.
 -- PATCH waits here for a scheduler pass that holds the row, so an edit
 -- never interleaves with a tick. $2: an optional metadata filter (an
 -- owner's, once access control applies), as in search.
@@ -20,6 +22,7 @@ FROM crons WHERE cron_id = $1 AND ($2::jsonb IS NULL OR metadata @> $2::jsonb)
 FOR UPDATE;
 
 -- name: update_cron
+-- Writes cron $1's new schedule, payload, metadata, end and next tick.
 UPDATE crons
 SET schedule = $2, payload = $3::jsonb, metadata = $4::jsonb, end_time = $5, next_run_at = $6,
     updated_at = now()
@@ -28,11 +31,12 @@ RETURNING cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id
           next_run_at, created_at, updated_at;
 
 -- name: delete_cron
--- $2: an optional metadata filter, as in lock_cron.
+-- Deletes cron $1 if it matches filter $2 (optional metadata, as in lock_cron).
 DELETE FROM crons WHERE cron_id = $1 AND ($2::jsonb IS NULL OR metadata @> $2::jsonb)
 RETURNING cron_id;
 
 -- name: search_crons
+-- A page of crons matching the filters, sorted.
 -- Filters are skipped when NULL. Sorting by a column the client names
 -- without formatting SQL: one CASE per column type and direction; the
 -- branches that do not apply are NULL for every row and so do not reorder.
@@ -65,12 +69,14 @@ ORDER BY
 LIMIT $7 OFFSET $8;
 
 -- name: count_crons
+-- How many crons match search_crons' filters $1-$3.
 SELECT count(*) FROM crons
 WHERE ($1::uuid IS NULL OR assistant_id = $1)
   AND ($2::uuid IS NULL OR thread_id = $2)
   AND ($3::jsonb IS NULL OR metadata @> $3::jsonb);
 
 -- name: claim_due_crons
+-- Locks up to $1 crons that are due, earliest first, skipping locked ones.
 -- The scheduler's only scan (crons_next_run_at_idx). Rows another process
 -- is firing are skipped, not waited for; "now" is the database's, so every
 -- process computes the next tick from the same clock.
@@ -83,18 +89,20 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
 -- name: advance_cron
+-- Moves cron $1's next tick to $2.
 UPDATE crons SET next_run_at = $2 WHERE cron_id = $1;
 
 -- name: tag_thread
+-- Merges tag $2 into thread $1's metadata.
 -- A stateless cron's thread says which cron made it, and a temporary thread
 -- (on_completion=delete) that it is one, so any process can clean it up once
 -- its run ends, even if the one that made it is gone.
 UPDATE threads SET metadata = metadata || $2::jsonb WHERE thread_id = $1;
 
 -- name: list_ended_temporary_threads
--- Temporary threads (tagged $1: a stateless cron's, or a stateless run's)
--- with no live run left, whose last run ended at least $3 seconds ago
--- (a containment match served by threads_metadata_idx).
+-- Up to $2 temporary threads (tagged $1) whose runs ended $3+ seconds ago.
+-- Tagged by a stateless cron or a stateless run, with no live run left (a
+-- containment match served by threads_metadata_idx).
 SELECT t.thread_id FROM threads t
 WHERE t.metadata @> $1::jsonb
   AND t.status <> 'busy'

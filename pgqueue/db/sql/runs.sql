@@ -1,18 +1,19 @@
 -- Runs as the HTTP API sees them: lookups, listings, deletion, and the
 -- cleanup of temporary (stateless) threads. Submitting, claiming and
--- finishing runs are in queries.sql.
+-- finishing runs are in queue.sql.
 
 -- name: get_assistant_for_run
 -- The assistant a run executes: its graph and the defaults the run inherits.
 SELECT assistant_id, graph_id, config, context FROM assistants WHERE assistant_id = $1;
 
 -- name: get_thread_run
+-- Run $1 of thread $2 as the API shows it.
 SELECT run_id, thread_id, assistant_id, status, metadata, multitask_strategy, kwargs,
        output, error, created_at, updated_at, started_at, ended_at, attempt
 FROM runs WHERE run_id = $1 AND thread_id = $2;
 
 -- name: list_thread_runs
--- A thread's runs, newest first; $2 filters by status when not NULL.
+-- A page of thread $1's runs, newest first; $2 filters by status when not NULL.
 SELECT run_id, thread_id, assistant_id, status, metadata, multitask_strategy, kwargs,
        created_at, updated_at
 FROM runs
@@ -21,11 +22,12 @@ ORDER BY seq DESC
 LIMIT $3 OFFSET $4;
 
 -- name: thread_exists
+-- Whether thread $1 exists.
 SELECT EXISTS (SELECT 1 FROM threads WHERE thread_id = $1);
 
 -- name: delete_finished_run
--- Deletes a run that is no longer live; returns its status either way so
--- the caller can tell "unknown" (no row) from "still live" (not deleted).
+-- Deletes run $1 of thread $2 unless it is live; returns its status either way.
+-- So the caller can tell "unknown" (no row) from "still live" (not deleted).
 WITH target AS (
     SELECT run_id, status FROM runs WHERE run_id = $1 AND thread_id = $2
 ), deleted AS (
@@ -36,8 +38,9 @@ WITH target AS (
 SELECT target.status, (SELECT count(*) FROM deleted) AS deleted FROM target;
 
 -- name: live_runs
--- Live runs among $1 (or all live runs of thread $2, or of every thread
--- when both are NULL) with a status among $3: what /runs/cancel stops.
+-- The live runs /runs/cancel stops, oldest first.
+-- Those among $1 (or all of thread $2's, or of every thread when both are
+-- NULL) with a status among $3.
 SELECT run_id FROM runs
 WHERE status IN ('pending', 'running')
   AND ($1::uuid[] IS NULL OR run_id = ANY($1::uuid[]))
@@ -46,14 +49,14 @@ WHERE status IN ('pending', 'running')
 ORDER BY seq;
 
 -- name: announce_run_ends
--- Wakes followers of runs that ended outside a worker (a pending run
--- cancelled): the same NOTIFY a worker's final write sends.
+-- Wakes followers of runs $1, which ended outside a worker (pending, cancelled).
+-- The same NOTIFY a worker's final write sends.
 SELECT pg_notify('pgqueue_events', r::text || ':end') FROM unnest($1::uuid[]) AS r;
 
 -- name: delete_temporary_thread
--- on_completion=delete: a stateless run's thread goes once no run on it is
--- live, with its runs (FK cascade), their events, and its checkpoints
--- (keyed by thread id as text).
+-- Deletes temporary thread $1 and its checkpoints once no run on it is live.
+-- on_completion=delete: a stateless run's thread goes with its runs (FK
+-- cascade), their events, and its checkpoints (keyed by thread id as text).
 WITH thread AS (
     DELETE FROM threads t
     WHERE t.thread_id = $1
@@ -68,10 +71,6 @@ WITH thread AS (
     DELETE FROM checkpoints WHERE thread_id = $1::text AND EXISTS (SELECT 1 FROM thread)
 )
 SELECT count(*) AS deleted FROM thread;
-
--- name: last_event_seq
--- Where a stream joined without Last-Event-ID starts: after what exists.
-SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1;
 
 -- name: get_run_result
 -- What a joiner needs, in one read: still live, or how it ended.

@@ -1,10 +1,11 @@
--- Threads as the HTTP API reads and writes them (pgqueue/threads.py), and
--- the checkpoint rows that go with a thread (copy, delete). Checkpoint
--- tables key threads by their id as text. jsonb travels as JSON text.
+-- Threads as the HTTP API reads and writes them (pgqueue/resources/threads.py,
+-- thread_state.py), the state a run's end leaves on its thread, and the
+-- checkpoint rows that go with a thread (copy, delete). Checkpoint tables
+-- key threads by their id as text. jsonb travels as JSON text.
 
 -- name: create_thread
--- No row back when the id is taken (409, or the existing thread with
--- if_exists=do_nothing).
+-- Creates thread $1 with metadata $2; no row back when the id is taken.
+-- The caller answers 409, or the existing thread with if_exists=do_nothing.
 INSERT INTO threads (thread_id, metadata)
 VALUES ($1, $2::jsonb)
 ON CONFLICT (thread_id) DO NOTHING
@@ -12,11 +13,13 @@ RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status,
           state_values, interrupts, error;
 
 -- name: get_thread
+-- Thread $1 as the API shows it.
 SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
        state_values, interrupts, error
 FROM threads WHERE thread_id = $1;
 
 -- name: update_thread_metadata
+-- Merges $2 into thread $1's metadata (a PATCH).
 -- PATCH merges: keys given replace theirs, others stay.
 UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = now()
 WHERE thread_id = $1
@@ -24,6 +27,7 @@ RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status,
           state_values, interrupts, error;
 
 -- name: lock_thread_live_runs
+-- Locks the live runs of threads $1 before they are deleted, stopping them.
 -- Before deleting threads: lock their live runs (runs before threads, the
 -- order workers lock in), which also holds off their checkpoint writes (the
 -- fence takes the run row FOR SHARE), and tell the workers of running ones
@@ -37,10 +41,11 @@ ORDER BY run_id
 FOR UPDATE;
 
 -- name: delete_threads
--- Runs (and their events) go by cascade.
+-- Deletes threads $1; their runs (and the runs' events) go by cascade.
 DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) RETURNING thread_id;
 
 -- name: delete_thread_checkpoints
+-- Deletes the checkpoints, blobs and writes of threads $1.
 -- $1 text[]: thread ids as the checkpoint tables store them.
 WITH writes AS (
     DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])
@@ -50,6 +55,7 @@ WITH writes AS (
 DELETE FROM checkpoints WHERE thread_id = ANY($1::text[]);
 
 -- name: search_threads
+-- A page of threads matching the filters, sorted, with the total count.
 -- $1 metadata containment, $2 values containment, $3 ids, $4 status,
 -- $5 sort column, $6 'asc' | 'desc', $7 limit, $8 offset; NULL filters match
 -- all. Sorted by CASE so the text stays fixed; timestamps and text sort in
@@ -78,6 +84,7 @@ ORDER BY
 LIMIT $7 OFFSET $8;
 
 -- name: count_threads
+-- How many threads match search_threads' filters $1-$4.
 SELECT count(*) FROM threads
 WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
@@ -85,8 +92,8 @@ WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($4::text IS NULL OR status = $4);
 
 -- name: copy_thread
--- A new thread $2 with $1's metadata, config, values and checkpoints. One
--- statement, so one snapshot: a run writing on $1 meanwhile is copied
+-- Copies thread $1 to a new thread $2: metadata, config, values, checkpoints.
+-- One statement, so one snapshot: a run writing on $1 meanwhile is copied
 -- either before or after a checkpoint, never half of one. The copy has no
 -- runs, so it is not busy.
 WITH source AS (
@@ -118,8 +125,8 @@ WITH source AS (
 SELECT * FROM copied;
 
 -- name: get_thread_graph
--- Which graph a thread's state is read with, most telling first: its newest
--- run's graph (what the run recorded, else its assistant's), then the
+-- The graphs thread $1's state may be read with, and whether a run is live.
+-- Most telling first: its newest run's graph (what the run recorded, else its assistant's), then the
 -- thread's metadata (graph_id, or an assistant_id). Also: is a run live?
 SELECT t.thread_id,
        ARRAY[r.kwargs ->> 'graph_id', a.graph_id, t.metadata ->> 'graph_id', ma.graph_id]
@@ -141,8 +148,9 @@ LEFT JOIN assistants ma ON ma.assistant_id = CASE
 WHERE t.thread_id = $1;
 
 -- name: record_thread_state
--- After a state update from the API: the thread's values, interrupts and
--- status ($4: interrupted or idle) as of its new latest checkpoint.
+-- Records thread $1's state after an update from the API.
+-- Its values, interrupts and status ($4: interrupted or idle) as of its
+-- new latest checkpoint.
 UPDATE threads SET
     state_values = $2::jsonb,
     interrupts = $3::jsonb,
@@ -152,3 +160,22 @@ UPDATE threads SET
     updated_at = now()
 WHERE thread_id = $1
 RETURNING thread_id;
+
+-- name: record_thread_state_after_run
+-- Records run $1's end on its thread (if attempt $2 ended with status $3).
+-- Pipelined after complete_runs, in the same transaction, on the run's own
+-- connection: the thread's latest values ($4) and interrupts ($5), written
+-- only if that final write happened (the run now has this status at this
+-- attempt: the fence), and a NOTIFY that the run ended, for joiners and
+-- streams in any process. NULL values keep the thread's previous ones.
+WITH settled AS (
+    UPDATE threads t SET
+        state_values = coalesce($4::jsonb, t.state_values),
+        interrupts = $5::jsonb,
+        state_updated_at = now()
+    FROM runs r
+    WHERE r.run_id = $1 AND r.attempt = $2 AND r.status = $3
+      AND t.thread_id = r.thread_id
+    RETURNING t.thread_id
+)
+SELECT pg_notify('pgqueue_events', $1::text || ':end');

@@ -1,0 +1,301 @@
+"""Every knob of a process that runs workers, in one place, and the one
+place that turns them into the library's configs and services.
+
+A knob has one default, one environment variable (two for concurrency:
+``langgraph dev``'s name is read too) and, usually, one flag. The defaults
+are the library configs' own (``WorkerConfig.concurrency`` and so on), so
+each number is written once, in the class that uses it. A value comes from
+the flag if given, else the environment, else that default.
+
+``pgqueue worker`` and ``pgqueue serve`` (whose settings hold a
+``ProcessSettings``) both build their worker, executor and maintenance
+services here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+
+from pgqueue.core.handler import Handler, HandlerFunction
+from pgqueue.errors import ConfigError
+from pgqueue.execution.webhooks import WebhookConfig
+from pgqueue.maintenance.pruner import Pruner, PrunerConfig
+from pgqueue.maintenance.service import PeriodicService
+from pgqueue.maintenance.sweeper import Sweeper, SweeperConfig
+from pgqueue.worker.config import WorkerConfig
+from pgqueue.worker.heartbeat import DEFAULT_LEASE_SECONDS, UNHEALTHY_EXIT_DEADLINE, HeartbeatConfig
+from pgqueue.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from pgqueue.core.notifier import Notifier
+    from pgqueue.execution.executor import ExecutorConfig, GraphExecutor
+    from pgqueue.execution.graphs import GraphRegistry
+
+# How long a starting worker or server waits for a database that is not
+# answering yet (restarting, or starting beside it under a supervisor)
+# before it gives up with a message instead of a traceback.
+STARTUP_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Knob:
+    field: str  # ProcessSettings' field, and the flag's argparse dest
+    flags: tuple[str, ...]
+    env: tuple[str, ...]  # the first one set (and not empty) wins
+    help: str
+    # The smallest value that makes sense, and whether it is allowed itself.
+    minimum: float = 0
+    inclusive: bool = False
+    # The default in words, for a knob whose default is None.
+    unset: str = ""
+
+    def name(self) -> str:
+        """How an error message names it: as a user would set it."""
+        return " / ".join([*self.flags, *(f"${e}" for e in self.env)]) or self.field
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "concurrency",
+        ("--concurrency", "--n-jobs-per-worker"),
+        ("PGQUEUE_CONCURRENCY", "N_JOBS_PER_WORKER"),
+        "runs executed at once per process, and the claim batch size",
+        minimum=1,
+        inclusive=True,
+    ),
+    Knob(
+        "poll_interval",
+        ("--poll-interval",),
+        ("PGQUEUE_POLL_SECONDS",),
+        "seconds between fallback polls; NOTIFY does the waking",
+    ),
+    Knob(
+        "heartbeat_interval",
+        ("--heartbeat-interval",),
+        ("PGQUEUE_HEARTBEAT_SECONDS",),
+        "seconds between lease renewals",
+    ),
+    Knob(
+        "stale_after",
+        ("--stale-after",),
+        ("PGQUEUE_LEASE_SECONDS",),
+        "lease window in seconds: a run whose worker is silent longer is requeued",
+        unset="the database's pgqueue.lease_timeout, 20 s",
+    ),
+    Knob(
+        "sweep_interval",
+        ("--sweep-interval",),
+        ("PGQUEUE_SWEEP_SECONDS",),
+        "seconds between in-process sweeps",
+    ),
+    Knob("sweep", ("--no-sweep",), (), "leave sweeping to pg_cron or another process"),
+    Knob(
+        "shutdown_grace",
+        ("--shutdown-grace",),
+        ("PGQUEUE_SHUTDOWN_GRACE_SECONDS",),
+        "on SIGINT/SIGTERM, seconds in-flight runs get to finish before they are handed "
+        "back to the queue; a second signal skips it",
+        inclusive=True,
+    ),
+    Knob(
+        "webhook_attempts",
+        ("--webhook-attempts",),
+        ("PGQUEUE_WEBHOOK_ATTEMPTS",),
+        "tries per webhook (connection errors, 429 and 5xx are tried again)",
+        minimum=1,
+        inclusive=True,
+    ),
+    Knob(
+        "webhook_backoff",
+        ("--webhook-backoff",),
+        ("PGQUEUE_WEBHOOK_BACKOFF_SECONDS",),
+        "seconds before a webhook's second try, doubling for each one after",
+        inclusive=True,
+    ),
+    # No flag: it applies before anything else, to every command that
+    # connects, and an operator sets it once for a deployment.
+    Knob(
+        "startup_wait",
+        (),
+        ("PGQUEUE_STARTUP_WAIT_SECONDS",),
+        "at start, seconds to wait (with backoff) for a database that does not answer yet",
+        inclusive=True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The knobs' values for one process; see ``KNOBS`` for each one."""
+
+    concurrency: int = WorkerConfig.concurrency
+    poll_interval: float = WorkerConfig.poll_interval
+    heartbeat_interval: float = HeartbeatConfig.interval
+    # None: the database's pgqueue.lease_timeout, as the pg_cron job uses.
+    stale_after: float | None = SweeperConfig.stale_after
+    sweep_interval: float = SweeperConfig.interval
+    sweep: bool = True
+    shutdown_grace: float = WorkerConfig.shutdown_grace
+    webhook_attempts: int = WebhookConfig.attempts
+    webhook_backoff: float = WebhookConfig.backoff
+    startup_wait: float = STARTUP_WAIT_SECONDS
+
+    def __post_init__(self) -> None:
+        for knob in KNOBS:
+            value = getattr(self, knob.field)
+            if value is None or isinstance(value, bool):
+                continue
+            low = knob.minimum
+            if value < low or (value == low and not knob.inclusive):
+                bound = f"{low:g} or more" if knob.inclusive else f"more than {low:g}"
+                raise ConfigError(f"{knob.name()} must be {bound}, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessSettings:
+        """Defaults, then the environment (an empty variable counts as unset)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for knob in KNOBS:
+            for var in knob.env:
+                raw = environ.get(var)
+                if raw:
+                    values[knob.field] = env_value(var, raw, _kind(knob.field))
+                    break
+        return cls(**values)
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> ProcessSettings:
+        """``from_env``, then the flags given on the command line (a
+        command that has no such flag leaves the knob as it is)."""
+        given = {k.field: getattr(args, k.field, None) for k in KNOBS}
+        return replace(cls.from_env(environ), **{k: v for k, v in given.items() if v is not None})
+
+    # -- the library's configs -------------------------------------------------
+
+    def heartbeat_config(self) -> HeartbeatConfig:
+        return HeartbeatConfig(
+            interval=self.heartbeat_interval,
+            # Liveness needs a number even when the sweep uses the
+            # database's window: that window's default.
+            lease_timeout=self.stale_after or DEFAULT_LEASE_SECONDS,
+            # These processes own their lifetime: a stuck shutdown must not
+            # keep a process without a live worker around.
+            exit_deadline=UNHEALTHY_EXIT_DEADLINE,
+        )
+
+    def worker_config(self, **extra: Any) -> WorkerConfig:
+        return WorkerConfig(
+            concurrency=self.concurrency,
+            poll_interval=self.poll_interval,
+            heartbeat=self.heartbeat_config(),
+            shutdown_grace=self.shutdown_grace,
+            **extra,
+        )
+
+    def sweeper_config(self) -> SweeperConfig:
+        return SweeperConfig(interval=self.sweep_interval, stale_after=self.stale_after)
+
+    def pruner_config(self) -> PrunerConfig:
+        return PrunerConfig()
+
+    def webhook_config(self) -> WebhookConfig:
+        return WebhookConfig(attempts=self.webhook_attempts, backoff=self.webhook_backoff)
+
+    def executor_config(self) -> ExecutorConfig:
+        # Imported here: LangGraph takes a second to import, and commands
+        # like migrate never run a graph.
+        from pgqueue.execution.executor import ExecutorConfig
+
+        # One checkpointer connection per run slot, or runs wait for one.
+        return ExecutorConfig(pool_size=self.concurrency, webhooks=self.webhook_config())
+
+    # -- the services built from them ------------------------------------------
+
+    def graph_executor(self, registry: GraphRegistry, database_url: str) -> GraphExecutor:
+        from pgqueue.execution.executor import GraphExecutor
+
+        return GraphExecutor(registry, database_url, self.executor_config())
+
+    def graph_worker(
+        self, registry: GraphRegistry, database_url: str, *, notifier: Notifier | None = None
+    ) -> Worker:
+        """A worker running ``registry``'s graphs with the LangGraph executor."""
+        from pgqueue.execution.executor import is_retriable
+
+        return Worker(
+            database_url,
+            self.graph_executor(registry, database_url),
+            self.worker_config(is_retriable=is_retriable),
+            notifier=notifier,
+        )
+
+    def handler_worker(self, handler: Handler | HandlerFunction, database_url: str) -> Worker:
+        """A worker running any handler: an async callable that takes a
+        ``ClaimedRun``, or the whole ``Handler`` contract."""
+        return Worker(database_url, handler, self.worker_config())
+
+    def maintenance(self, pool: asyncpg.Pool) -> list[PeriodicService]:
+        """What every process with workers runs beside them: the pruner, and
+        the sweeper unless pg_cron or another process does it. Both are safe
+        to run in any number of processes."""
+        services: list[PeriodicService] = [Pruner(pool, self.pruner_config())]
+        if self.sweep:
+            services.append(Sweeper(pool, self.sweeper_config()))
+        return services
+
+
+_FIELD_TYPES = {f.name: f.type for f in fields(ProcessSettings)}
+
+T = TypeVar("T", int, float)
+
+
+def _kind(field: str) -> Callable[[str], Any]:
+    # Annotations are strings (``from __future__ import annotations``).
+    return int if _FIELD_TYPES[field] == "int" else float
+
+
+def env_value(var: str, raw: str, kind: Callable[[str], T]) -> T:
+    """``raw`` read as a number, or a ConfigError naming the variable."""
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"${var} must be {what}, got {raw!r}") from None
+
+
+def env_number(name: str, kind: Callable[[str], T], default: T) -> T:
+    """One environment variable as a number; unset or empty: ``default``."""
+    raw = os.environ.get(name)
+    return env_value(name, raw, kind) if raw else default
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The knobs' flags. Each defaults to None ("not given"): the value is
+    settled by ``ProcessSettings.from_args``, and the help says how."""
+    defaults = ProcessSettings()
+    for knob in KNOBS:
+        if not knob.flags:
+            continue
+        if knob.field == "sweep":
+            parser.add_argument(
+                *knob.flags, dest="sweep", action="store_const", const=False, help=knob.help
+            )
+            continue
+        default = getattr(defaults, knob.field)
+        where = [f"${e}" for e in knob.env]
+        where.append(f"else {default:g}" if default is not None else f"else {knob.unset}")
+        parser.add_argument(
+            *knob.flags,
+            dest=knob.field,
+            type=_kind(knob.field),
+            default=None,
+            help=f"{knob.help} (default: {', '.join(where)})",
+        )

@@ -1,0 +1,40 @@
+-- A run's stream events (the run_events table): written by the run's own
+-- connection in batches (pgqueue/execution/events.py), read by streams, and
+-- pruned after the run ended.
+
+-- name: insert_events
+-- Writes a batch of run $1's events for attempt $2, then announces the last seq.
+-- $3 seqs, $4 event names, $5 data (JSON text). Fenced by the table's
+-- pgqueue_fence trigger; the NOTIFY payload is small (run and seq), readers
+-- fetch the rows.
+WITH inserted AS (
+    INSERT INTO run_events (run_id, seq, attempt, event, data)
+    SELECT $1, s, $2, e, d
+    FROM unnest($3::bigint[], $4::text[], $5::jsonb[]) AS t(s, e, d)
+    RETURNING seq
+)
+SELECT pg_notify('pgqueue_events', $1::text || ':' || max(seq)) FROM inserted;
+
+-- name: last_event_seq
+-- The highest event seq of run $1 (0: none yet).
+-- Where a resumed attempt's numbering goes on, and where a stream joined
+-- without Last-Event-ID starts.
+SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = $1;
+
+-- name: read_events
+-- Up to $3 of run $1's events after seq $2, in order.
+SELECT seq, attempt, event, data FROM run_events
+WHERE run_id = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3;
+
+-- name: prune_events
+-- Deletes up to $2 events of runs that ended more than $1 ago.
+DELETE FROM run_events e
+USING (
+    SELECT e2.run_id, e2.seq FROM run_events e2
+    JOIN runs r ON r.run_id = e2.run_id
+    WHERE r.ended_at < now() - $1::interval
+    LIMIT $2
+) old
+WHERE e.run_id = old.run_id AND e.seq = old.seq;

@@ -1,0 +1,58 @@
+"""A worker's settings, and the counters it keeps of what it did."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pgqueue.worker.heartbeat import HeartbeatConfig
+
+
+def _always(_exc: BaseException) -> bool:
+    return True
+
+
+@dataclass
+class WorkerConfig:
+    concurrency: int = 10
+    # Fallback only: NOTIFY wakes an idle worker in milliseconds.
+    poll_interval: float = 5.0
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    # Failed attempts come back after base * 2**(n-1) seconds (+-25% jitter).
+    retry_backoff_base: float = 1.0
+    retry_backoff_max: float = 300.0
+    is_retriable: Callable[[BaseException], bool] = _always
+    worker_id: str | None = None
+    pool_size: int = 3
+    # Claims skip the fsync wait (see claim_runs in queue.sql for why that
+    # is safe); final writes wait for it unless this is turned off.
+    synchronous_completion: bool = True
+    # Graceful shutdown: in-flight runs get this long to finish, their
+    # leases heartbeated all along; then (or at a second stop()) they are
+    # stopped and handed back to the queue, attempt not counted. 25 s fits
+    # inside the 30 s most supervisors (Kubernetes, systemd) wait.
+    shutdown_grace: float = 25.0
+    # How long stopped runs get to unwind and be handed back before the
+    # worker gives up on them (their leases then expire: the sweeper).
+    shutdown_unwind: float = 10.0
+
+    def backoff(self, failures: int) -> float:
+        """Seconds until a run that has failed ``failures`` times runs again."""
+        delay = min(
+            self.retry_backoff_base * 2 ** max(failures - 1, 0),
+            self.retry_backoff_max,
+        )
+        # Jitter: runs that failed together (a database blip) do not all
+        # come back in the same instant.
+        return delay * random.uniform(0.75, 1.25)
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    lease_lost: int = 0
+    claim_queries: int = 0
