@@ -33,14 +33,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from langchain_core.runnables import RunnableConfig
@@ -54,6 +52,8 @@ from psycopg.rows import DictRow
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchdb import ADMIN_DSN, fresh_database  # noqa: E402
 
 from pgqueue.core import queue  # noqa: E402
 from pgqueue.core.queue import Completion, NewRun  # noqa: E402
@@ -168,24 +168,6 @@ class Cell:
     statements: int = 0
 
 
-def with_db(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-
-
-@asynccontextmanager
-async def fresh_database(admin_dsn: str) -> AsyncIterator[str]:
-    name = f"bench_fencing_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield with_db(admin_dsn, name)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def invoke(cell: Cell, qconn: asyncpg.Connection[Any]) -> float:
     """One graph invocation on a new thread under a freshly claimed run;
     returns the milliseconds of ainvoke alone."""
@@ -249,7 +231,7 @@ async def server_info(dsn: str) -> dict[str, str]:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     savers = ["stock", "fenced", "naive wrapper"]
-    async with fresh_database(args.dsn) as dsn:
+    async with fresh_database(args.dsn, "fencing") as dsn:
         await asyncio.to_thread(migrate.upgrade, dsn)
         qconn = await asyncpg.connect(dsn)
         conns = {name: await connect(dsn) for name in savers}
@@ -355,7 +337,7 @@ def render(results: dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--dsn", default=ADMIN_DSN)
     p.add_argument("--runs", type=int, default=300, help="timed invocations per variant")
     p.add_argument("--warmup", type=int, default=5, help="untimed invocations per variant")
     args = p.parse_args()

@@ -25,16 +25,16 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchdb import arg_parser, fresh_database  # noqa: E402
 
 from pgqueue.core import queue  # noqa: E402
 from pgqueue.core.queue import Completion, NewRun  # noqa: E402
@@ -43,31 +43,6 @@ from pgqueue.db.sql import queries  # noqa: E402
 from pgqueue.types import WAKE_CHANNEL  # noqa: E402
 
 PEERS = ("pgqueue", "pgqueuer", "procrastinate")
-
-
-def with_db(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-
-
-class FreshDatabase:
-    def __init__(self, admin_dsn: str, prefix: str) -> None:
-        self.admin_dsn = admin_dsn
-        self.name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
-
-    async def __aenter__(self) -> str:
-        conn = await asyncpg.connect(self.admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await conn.close()
-        return with_db(self.admin_dsn, self.name)
-
-    async def __aexit__(self, *exc: object) -> None:
-        conn = await asyncpg.connect(self.admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def run_peer(peer: str, *args: str) -> dict[str, Any]:
@@ -87,7 +62,7 @@ def run_peer(peer: str, *args: str) -> dict[str, Any]:
 
 
 async def peer_round(admin: str, peer: str, kind: str, a: argparse.Namespace) -> dict[str, Any]:
-    async with FreshDatabase(admin, peer) as dsn:
+    async with fresh_database(admin, peer) as dsn:
         if kind == "drain":
             return await asyncio.to_thread(
                 run_peer,
@@ -272,12 +247,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin DSN"
-    )
+    ap = arg_parser(__doc__)
     ap.add_argument("--jobs", type=int, default=20000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=10)
@@ -317,20 +287,20 @@ async def main() -> None:
                 print(f"round {round_no + 1} {peer:14} {kind:8} {json.dumps(r)}", flush=True)
 
     if not a.skip_extras:
-        async with FreshDatabase(a.dsn, "claim") as dsn:
+        async with fresh_database(a.dsn, "claim") as dsn:
             migrate.upgrade(dsn)
             results["claim"] = [
                 await claim_latency(dsn, 1000, 500),
                 await claim_latency(dsn, a.finished_rows, 500),
             ]
             print("claim", results["claim"], flush=True)
-        async with FreshDatabase(a.dsn, "submit") as dsn:
+        async with fresh_database(a.dsn, "submit") as dsn:
             migrate.upgrade(dsn)
             on = await submit_throughput(dsn, 16, 5.0, wake=True)
             off = await submit_throughput(dsn, 16, 5.0, wake=False)
             results["submit"] = [on, off]
             print("submit", results["submit"], flush=True)
-        async with FreshDatabase(a.dsn, "hot") as dsn:
+        async with fresh_database(a.dsn, "hot") as dsn:
             migrate.upgrade(dsn)
             results["hot"] = await heartbeat_hot_share(dsn, 1000, 100)
             print("hot", results["hot"], flush=True)

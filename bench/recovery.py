@@ -29,7 +29,6 @@ overrides them. ``tuned``: --heartbeat-interval 0.5 --stale-after 3
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -41,17 +40,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+
+from benchdb import arg_parser, fresh_database  # noqa: E402
 
 from pgqueue.core import queue  # noqa: E402
 from pgqueue.core.queue import NewRun  # noqa: E402
@@ -91,10 +90,6 @@ END $$;
 CREATE TRIGGER bench_transition AFTER UPDATE ON runs FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION bench_transition();
 """
-
-
-def with_db(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 
 
 class Worker:
@@ -137,108 +132,103 @@ async def until(probe: Any, timeout: float, what: str, worker: Worker | None = N
 
 
 async def measure(admin: str, profile: str, rng: random.Random) -> dict[str, Any]:
-    name = f"bench_recovery_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = with_db(admin, name)
-    workers: list[Worker] = []
-    try:
-        await asyncio.to_thread(migrate.upgrade, url)
-        db = await asyncpg.connect(url)
-        # three_steps records each node execution here.
-        await db.execute(
-            "CREATE TABLE node_runs (run_id text, node text, attempt int, "
-            "at timestamptz DEFAULT clock_timestamp())"
-        )
-        await db.execute(TRANSITIONS_SQL)
-        flags = PROFILES[profile]["flags"]
-        a = Worker(url, flags)
-        workers.append(a)
+    # The workers stop before the database goes (the drop forces them off).
+    async with fresh_database(admin, "recovery") as url:
+        workers: list[Worker] = []
+        try:
+            await asyncio.to_thread(migrate.upgrade, url)
+            db = await asyncpg.connect(url)
+            # three_steps records each node execution here.
+            await db.execute(
+                "CREATE TABLE node_runs (run_id text, node text, attempt int, "
+                "at timestamptz DEFAULT clock_timestamp())"
+            )
+            await db.execute(TRANSITIONS_SQL)
+            flags = PROFILES[profile]["flags"]
+            a = Worker(url, flags)
+            workers.append(a)
 
-        async def registered(pid: int) -> bool:
-            return bool(await db.fetchval("SELECT count(*) FROM workers WHERE pid = $1", pid))
+            async def registered(pid: int) -> bool:
+                return bool(await db.fetchval("SELECT count(*) FROM workers WHERE pid = $1", pid))
 
-        await until(lambda: registered(a.proc.pid), 60, "worker A", a)
-        [sub] = await queue.submit(
-            db,
-            [
-                NewRun(
-                    thread_id=uuid7(),
-                    assistant_id=system_assistant_id("three_steps"),
-                    kwargs={
-                        "graph_id": "three_steps",
-                        "input": {"log": [], "sleep_in_two": 600},
-                        "durability": "sync",
-                    },
-                )
-            ],
-        )
-
-        async def in_node_two() -> bool:
-            return bool(
-                await db.fetchval(
-                    "SELECT count(*) FROM node_runs WHERE run_id = $1 AND node = 'two'",
-                    str(sub.run_id),
-                )
+            await until(lambda: registered(a.proc.pid), 60, "worker A", a)
+            [sub] = await queue.submit(
+                db,
+                [
+                    NewRun(
+                        thread_id=uuid7(),
+                        assistant_id=system_assistant_id("three_steps"),
+                        kwargs={
+                            "graph_id": "three_steps",
+                            "input": {"log": [], "sleep_in_two": 600},
+                            "durability": "sync",
+                        },
+                    )
+                ],
             )
 
-        await until(in_node_two, 60, "run in node two on A", a)
-        b = Worker(url, flags)
-        workers.append(b)
-        await until(lambda: registered(b.proc.pid), 60, "worker B", b)
-        # A random phase of A's heartbeat: the kill may come just after a beat
-        # (longest wait) or just before one (shortest).
-        await asyncio.sleep(rng.uniform(0, PROFILES[profile]["heartbeat"]))
-        before = await db.fetchrow(
-            "SELECT heartbeat_at, clock_timestamp() AS now FROM runs WHERE run_id = $1", sub.run_id
-        )
-        killed = datetime.now(UTC)
-        a.proc.send_signal(signal.SIGKILL)
-        a.proc.wait(10)
+            async def in_node_two() -> bool:
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) FROM node_runs WHERE run_id = $1 AND node = 'two'",
+                        str(sub.run_id),
+                    )
+                )
 
-        async def resumed() -> asyncpg.Record | None:
-            row = await db.fetchrow(
-                "SELECT status, attempt, started_at, worker_id FROM runs WHERE run_id = $1",
+            await until(in_node_two, 60, "run in node two on A", a)
+            b = Worker(url, flags)
+            workers.append(b)
+            await until(lambda: registered(b.proc.pid), 60, "worker B", b)
+            # A random phase of A's heartbeat: the kill may come just after a beat
+            # (longest wait) or just before one (shortest).
+            await asyncio.sleep(rng.uniform(0, PROFILES[profile]["heartbeat"]))
+            before = await db.fetchrow(
+                "SELECT heartbeat_at, clock_timestamp() AS now FROM runs WHERE run_id = $1",
                 sub.run_id,
             )
-            return row if row["attempt"] >= 2 and row["status"] != "pending" else None
+            killed = datetime.now(UTC)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(10)
 
-        claimed = await until(resumed, 300, "resumed attempt", b)
+            async def resumed() -> asyncpg.Record | None:
+                row = await db.fetchrow(
+                    "SELECT status, attempt, started_at, worker_id FROM runs WHERE run_id = $1",
+                    sub.run_id,
+                )
+                return row if row["attempt"] >= 2 and row["status"] != "pending" else None
 
-        async def finished() -> asyncpg.Record | None:
-            row = await db.fetchrow(
-                "SELECT status, attempt, ended_at FROM runs WHERE run_id = $1", sub.run_id
+            claimed = await until(resumed, 300, "resumed attempt", b)
+
+            async def finished() -> asyncpg.Record | None:
+                row = await db.fetchrow(
+                    "SELECT status, attempt, ended_at FROM runs WHERE run_id = $1", sub.run_id
+                )
+                return row if row["status"] == "success" else None
+
+            done = await until(finished, 60, "finished run", b)
+            requeued = await db.fetchval(
+                "SELECT min(at) FROM bench_transitions WHERE status = 'pending' AND attempt = 1"
             )
-            return row if row["status"] == "success" else None
-
-        done = await until(finished, 60, "finished run", b)
-        requeued = await db.fetchval(
-            "SELECT min(at) FROM bench_transitions WHERE status = 'pending' AND attempt = 1"
-        )
-        nodes = await db.fetch(
-            "SELECT node, count(*) AS n FROM node_runs WHERE run_id = $1 GROUP BY node",
-            str(sub.run_id),
-        )
-        await db.close()
-        return {
-            "profile": profile,
-            "heartbeat_age_at_kill_s": round(
-                (before["now"] - before["heartbeat_at"]).total_seconds(), 3
-            ),
-            "requeued_s": round((requeued - killed).total_seconds(), 3) if requeued else None,
-            "resumed_s": round((claimed["started_at"] - killed).total_seconds(), 3),
-            "finished_s": round((done["ended_at"] - killed).total_seconds(), 3),
-            "attempt": done["attempt"],
-            "resumed_by_b": f":{b.proc.pid}:" in claimed["worker_id"],
-            "node_executions": {r["node"]: r["n"] for r in nodes},
-        }
-    finally:
-        for w in workers:
-            w.stop()
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+            nodes = await db.fetch(
+                "SELECT node, count(*) AS n FROM node_runs WHERE run_id = $1 GROUP BY node",
+                str(sub.run_id),
+            )
+            await db.close()
+            return {
+                "profile": profile,
+                "heartbeat_age_at_kill_s": round(
+                    (before["now"] - before["heartbeat_at"]).total_seconds(), 3
+                ),
+                "requeued_s": round((requeued - killed).total_seconds(), 3) if requeued else None,
+                "resumed_s": round((claimed["started_at"] - killed).total_seconds(), 3),
+                "finished_s": round((done["ended_at"] - killed).total_seconds(), 3),
+                "attempt": done["attempt"],
+                "resumed_by_b": f":{b.proc.pid}:" in claimed["worker_id"],
+                "node_executions": {r["node"]: r["n"] for r in nodes},
+            }
+        finally:
+            for w in workers:
+                w.stop()
 
 
 def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -254,12 +244,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin DSN"
-    )
+    ap = arg_parser(__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profiles", default=",".join(PROFILES))
     ap.add_argument("--seed", type=int, default=None)

@@ -98,8 +98,9 @@ def fenced(what: str) -> Iterator[None]:
 
 
 class ConfigError(PgqueueError, ValueError):
-    """langgraph.json (or the auth it names) is missing, malformed, or names
-    a graph that won't load."""
+    """A configuration pgqueue cannot work with: langgraph.json (or the auth
+    it names) missing, malformed or naming a graph that won't load, or a
+    setting (flag, environment variable, service config) out of range."""
 
     message = "langgraph.json is missing, malformed, or names a graph that won't load"
 

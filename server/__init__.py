@@ -1,1 +1,3 @@
-"""HTTP server (Starlette): thin handlers over pgqueue. Built in a later issue."""
+"""The HTTP app on top of the pgqueue library: a Starlette server that speaks
+the LangGraph Platform API (``app.create_app``), and the full ``pgqueue``
+command, whose ``serve`` and ``server`` live here (``cli``)."""

@@ -7,7 +7,6 @@ No Docker engine is needed: `docker-compose config` only reads the file.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.system import require_system
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -27,12 +28,11 @@ TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdo
 
 def _docker_compose() -> str:
     path = shutil.which("docker-compose")
-    if path is not None:
-        return path
-    why = "docker-compose is not on PATH (Debian: docker-compose)"
-    if os.environ.get("PGQUEUE_REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(why + "; .ci/install-system-deps installs it")
-    pytest.skip(why)
+    require_system(
+        path is not None, "docker-compose is not on PATH (Debian: docker-compose)", installs="it"
+    )
+    assert path is not None
+    return path
 
 
 def _compose(*args: str) -> subprocess.CompletedProcess[str]:

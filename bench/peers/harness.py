@@ -13,6 +13,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import statistics
+import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -61,6 +62,32 @@ def drain_result(peer: str, jobs: int, workers: int, batch: int, seconds: float)
         "seconds": round(seconds, 4),
         "jobs_per_s": round(jobs / seconds, 1),
     }
+
+
+async def probe_latency(
+    peer: str,
+    worker_main: WorkerMain,
+    dsn: str,
+    samples: int,
+    warmup: int,
+    submit: Callable[[float], Awaitable[Any]],
+    batch: Any = None,
+) -> dict[str, Any]:
+    """Submit-to-start latency, the same way for every peer: one idle
+    worker; each probe job carries its submit time ``t0`` (``submit(t0)``
+    enqueues it) and the worker puts back how long it took to start."""
+    out = CTX.Queue()
+    procs, go, stop = start_workers(worker_main, dsn, 1, batch, out)
+    go.set()
+    await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
+    deltas: list[float] = []
+    for _ in range(samples + warmup):
+        t0 = time.time()
+        await submit(t0)
+        deltas.append(out.get(timeout=30))  # blocking is fine: the delta is taken in the worker
+        await asyncio.sleep(0.02)  # let the worker go idle (back to waiting on NOTIFY)
+    stop_workers(procs, stop)
+    return {"peer": peer, "samples": samples, **summarize(deltas[warmup:])}
 
 
 def summarize(deltas_s: list[float]) -> dict[str, float]:

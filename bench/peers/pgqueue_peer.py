@@ -17,7 +17,7 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import asyncpg
-from harness import CTX, drain_result, main, start_workers, stop_workers, summarize
+from harness import CTX, drain_result, main, probe_latency, start_workers, stop_workers
 
 from pgqueue.core import queue
 from pgqueue.core.queue import ClaimedRun, NewRun
@@ -77,19 +77,13 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
 async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
     migrate.upgrade(dsn)
     conn = await asyncpg.connect(dsn)
-    out = CTX.Queue()
-    procs, go, stop = start_workers(worker_main, dsn, 1, 1, out)
-    go.set()
-    await asyncio.sleep(0.5)  # let the worker LISTEN and go idle
-    deltas: list[float] = []
-    for _ in range(samples + warmup):
-        t0 = time.time()
+
+    async def submit(t0: float) -> None:
         await queue.submit(conn, [NewRun(kwargs={"t0": t0})])
-        deltas.append(out.get(timeout=30))
-        await asyncio.sleep(0.02)
-    stop_workers(procs, stop)
+
+    result = await probe_latency(PEER, worker_main, dsn, samples, warmup, submit, batch=1)
     await conn.close()
-    return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
+    return result
 
 
 if __name__ == "__main__":

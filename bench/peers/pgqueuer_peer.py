@@ -16,7 +16,7 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 import asyncpg
-from harness import CTX, drain_result, main, start_workers, stop_workers, summarize
+from harness import CTX, drain_result, main, probe_latency, start_workers, stop_workers
 from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
 
 PEER = "pgqueuer"
@@ -97,21 +97,15 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
 async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
     conn = await install(dsn)
     queries = Queries(AsyncpgDriver(conn))
-    out = CTX.Queue()
+
+    async def submit(t0: float) -> None:
+        await queries.enqueue("probe", repr(t0).encode())
+
     # One worker with pgqueuer's defaults (batch_size 10; on an idle queue it
     # fetches the one job it was woken for either way).
-    procs, go, stop = start_workers(worker_main, dsn, 1, None, out)
-    go.set()
-    await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
-    deltas: list[float] = []
-    for _ in range(samples + warmup):
-        t0 = time.time()
-        await queries.enqueue("probe", repr(t0).encode())
-        deltas.append(out.get(timeout=30))  # blocking is fine: the delta is taken in the worker
-        await asyncio.sleep(0.02)  # let the worker go idle (back to waiting on NOTIFY)
-    stop_workers(procs, stop)
+    result = await probe_latency(PEER, worker_main, dsn, samples, warmup, submit)
     await conn.close()
-    return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
+    return result
 
 
 if __name__ == "__main__":

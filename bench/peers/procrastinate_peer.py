@@ -22,7 +22,7 @@ from typing import Any
 
 import procrastinate
 import psycopg
-from harness import CTX, drain_result, main, start_workers, stop_workers, summarize
+from harness import CTX, drain_result, main, probe_latency, start_workers, stop_workers
 
 # procrastinate warns when the App is built in __main__ because tasks are then
 # named after "__main__"; ours have explicit names, so the warning is noise.
@@ -104,23 +104,16 @@ async def drain(dsn: str, jobs: int, workers: int, batch: int) -> dict[str, Any]
 
 
 async def latency(dsn: str, samples: int, warmup: int = 3) -> dict[str, Any]:
-    out = CTX.Queue()
     app = make_app(dsn)
     async with app.open_async():
         await app.schema_manager.apply_schema_async()
         probe = app.tasks["probe"]
-        # One worker with procrastinate's defaults (concurrency 1).
-        procs, go, stop = start_workers(worker_main, dsn, 1, None, out)
-        go.set()
-        await asyncio.sleep(0.5)  # let the worker issue LISTEN before the first probe
-        deltas: list[float] = []
-        for _ in range(samples + warmup):
-            t0 = time.time()
+
+        async def submit(t0: float) -> None:
             await probe.defer_async(t0=t0)
-            deltas.append(out.get(timeout=30))  # blocking is fine: the delta is taken in the worker
-            await asyncio.sleep(0.02)  # let the worker go idle (back to waiting on NOTIFY)
-        stop_workers(procs, stop)
-    return {"peer": PEER, "samples": samples, **summarize(deltas[warmup:])}
+
+        # One worker with procrastinate's defaults (concurrency 1).
+        return await probe_latency(PEER, worker_main, dsn, samples, warmup, submit)
 
 
 if __name__ == "__main__":

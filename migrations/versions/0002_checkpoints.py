@@ -8,7 +8,7 @@ The checkpoint schema belongs to langgraph-checkpoint-postgres: this revision
 runs that package's own migration statements 0..SAVER_MIGRATIONS-1 (and
 records them in its ``checkpoint_migrations`` table, so the saver's
 ``setup()`` finds nothing left to do). A later saver release that adds a
-statement needs a new revision here: tests/test_checkpointer.py fails until
+statement needs a new revision here: tests/execution/test_saver.py fails until
 one exists, and also if any statement applied here changed upstream.
 """
 

@@ -31,6 +31,7 @@ from pgqueue.types import (
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class NewRun:
     """A run to submit. ``delay`` seconds from now it becomes claimable."""

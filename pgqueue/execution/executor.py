@@ -3,9 +3,9 @@
 Each run gets its own psycopg connection and a ``FencedPostgresSaver`` bound
 to its lease, so every checkpoint commits together with the lease check.
 The outcome (success / interrupted / error / timeout, the output, the
-thread's status) is written the same way: fenced, in one pipelined
-transaction on that connection, so a worker that lost its lease writes
-neither checkpoints nor a final status.
+thread's status) is written the same way (``outcome``): fenced, in one
+pipelined transaction on that connection, so a worker that lost its lease
+writes neither checkpoints nor a final status.
 
 A run that comes back after a crash or a sweep continues from its own last
 checkpoint with ``ainvoke(None)``: nodes whose writes were committed are not
@@ -26,13 +26,10 @@ from langgraph.channels.delta import DeltaChannel
 from langgraph.types import Command
 from psycopg_pool import AsyncConnectionPool
 
-from pgqueue.core.handler import Finished, finishing
+from pgqueue.core.handler import Finished
 from pgqueue.core.queue import ClaimedRun
-from pgqueue.db import psycopg_sql
-from pgqueue.db.encoding import jsonb
-from pgqueue.db.sql import queries
 from pgqueue.errors import LeaseLost, RetriableError
-from pgqueue.execution import webhooks
+from pgqueue.execution import outcome, webhooks
 from pgqueue.execution.events import EventWriter
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.messages import MessageEvents
@@ -109,8 +106,7 @@ class GraphExecutor:
         self._started: dict[Lease, datetime] = {}
         self._pool: AsyncConnectionPool[Any] | None = None
         self._pool_lock = asyncio.Lock()
-        # Webhook deliveries in flight (the loop holds tasks only weakly).
-        self._webhooks: set[asyncio.Task[bool]] = set()
+        self._webhooks = webhooks.Deliveries()
 
     async def __call__(self, run: ClaimedRun) -> Finished:
         self._started[run.lease] = datetime.now(UTC)
@@ -135,23 +131,10 @@ class GraphExecutor:
         """Close the checkpointer connections: only once no run executes
         (a graph's background checkpoint write must never meet a closed
         pool)."""
-        if self._webhooks:
-            await asyncio.wait(list(self._webhooks), timeout=self.config.webhooks.timeout)
+        await self._webhooks.wait(self.config.webhooks.timeout)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-    def _send_webhook(
-        self, run: ClaimedRun, status: str, output: Any, error: dict[str, Any] | None
-    ) -> None:
-        url = run.kwargs.get("webhook")
-        if not url:
-            return
-        started = self._started.get(run.lease, datetime.now(UTC))
-        body = webhooks.payload(run, status, output, error, started)
-        task = asyncio.create_task(webhooks.deliver(url, body, self.config.webhooks))
-        self._webhooks.add(task)
-        task.add_done_callback(self._webhooks.discard)
 
     async def _execute(self, run: ClaimedRun) -> Finished:
         kw = run.kwargs
@@ -202,9 +185,7 @@ class GraphExecutor:
             )
             if run.cancel_action:
                 # Cancelled while a worker that died held it.
-                return await self._finish_cancel(
-                    g, saver, lease, run, run.cancel_action, thread_config
-                )
+                return await self._finish_cancel(g, saver, run, run.cancel_action, thread_config)
             # Only a later attempt can find checkpoints of its own run. (A claim
             # commits before anything the attempt writes, so if a database
             # crash lost the claim it lost those writes too: attempt 1
@@ -241,7 +222,6 @@ class GraphExecutor:
                 return await self._stream(
                     g,
                     saver,
-                    lease,
                     run,
                     events,
                     graph_input,
@@ -259,7 +239,6 @@ class GraphExecutor:
         self,
         g: Any,
         saver: FencedPostgresSaver,
-        lease: Lease,
         run: ClaimedRun,
         events: EventWriter,
         graph_input: Any,
@@ -299,14 +278,14 @@ class GraphExecutor:
         except asyncio.CancelledError:
             # A user's cancel, or shutdown / a lost lease? Only the first
             # leaves cancel_action on the row.
-            action = await self._requested_cancel(saver, run)
+            action = await outcome.requested_cancel(saver, run)
             if action is None:
                 raise
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
             await events.close()
-            return await self._finish_cancel(g, saver, lease, run, action, thread_config)
+            return await self._finish_cancel(g, saver, run, action, thread_config)
         except Exception as exc:
             if isinstance(exc, TimeoutError):
                 status = "timeout"
@@ -321,29 +300,20 @@ class GraphExecutor:
                 status = "error"
                 error = {"error": type(exc).__name__, "message": str(exc)}
             events.add("error", error)
-            return await self._finish(saver, lease, run, status, None, error, events=events)
+            return await self._finish(saver, run, status, None, error, events=events)
         state = await g.aget_state(thread_config)
         output = state.values
         if state.next or state.interrupts:
             if state.interrupts and isinstance(output, dict):
                 interrupts = [{"value": i.value, "id": i.id} for i in state.interrupts]
                 output = {**output, "__interrupt__": interrupts}
-            return await self._finish(saver, lease, run, "interrupted", output, None, state, events)
-        return await self._finish(saver, lease, run, "success", output, None, state, events)
-
-    async def _requested_cancel(self, saver: FencedPostgresSaver, run: ClaimedRun) -> str | None:
-        conn = saver.conn
-        assert isinstance(conn, psycopg.AsyncConnection)
-        async with saver.lock:
-            cur = await psycopg_sql.execute(conn, queries.get_cancel_action, run.run_id)
-            row = await cur.fetchone()
-        return None if row is None else row["cancel_action"]
+            return await self._finish(saver, run, "interrupted", output, None, state, events)
+        return await self._finish(saver, run, "success", output, None, state, events)
 
     async def _finish_cancel(
         self,
         g: Any,
         saver: FencedPostgresSaver,
-        lease: Lease,
         run: ClaimedRun,
         action: str,
         thread_config: RunnableConfig,
@@ -351,23 +321,14 @@ class GraphExecutor:
         """interrupt: end 'interrupted', checkpoints kept (the thread can go on
         from there). rollback: delete the run and the checkpoints it wrote."""
         if action == "rollback":
-            finishing()
-            await saver.stop_flushing()
-            saver.discard_deferred()  # the rollback deletes the run's checkpoints
-            async with saver.transaction("rollback") as conn:
-                await psycopg_sql.execute(conn, queries.commit_durably)
-                cur = await psycopg_sql.execute(
-                    conn, queries.rollback_run, lease.run_id, lease.attempt, lease.worker_id
-                )
-                await cur.fetchall()
+            await outcome.roll_back(saver, run)
             return Finished("rolled_back")
         state = await g.aget_state(thread_config)
-        return await self._finish(saver, lease, run, "interrupted", state.values, None, state)
+        return await self._finish(saver, run, "interrupted", state.values, None, state)
 
     async def _finish(
         self,
         saver: FencedPostgresSaver,
-        lease: Lease,
         run: ClaimedRun,
         status: str,
         output: Any,
@@ -375,52 +336,13 @@ class GraphExecutor:
         state: Any = None,
         events: EventWriter | None = None,
     ) -> Finished:
-        # The checkpoints and events still buffered commit with the status:
-        # one transaction (a short run writes no other of its own).
-        finishing()  # a heartbeat racing this commit must not cancel us
-        batch = await events.take() if events is not None else None
-        await saver.stop_flushing()
-        # record_thread_state_after_run's: run, attempt, status, values, interrupts.
-        thread_state = (
-            lease.run_id,
-            lease.attempt,
-            status,
-            None if state is None else jsonb(state.values),
-            jsonb(_interrupts_by_task(state)),
-        )
-        # One round trip. complete_runs is fenced by its own WHERE (run,
-        # attempt, worker, running): no row back means the lease was lost;
-        # the thread's state follows only if it was written.
-        async with saver.transaction("outcome") as conn:
-            await psycopg_sql.execute(conn, queries.commit_durably)
-            if batch is not None:
-                await psycopg_sql.execute(conn, queries.insert_events, *batch)
-            cur = await psycopg_sql.execute(
-                conn,
-                queries.complete_runs,
-                lease.worker_id,
-                [run.run_id],
-                [run.attempt],
-                [status],
-                [None if output is None else jsonb(output)],
-                [None if error is None else jsonb(error)],
-                [None],
-            )
-            await psycopg_sql.execute(conn, queries.record_thread_state_after_run, *thread_state)
-            rows = await cur.fetchall()
-        if not rows:
-            return Finished(None)
-        self._send_webhook(run, status, output, error)
+        """Write the outcome (see ``outcome.write``); once it is stored, post
+        the run's webhook, if it named one."""
+        if not await outcome.write(saver, run, status, output, error, state, events):
+            return Finished(None)  # the lease was lost: nothing was written
+        url = run.kwargs.get("webhook")
+        if url:
+            started = self._started.get(run.lease, datetime.now(UTC))
+            body = webhooks.payload(run, status, output, error, started)
+            self._webhooks.send(url, body, self.config.webhooks)
         return Finished(status)
-
-
-def _interrupts_by_task(state: Any) -> dict[str, list[dict[str, Any]]]:
-    """The thread's pending interrupts as the platform shows them:
-    {task_id: [{"value", "id"}]}."""
-    if state is None:
-        return {}
-    return {
-        task.id: [{"value": i.value, "id": i.id} for i in task.interrupts]
-        for task in state.tasks
-        if task.interrupts
-    }

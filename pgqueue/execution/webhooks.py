@@ -80,3 +80,23 @@ async def deliver(url: str, body: dict[str, Any], config: WebhookConfig) -> bool
         extra={"event": "webhook_failed", "run_id": body.get("run_id"), "url": url},
     )
     return False
+
+
+class Deliveries:
+    """Webhooks on their way, each in a task of its own: the run does not
+    wait for its webhook. Held here because the event loop holds tasks only
+    weakly, and waited for, a while, before the process lets go."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def send(self, url: str, body: dict[str, Any], config: WebhookConfig) -> None:
+        task = asyncio.create_task(deliver(url, body, config))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for those still in flight (those
+        slower are left to end with the event loop, not cancelled here)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)

@@ -46,13 +46,12 @@ class PrunerResult:
     batches: int = 0
 
 
-class Pruner(PeriodicService):
+class Pruner(PeriodicService[PrunerConfig]):
     name = "prune"
 
     def __init__(self, pool: asyncpg.Pool, config: PrunerConfig | None = None) -> None:
         self._pool = pool
-        self.config = config or PrunerConfig()
-        super().__init__(self.config)
+        super().__init__(config or PrunerConfig())
 
     async def run_once(self) -> PrunerResult:
         """Delete expired events, batch after batch, until a batch is short."""

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 
@@ -43,10 +43,15 @@ def require_interval(config: ServiceConfig) -> None:
     )
 
 
-class PeriodicService:
+C = TypeVar("C", bound=ServiceConfig)
+
+
+class PeriodicService(Generic[C]):
     name = "service"
 
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: C) -> None:
+        # Kept whole, typed as the subclass's own config: run_once reads it.
+        self.config = config
         self._interval = config.interval
         self._stop = asyncio.Event()
 

@@ -33,13 +33,12 @@ class StoreSweeperResult:
     deleted: int = 0
 
 
-class StoreSweeper(PeriodicService):
+class StoreSweeper(PeriodicService[StoreSweeperConfig]):
     name = "store_sweep"
 
     def __init__(self, store: AsyncPostgresStore, config: StoreSweeperConfig | None = None) -> None:
         self._store = store
-        self.config = config or StoreSweeperConfig()
-        super().__init__(self.config)
+        super().__init__(config or StoreSweeperConfig())
 
     async def run_once(self) -> StoreSweeperResult:
         """Delete expired items. A database that is away is logged and

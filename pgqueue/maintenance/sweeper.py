@@ -38,13 +38,12 @@ class SweeperConfig:
         )
 
 
-class Sweeper(PeriodicService):
+class Sweeper(PeriodicService[SweeperConfig]):
     name = "sweep"
 
     def __init__(self, pool: asyncpg.Pool, config: SweeperConfig | None = None) -> None:
         self._pool = pool
-        self.config = config or SweeperConfig()
-        super().__init__(self.config)
+        super().__init__(config or SweeperConfig())
 
     async def run_once(self) -> SweepResult:
         result = await queue.sweep(self._pool, self.config.stale_after)

@@ -30,6 +30,7 @@ from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
 from pgqueue.resources import threads
+from pgqueue.resources.pages import search_page
 from pgqueue.resources.threads import dumps
 from pgqueue.types import Queryable
 
@@ -43,6 +44,9 @@ class AssistantSearch:
     offset: int = 0
     sort_by: str = "created_at"
     sort_order: str = "desc"
+
+    def filters(self) -> tuple[Any, ...]:
+        return (dumps(self.metadata), self.graph_id, self.name)
 
 
 def assistant_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -183,20 +187,9 @@ async def delete(
 
 async def search(db: Queryable, query: AssistantSearch) -> tuple[list[dict[str, Any]], int]:
     """One page of assistants and how many match in all."""
-    filters = (dumps(query.metadata), query.graph_id, query.name)
-    rows = await db.fetch(
-        queries.search_assistants,
-        *filters,
-        query.sort_by,
-        query.sort_order,
-        query.limit,
-        query.offset,
+    return await search_page(
+        db, queries.search_assistants, queries.count_assistants, query, assistant_json
     )
-    if rows:
-        total = int(rows[0]["total"])
-    else:  # past the last page: no row carries the total
-        total = int(await db.fetchval(queries.count_assistants, *filters))
-    return [assistant_json(r) for r in rows], total
 
 
 async def count(
@@ -205,7 +198,8 @@ async def count(
     graph_id: str | None = None,
     name: str | None = None,
 ) -> int:
-    return int(await db.fetchval(queries.count_assistants, dumps(metadata), graph_id, name))
+    filters = AssistantSearch(metadata=metadata, graph_id=graph_id, name=name).filters()
+    return int(await db.fetchval(queries.count_assistants, *filters))
 
 
 async def versions(

@@ -91,7 +91,7 @@ class SchedulerResult:
     threads_deleted: int = 0
 
 
-class Scheduler(PeriodicService):
+class Scheduler(PeriodicService[SchedulerConfig]):
     name = "scheduler"
 
     def __init__(
@@ -104,8 +104,7 @@ class Scheduler(PeriodicService):
         self._pool = pool
         self._registry = registry
         self._build = build_request
-        self.config = config or SchedulerConfig()
-        super().__init__(self.config)
+        super().__init__(config or SchedulerConfig())
 
     async def run_once(self) -> SchedulerResult:
         result = SchedulerResult()

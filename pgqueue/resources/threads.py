@@ -26,6 +26,7 @@ from pgqueue.db import encoding
 from pgqueue.db.encoding import loads
 from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, NotFound
+from pgqueue.resources.pages import search_page
 from pgqueue.types import Queryable
 
 DEADLOCK_ATTEMPTS = 3
@@ -153,19 +154,7 @@ class ThreadSearch:
 
 async def search(db: Queryable, query: ThreadSearch) -> tuple[list[dict[str, Any]], int]:
     """One page of threads and how many match in all."""
-    rows = await db.fetch(
-        queries.search_threads,
-        *query.filters(),
-        query.sort_by,
-        query.sort_order,
-        query.limit,
-        query.offset,
-    )
-    if rows:
-        total = int(rows[0]["total"])
-    else:  # past the last page: no row carries the total
-        total = int(await db.fetchval(queries.count_threads, *query.filters()))
-    return [thread_json(r) for r in rows], total
+    return await search_page(db, queries.search_threads, queries.count_threads, query, thread_json)
 
 
 async def count(db: Queryable, query: ThreadSearch) -> int:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from pgqueue.resources import assistants
 from server.api import JSON, Router, no_content, parse_body, parse_query
 from server.context import ctx
-from server.routes.threads import pagination_headers, project
+from server.pages import Limit, Offset, page, search_of
 from server.schemas import RunConfig
 
 router = Router("assistants")
@@ -85,8 +85,8 @@ class AssistantFilter(BaseModel):
 
 
 class AssistantSearchBody(AssistantFilter):
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[SelectField] | None = None
@@ -95,8 +95,8 @@ class AssistantSearchBody(AssistantFilter):
 class VersionsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     metadata: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 10
+    offset: Offset = 0
 
 
 class LatestBody(BaseModel):
@@ -161,20 +161,9 @@ async def create_assistant(request: Request) -> Response:
 )
 async def search_assistants(request: Request) -> Response:
     body = await parse_body(request, AssistantSearchBody)
-    query = assistants.AssistantSearch(
-        metadata=body.metadata,
-        graph_id=body.graph_id,
-        name=body.name,
-        limit=body.limit,
-        offset=body.offset,
-        sort_by=body.sort_by or "created_at",
-        sort_order=body.sort_order or "desc",
-    )
+    query = search_of(assistants.AssistantSearch, body)
     found, total = await assistants.search(ctx(request).pool, query)
-    return JSON(
-        project(found, body.select),
-        headers=pagination_headers(body.offset, len(found), total),
-    )
+    return page(found, total, body.offset, body.select)
 
 
 @router.route(

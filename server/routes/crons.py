@@ -25,6 +25,7 @@ from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
 from server.api import JSON, Router, invalid, no_content, parse_body, path_uuid, validate
 from server.context import ctx
+from server.pages import Limit, Offset
 from server.schemas import RunConfig, RunCreate
 
 router = Router("crons")
@@ -147,8 +148,8 @@ class CronSearch(BaseModel):
     thread_id: UUID | None = None
     enabled: bool | None = None
     metadata: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: CronSortBy = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     select: list[CronField] | None = None
@@ -278,17 +279,19 @@ async def delete_cron(request: Request) -> Response:
     return no_content()
 
 
-def _assistant_filter(request: Request, assistant: str | None) -> tuple[bool, UUID | None]:
-    """(can anything match, the assistant UUID to filter on or None): a
-    graph id means its system assistant; any other non-UUID matches nothing."""
-    if assistant is None:
-        return True, None
-    if assistant in ctx(request).registry.specs:
-        return True, system_assistant_id(assistant)
-    try:
-        return True, UUID(assistant)
-    except ValueError:
-        return False, None
+def _where(request: Request, body: CronSearch | CronCount) -> dict[str, Any] | None:
+    """What search and count filter on, as ``crons.search``/``count`` take
+    it; None when nothing can match. The assistant may be a graph id (its
+    system assistant); any other non-UUID matches nothing."""
+    assistant: UUID | None = None
+    if body.assistant_id in ctx(request).registry.specs:
+        assistant = system_assistant_id(str(body.assistant_id))
+    elif body.assistant_id is not None:
+        try:
+            assistant = UUID(body.assistant_id)
+        except ValueError:
+            return None
+    return {"assistant_id": assistant, "thread_id": body.thread_id, "metadata": body.metadata}
 
 
 @router.route(
@@ -299,14 +302,12 @@ def _assistant_filter(request: Request, assistant: str | None) -> tuple[bool, UU
 )
 async def search_crons(request: Request) -> Response:
     body = await parse_body(request, CronSearch)
-    matchable, assistant = _assistant_filter(request, body.assistant_id)
-    if not matchable:
+    where = _where(request, body)
+    if where is None:
         return JSON([])
     found = await crons.search(
         ctx(request).pool,
-        assistant_id=assistant,
-        thread_id=body.thread_id,
-        metadata=body.metadata,
+        **where,
         enabled=body.enabled,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
@@ -327,13 +328,7 @@ async def search_crons(request: Request) -> Response:
 )
 async def count_crons(request: Request) -> Response:
     body = await parse_body(request, CronCount)
-    matchable, assistant = _assistant_filter(request, body.assistant_id)
-    if not matchable:
+    where = _where(request, body)
+    if where is None:
         return JSON(0)
-    total = await crons.count(
-        ctx(request).pool,
-        assistant_id=assistant,
-        thread_id=body.thread_id,
-        metadata=body.metadata,
-    )
-    return JSON(total)
+    return JSON(await crons.count(ctx(request).pool, **where))

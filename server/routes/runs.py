@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +15,7 @@ from server import streaming
 from server.api import JSON, ApiError, Router, invalid, parse_body, parse_query, path_uuid
 from server.auth import user_of
 from server.context import ctx
+from server.pages import Limit, Offset
 from server.schemas import STREAM_MODES, RunCreate
 
 router = Router("thread runs")
@@ -24,8 +25,8 @@ CREATED = {200: "The run, pending", 404: "Unknown thread or assistant", 409: "Th
 
 class RunList(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 10
+    offset: Offset = 0
     status: Literal["pending", "running", "success", "error", "timeout", "interrupted"] | None = (
         None
     )
@@ -51,18 +52,48 @@ class JoinStreamQuery(BaseModel):
         return value or None
 
 
-async def create_run(
-    request: Request, body: RunCreate, thread_id: UUID | None, *, streamed: bool = False
-) -> dict[str, Any]:
+async def start_run(
+    request: Request, thread_id: UUID | None, *, streamed: bool = False
+) -> tuple[RunCreate, dict[str, Any]]:
+    """The request's run, created on the thread (None: a new one); with
+    the body, whose on_disconnect and stream modes the answer needs."""
+    body = await parse_body(request, RunCreate)
     if thread_id is None and body.command is not None:
         raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
     context = ctx(request)
     wanted = body.to_request(thread_id, streamed=streamed, user=user_of(request))
-    return await runs.create(context.pool, context.registry, wanted)
+    return body, await runs.create(context.pool, context.registry, wanted)
 
 
-def created_headers(run: dict[str, Any]) -> dict[str, str]:
-    return {"Content-Location": f"/threads/{run['thread_id']}/runs/{run['run_id']}"}
+def created(run: dict[str, Any]) -> Response:
+    """A background run's answer: the run, and where to read it."""
+    location = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+    return JSON(run, headers={"Content-Location": location})
+
+
+def wait_for(request: Request, body: RunCreate, run: dict[str, Any], **kw: Any) -> Response:
+    """The run's result once it ends (``kw``: what ``streaming.wait`` takes)."""
+    context = ctx(request)
+    return streaming.wait(
+        context, run["thread_id"], run["run_id"], on_disconnect=body.on_disconnect, **kw
+    )
+
+
+def stream_of(request: Request, body: RunCreate, run: dict[str, Any], **kw: Any) -> Response:
+    """The run's output as SSE, in the modes the body asked for."""
+    context = ctx(request)
+    return streaming.sse(
+        context,
+        run["thread_id"],
+        run["run_id"],
+        modes=body.stream_modes(),
+        on_disconnect=body.on_disconnect,
+        **kw,
+    )
+
+
+def run_path(request: Request) -> tuple[UUID, UUID]:
+    return path_uuid(request, "thread_id"), path_uuid(request, "run_id")
 
 
 @router.route(
@@ -73,10 +104,8 @@ def created_headers(run: dict[str, Any]) -> dict[str, str]:
     responses=CREATED,
 )
 async def create_background_run(request: Request) -> Response:
-    thread_id = path_uuid(request, "thread_id")
-    body = await parse_body(request, RunCreate)
-    run = await create_run(request, body, thread_id)
-    return JSON(run, headers=created_headers(run))
+    _, run = await start_run(request, path_uuid(request, "thread_id"))
+    return created(run)
 
 
 @router.route(
@@ -87,11 +116,8 @@ async def create_background_run(request: Request) -> Response:
     responses=CREATED,
 )
 async def create_and_wait(request: Request) -> Response:
-    thread_id = path_uuid(request, "thread_id")
-    body = await parse_body(request, RunCreate)
-    context = ctx(request)
-    run = await create_run(request, body, thread_id)
-    return streaming.wait(context, thread_id, run["run_id"], on_disconnect=body.on_disconnect)
+    body, run = await start_run(request, path_uuid(request, "thread_id"))
+    return wait_for(request, body, run)
 
 
 @router.route(
@@ -103,17 +129,8 @@ async def create_and_wait(request: Request) -> Response:
     returns="sse",
 )
 async def create_and_stream(request: Request) -> Response:
-    thread_id = path_uuid(request, "thread_id")
-    body = await parse_body(request, RunCreate)
-    context = ctx(request)
-    run = await create_run(request, body, thread_id, streamed=True)
-    return streaming.sse(
-        context,
-        thread_id,
-        run["run_id"],
-        modes=body.stream_modes(),
-        on_disconnect=body.on_disconnect,
-    )
+    body, run = await start_run(request, path_uuid(request, "thread_id"), streamed=True)
+    return stream_of(request, body, run)
 
 
 @router.route(
@@ -139,7 +156,7 @@ async def list_runs(request: Request) -> Response:
     responses={200: "The run", 404: "Unknown run"},
 )
 async def get_run(request: Request) -> Response:
-    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    thread_id, run_id = run_path(request)
     return JSON(await runs.get(ctx(request).pool, thread_id, run_id))
 
 
@@ -150,7 +167,7 @@ async def get_run(request: Request) -> Response:
     responses={204: "Deleted", 404: "Unknown run", 409: "Run still pending or running"},
 )
 async def delete_run(request: Request) -> Response:
-    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    thread_id, run_id = run_path(request)
     await runs.delete(ctx(request).pool, thread_id, run_id)
     return Response(status_code=204)
 
@@ -162,7 +179,7 @@ async def delete_run(request: Request) -> Response:
     responses={200: "The run's values, interrupt or error", 404: "Unknown run"},
 )
 async def join_run(request: Request) -> Response:
-    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    thread_id, run_id = run_path(request)
     context = ctx(request)
     # One read answers a run that already ended (and tells an unknown one).
     # Subscribed first, so an end between that read and the wait is seen
@@ -190,7 +207,7 @@ async def join_run(request: Request) -> Response:
     returns="sse",
 )
 async def join_stream(request: Request) -> Response:
-    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    thread_id, run_id = run_path(request)
     query = parse_query(request, JoinStreamQuery)
     modes = None
     if query.stream_mode is not None:
@@ -228,7 +245,7 @@ async def join_stream(request: Request) -> Response:
     responses={202: "Cancelling", 200: "Cancelled; the run's result (wait=1)", 404: "Not live"},
 )
 async def cancel_run(request: Request) -> Response:
-    thread_id, run_id = path_uuid(request, "thread_id"), path_uuid(request, "run_id")
+    thread_id, run_id = run_path(request)
     query = parse_query(request, CancelQuery)
     context = ctx(request)
     await runs.get(context.pool, thread_id, run_id)  # an unknown run answers 404

@@ -13,12 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pgqueue.resources import runs, streams
-from server import streaming
 from server.api import JSON, ApiError, Router, parse_body, parse_query, read_json, validate
 from server.auth import user_of
 from server.context import AppContext, ctx
 from server.errors import REFUSALS, as_api_error
-from server.routes.runs import CREATED, create_run, created_headers
+from server.routes.runs import CREATED, created, start_run, stream_of, wait_for
 from server.schemas import RunCreate
 
 router = Router("stateless runs")
@@ -82,11 +81,9 @@ def _delete_when_done(context: AppContext, run: dict[str, Any], on_completion: s
     responses=CREATED,
 )  # fmt: skip
 async def create_stateless(request: Request) -> Response:
-    body = await parse_body(request, RunCreate)
-    context = ctx(request)
-    run = await create_run(request, body, None)
-    _delete_when_done(context, run, body.on_completion)
-    return JSON(run, headers=created_headers(run))
+    body, run = await start_run(request, None)
+    _delete_when_done(ctx(request), run, body.on_completion)
+    return created(run)
 
 
 @router.route(
@@ -94,16 +91,8 @@ async def create_stateless(request: Request) -> Response:
     responses=CREATED,
 )  # fmt: skip
 async def wait_stateless(request: Request) -> Response:
-    body = await parse_body(request, RunCreate)
-    context = ctx(request)
-    run = await create_run(request, body, None)
-    return streaming.wait(
-        context,
-        run["thread_id"],
-        run["run_id"],
-        on_disconnect=body.on_disconnect,
-        then=_cleanup(context, run, body.on_completion),
-    )
+    body, run = await start_run(request, None)
+    return wait_for(request, body, run, then=_cleanup(ctx(request), run, body.on_completion))
 
 
 @router.route(
@@ -111,17 +100,8 @@ async def wait_stateless(request: Request) -> Response:
     body=RunCreate, responses=CREATED, returns="sse",
 )  # fmt: skip
 async def stream_stateless(request: Request) -> Response:
-    body = await parse_body(request, RunCreate)
-    context = ctx(request)
-    run = await create_run(request, body, None, streamed=True)
-    return streaming.sse(
-        context,
-        run["thread_id"],
-        run["run_id"],
-        modes=body.stream_modes(),
-        on_disconnect=body.on_disconnect,
-        then=_cleanup(context, run, body.on_completion),
-    )
+    body, run = await start_run(request, None, streamed=True)
+    return stream_of(request, body, run, then=_cleanup(ctx(request), run, body.on_completion))
 
 
 @router.route(

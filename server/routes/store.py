@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from server.api import JSON, ApiError, Router, invalid, no_content, parse_body, parse_query
 from server.context import ctx
+from server.pages import Limit, Offset
 
 router = Router("store")
 
@@ -129,8 +130,8 @@ class StoreSearch(BaseModel):
     namespace_prefix: Labels = Field(default_factory=list)
     # {"field": value} matches equal values; {"field": {"$gt": 3}} compares.
     filter: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 10
+    offset: Offset = 0
     # Natural-language query; used only when the store has an embedding index.
     query: str | None = Field(default=None, max_length=10_000)
     refresh_ttl: bool | None = None
@@ -143,8 +144,8 @@ class StoreNamespaces(BaseModel):
     prefix: Labels | None = None
     suffix: Labels | None = None
     max_depth: int | None = Field(default=None, ge=1, le=1000)
-    limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 100
+    offset: Offset = 0
 
 
 class StoreItem(BaseModel):

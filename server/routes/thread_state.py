@@ -14,6 +14,7 @@ from pgqueue.resources import thread_state
 from server.api import JSON, Router, invalid, parse_body, parse_query
 from server.api import path_uuid as _path_uuid
 from server.context import ctx
+from server.pages import Limit
 from server.routes.threads import path_uuid
 
 router = Router("threads")
@@ -73,7 +74,7 @@ class StateUpdate(BaseModel):
 
 class HistoryBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    limit: int = Field(default=10, ge=1, le=1000)
+    limit: Limit = 10
     before: UUID | Checkpoint | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: Checkpoint | None = None
@@ -82,7 +83,7 @@ class HistoryBody(BaseModel):
 
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    limit: int = Field(default=10, ge=1, le=1000)
+    limit: Limit = 10
     before: UUID | None = None
 
 

@@ -1,11 +1,9 @@
 """Threads: create, read, update, delete, search, count, copy and prune
 them (their state: ``server.routes.thread_state``). Logic and SQL:
-``pgqueue.threads``. Also what the assistants routes share: pagination
-headers, ``select``."""
+``pgqueue.threads``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -18,6 +16,7 @@ from pgqueue.resources import thread_state, threads
 from server.api import JSON, Router, no_content, parse_body
 from server.api import path_uuid as _path_uuid
 from server.context import ctx
+from server.pages import Limit, Offset, page, search_of
 
 router = Router("threads")
 
@@ -35,22 +34,6 @@ SelectField = Literal[
     "interrupts",
     "error",
 ]
-
-
-def pagination_headers(offset: int, returned: int, total: int) -> dict[str, str]:
-    """X-Pagination-Total, and X-Pagination-Next (the next page's offset)
-    while there is a next page; the SDK's ``response_format="object"``
-    reads the latter."""
-    headers = {"X-Pagination-Total": str(total)}
-    if returned and offset + returned < total:
-        headers["X-Pagination-Next"] = str(offset + returned)
-    return headers
-
-
-def project(items: list[dict[str, Any]], select: Sequence[str] | None) -> list[dict[str, Any]]:
-    if not select:
-        return items
-    return [{k: item.get(k) for k in select} for item in items]
 
 
 # -- models --------------------------------------------------------------------
@@ -110,8 +93,8 @@ class ThreadFilter(BaseModel):
 
 class ThreadSearchBody(ThreadFilter):
     ids: list[UUID] | None = Field(default=None, max_length=1000)
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: (
         Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None
     ) = None
@@ -181,17 +164,7 @@ async def create_thread(request: Request) -> Response:
 )
 async def search_threads(request: Request) -> Response:
     body = await parse_body(request, ThreadSearchBody)
-    query = threads.ThreadSearch(
-        metadata=body.metadata,
-        values=body.values,
-        ids=body.ids,
-        status=body.status,
-        limit=body.limit,
-        offset=body.offset,
-        sort_by=body.sort_by or "created_at",
-        sort_order=body.sort_order or "desc",
-    )
-    found, total = await threads.search(ctx(request).pool, query)
+    found, total = await threads.search(ctx(request).pool, search_of(threads.ThreadSearch, body))
     if body.extract:
         paths = {alias: threads.parse_path(p) for alias, p in body.extract.items()}
         for thread in found:
@@ -199,7 +172,7 @@ async def search_threads(request: Request) -> Response:
     select: list[str] | None = list(body.select) if body.select else None
     if select and body.extract:
         select.append("extracted")
-    return JSON(project(found, select), headers=pagination_headers(body.offset, len(found), total))
+    return page(found, total, body.offset, select)
 
 
 @router.route(
@@ -207,8 +180,7 @@ async def search_threads(request: Request) -> Response:
 )
 async def count_threads(request: Request) -> Response:
     body = await parse_body(request, ThreadFilter)
-    query = threads.ThreadSearch(metadata=body.metadata, values=body.values, status=body.status)
-    return JSON(await threads.count(ctx(request).pool, query))
+    return JSON(await threads.count(ctx(request).pool, search_of(threads.ThreadSearch, body)))
 
 
 @router.route(

@@ -7,7 +7,6 @@ runs in parallel with the rest of the suite under xdist.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,17 +19,16 @@ from pgqueue.core.queue import NewRun
 from pgqueue.db import migrate
 from tests.support import pgcluster
 from tests.support.procs import run_cli
+from tests.support.system import require_system
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _require_pg_cron() -> None:
-    if pgcluster.pg15_bin_dir() is not None and pgcluster.pg_cron_available():
-        return
-    why = "PostgreSQL 15 server binaries and pg_cron are needed (Debian: postgresql-15-cron)"
-    if os.environ.get("PGQUEUE_REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(why + "; .ci/install-system-deps installs them")
-    pytest.skip(why)
+    require_system(
+        pgcluster.pg15_bin_dir() is not None and pgcluster.pg_cron_available(),
+        "PostgreSQL 15 server binaries and pg_cron are needed (Debian: postgresql-15-cron)",
+    )
 
 
 @pytest.fixture

@@ -22,6 +22,13 @@ async def _age_heartbeats(pool: asyncpg.Pool, seconds: int) -> None:
     )
 
 
+async def _silent_run(pool: asyncpg.Pool, seconds: int = 60, *, wake: bool = True) -> None:
+    """One run claimed by worker "w", whose last heartbeat was ``seconds`` ago."""
+    await queue.submit(pool, [NewRun()], wake=wake)
+    await queue.claim(pool, "w", 1)
+    await _age_heartbeats(pool, seconds)
+
+
 async def test_stale_running_runs_go_back_to_pending_and_fresh_ones_stay(
     pool: asyncpg.Pool,
 ) -> None:
@@ -78,9 +85,7 @@ async def test_dead_workers_are_removed_and_live_ones_kept(pool: asyncpg.Pool) -
 
 
 async def test_requeue_notifies_workers(pool: asyncpg.Pool, database_url: str) -> None:
-    await queue.submit(pool, [NewRun()], wake=False)
-    await queue.claim(pool, "w", 1)
-    await _age_heartbeats(pool, 60)
+    await _silent_run(pool, wake=False)
     got: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database_url)
     await listener.add_listener(WAKE_CHANNEL, lambda *a: got.put_nowait(a[3]))
@@ -92,9 +97,7 @@ async def test_requeue_notifies_workers(pool: asyncpg.Pool, database_url: str) -
 
 
 async def test_only_one_sweeper_at_a_time(pool: asyncpg.Pool) -> None:
-    await queue.submit(pool, [NewRun()])
-    await queue.claim(pool, "w", 1)
-    await _age_heartbeats(pool, 60)
+    await _silent_run(pool)
     sweeper = Sweeper(pool, SweeperConfig(stale_after=30))
     async with pool.acquire() as other, other.transaction():
         await other.execute(SWEEP_LOCK)  # another process is sweeping
@@ -105,9 +108,7 @@ async def test_only_one_sweeper_at_a_time(pool: asyncpg.Pool) -> None:
 async def test_sweep_default_window_comes_from_the_database_setting(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    await queue.submit(pool, [NewRun()])
-    await queue.claim(pool, "w", 1)
-    await _age_heartbeats(pool, 10)
+    await _silent_run(pool, 10)
     conn = await asyncpg.connect(database_url, server_settings={"pgqueue.lease_timeout": "5s"})
     try:
         assert (await queue.sweep(conn)).requeued == 1  # 10 s > 5 s
@@ -116,9 +117,7 @@ async def test_sweep_default_window_comes_from_the_database_setting(
 
 
 async def test_sweeper_loop_runs_until_stopped(pool: asyncpg.Pool) -> None:
-    await queue.submit(pool, [NewRun()])
-    await queue.claim(pool, "w", 1)
-    await _age_heartbeats(pool, 60)
+    await _silent_run(pool)
     sweeper = Sweeper(pool, SweeperConfig(interval=0.05, stale_after=30))
     task = asyncio.create_task(sweeper.run())
     deadline = asyncio.get_running_loop().time() + 10

@@ -40,6 +40,7 @@ from tests.support.chaos import WITNESS_SQL, Verdict, analyse
 from tests.support.fleet import Figures, Fleet
 from tests.support.procs import run_cli
 from tests.support.server import ServerProcess
+from tests.support.system import require_system
 from tests.support.waiting import eventually
 
 # Short leases so a frozen or killed worker's runs come back in seconds; the
@@ -196,12 +197,10 @@ def log_counts(log_dir: Path) -> dict[str, int]:
 
 
 def require_pg15() -> None:
-    if pgcluster.pg15_bin_dir() is not None:
-        return
-    why = "PostgreSQL 15 server binaries are needed to restart a database under load"
-    if os.environ.get("PGQUEUE_REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(why + "; .ci/install-system-deps installs them")
-    pytest.skip(why)
+    require_system(
+        pgcluster.pg15_bin_dir() is not None,
+        "PostgreSQL 15 server binaries are needed to restart a database under load",
+    )
 
 
 async def soak(tmp_path: Path, cfg: SoakConfig) -> tuple[Verdict, dict[str, Any]]:

@@ -21,13 +21,18 @@ def run_field(pool: asyncpg.Pool, run_id: Any, field: str, wanted: Any):  # type
     return probe
 
 
+async def worker_of_running(pool: asyncpg.Pool, run_id: Any) -> str:
+    """The id of the worker running the run, once it runs."""
+    await eventually(run_field(pool, run_id, "status", "running"), timeout=30)
+    return await pool.fetchval("SELECT worker_id FROM runs WHERE run_id = $1", run_id)
+
+
 async def test_sigkilled_worker_run_is_requeued_and_finished_elsewhere(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     [sub] = await queue.submit(pool, [NewRun(kwargs={"sleep": 300})])
     with worker_process(database_url, "sleep_first_attempt", *FAST, "--no-sweep") as victim:
-        await eventually(run_field(pool, sub.run_id, "status", "running"), timeout=30)
-        victim_id = await pool.fetchval("SELECT worker_id FROM runs WHERE run_id = $1", sub.run_id)
+        victim_id = await worker_of_running(pool, sub.run_id)
         victim.signal(signal.SIGKILL)
         victim.proc.wait(10)
     with worker_process(database_url, "sleep_first_attempt", *FAST) as rescuer:
@@ -68,8 +73,7 @@ async def test_frozen_worker_past_its_lease_cannot_finish_after_resuming(
 ) -> None:
     [sub] = await queue.submit(pool, [NewRun(kwargs={"sleep": 2})])
     with worker_process(database_url, "sleep", *FAST, "--no-sweep") as frozen:
-        await eventually(run_field(pool, sub.run_id, "status", "running"), timeout=30)
-        frozen_id = await pool.fetchval("SELECT worker_id FROM runs WHERE run_id = $1", sub.run_id)
+        frozen_id = await worker_of_running(pool, sub.run_id)
         frozen.signal(signal.SIGSTOP)
         # The lease runs out; a second worker takes over and finishes.
         with worker_process(database_url, "noop", *FAST):

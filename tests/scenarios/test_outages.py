@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import time
 import uuid
@@ -26,6 +25,7 @@ from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
 from tests.support import pgcluster
 from tests.support.procs import FAST, WorkerProcess, run_cli
 from tests.support.server import ServerProcess
+from tests.support.system import require_system
 from tests.support.waiting import eventually
 
 RUNS = 100
@@ -49,12 +49,10 @@ FORBIDDEN = (
 
 
 def _require_pg15() -> None:
-    if pgcluster.pg15_bin_dir() is not None:
-        return
-    why = "PostgreSQL 15 server binaries are needed (Debian: postgresql-15)"
-    if os.environ.get("PGQUEUE_REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(why + "; .ci/install-system-deps installs them")
-    pytest.skip(why)
+    require_system(
+        pgcluster.pg15_bin_dir() is not None,
+        "PostgreSQL 15 server binaries are needed (Debian: postgresql-15)",
+    )
 
 
 @pytest.fixture

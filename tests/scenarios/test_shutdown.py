@@ -56,16 +56,22 @@ async def status(pool: asyncpg.Pool, run_id: Any) -> str:
     return await pool.fetchval("SELECT status FROM runs WHERE run_id = $1", run_id)  # type: ignore[no-any-return]
 
 
-async def is_running(pool: asyncpg.Pool, run_id: Any) -> bool:
-    return await status(pool, run_id) == "running"
+async def status_is(pool: asyncpg.Pool, run_id: Any, wanted: str) -> bool:
+    return await status(pool, run_id) == wanted
+
+
+async def submit_running(pool: asyncpg.Pool, graph: str, **kwargs: Any) -> Any:
+    """Submit a run of ``graph`` and wait until a worker runs it."""
+    run_id = await submit(pool, graph, **kwargs)
+    await eventually(lambda: status_is(pool, run_id, "running"), timeout=30, what="run started")
+    return run_id
 
 
 async def test_a_run_that_finishes_inside_the_grace_period_succeeds(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "30") as worker:
-        run_id = await submit(pool, "ticks", input={"until": 15, "delay": 0.1})
-        await eventually(lambda: is_running(pool, run_id), timeout=30, what="run started")
+        run_id = await submit_running(pool, "ticks", input={"until": 15, "delay": 0.1})
         worker.signal(signal.SIGINT)
         assert exits(worker) == 0
         assert await status(pool, run_id) == "success"
@@ -95,25 +101,18 @@ async def test_a_run_outliving_the_grace_period_is_handed_back_and_resumed_elsew
     row = await pool.fetchrow("SELECT attempt, releases FROM runs WHERE run_id = $1", run_id)
     assert (row["attempt"], row["releases"]) == (1, 1)  # not counted as a failure
     with worker_process(database_url, "graphs", *FAST):
-        await eventually(
-            lambda: _status_is(pool, run_id, "success"), timeout=60, what="resumed run"
-        )
+        await eventually(lambda: status_is(pool, run_id, "success"), timeout=60, what="resumed run")
     counts = dict(await pool.fetch("SELECT node, count(*) FROM node_runs GROUP BY node"))
     # Node one's checkpoint was committed: it did not run again. Node two was
     # in flight at the shutdown, so it ran twice.
     assert counts == {"one": 1, "two": 2, "three": 1}
 
 
-async def _status_is(pool: asyncpg.Pool, run_id: Any, wanted: str) -> bool:
-    return await status(pool, run_id) == wanted
-
-
 async def test_a_second_signal_skips_the_grace_period(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "600") as worker:
-        run_id = await submit(pool, "ticks", input={"until": 100_000, "delay": 0.05})
-        await eventually(lambda: is_running(pool, run_id), timeout=30, what="run started")
+        run_id = await submit_running(pool, "ticks", input={"until": 100_000, "delay": 0.05})
         worker.signal(signal.SIGINT)
         time.sleep(0.5)
         assert worker.proc.poll() is None  # still draining: the grace is 600 s
@@ -154,10 +153,13 @@ async def test_serve_shutdown_with_a_stream_attached(pool: asyncpg.Pool, databas
     assert await status(pool, uuid7().__class__(run_id)) == "pending"
 
 
-def wait_for_ticks(url: str, thread_id: str, until: int, delay: float) -> asyncio.Task[Any]:
-    """runs.wait through langgraph-sdk on a ticks run, in the background."""
+async def wait_for_ticks(
+    pool: asyncpg.Pool, url: str, thread_id: str, until: int, delay: float
+) -> asyncio.Task[Any]:
+    """runs.wait through langgraph-sdk on a ticks run, in the background;
+    returned once a worker runs it."""
     client = get_client(url=url, api_key=None)
-    return asyncio.create_task(
+    waiting = asyncio.create_task(
         client.runs.wait(
             thread_id,
             "ticks",
@@ -165,6 +167,12 @@ def wait_for_ticks(url: str, thread_id: str, until: int, delay: float) -> asynci
             if_not_exists="create",
         )
     )
+    await eventually(
+        lambda: run_on_thread(pool, thread_id, "running"),
+        timeout=30,
+        what="the run to start",
+    )
+    return waiting
 
 
 async def run_on_thread(pool: asyncpg.Pool, thread_id: str, *statuses: str) -> bool:
@@ -191,12 +199,9 @@ async def test_a_wait_cut_by_server_shutdown_reconnects_through_location(
         a = ServerProcess(database_url, command="server")
         try:
             a.wait_ready()
-            waiting = wait_for_ticks(a.url, thread_id, until=20, delay=0.5)  # about 10 s
-            await eventually(
-                lambda: run_on_thread(pool, thread_id, "running"),
-                timeout=30,
-                what="the run to start",
-            )
+            waiting = await wait_for_ticks(
+                pool, a.url, thread_id, until=20, delay=0.5
+            )  # about 10 s
             a.signal(signal.SIGINT)
             assert await asyncio.to_thread(a.proc.wait, 60) == 0
             log = a.log()
@@ -219,12 +224,7 @@ async def test_a_wait_whose_run_ends_during_server_shutdown_is_answered(
     env = {"PGQUEUE_WAIT_SHUTDOWN_SECONDS": "30"}
     with worker_process(database_url, "graphs", *FAST):
         with server_process(database_url, command="server", env=env) as a:
-            waiting = wait_for_ticks(a.url, thread_id, until=4, delay=0.25)  # about 1 s
-            await eventually(
-                lambda: run_on_thread(pool, thread_id, "running"),
-                timeout=30,
-                what="the run to start",
-            )
+            waiting = await wait_for_ticks(pool, a.url, thread_id, until=4, delay=0.25)  # about 1 s
             a.signal(signal.SIGINT)
             result = await asyncio.wait_for(waiting, 60)
             assert await asyncio.to_thread(a.proc.wait, 60) == 0

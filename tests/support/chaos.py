@@ -1,4 +1,4 @@
-"""Witnesses and checks for the chaos soak (tests/test_chaos.py).
+"""Witnesses and checks for the chaos soak (tests/scenarios/test_chaos.py).
 
 pgqueue's own fence decides, inside each writing transaction, whether a
 lease still holds. The soak must not take the fence's word for it, so it
@@ -148,7 +148,7 @@ class Lease:
 
     @property
     def pid(self) -> int:
-        # worker ids are host:pid:suffix (pgqueue/worker.py)
+        # worker ids are host:pid:suffix (pgqueue/worker/worker.py)
         return int(self.worker_id.split(":")[-2])
 
 

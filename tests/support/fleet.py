@@ -1,4 +1,4 @@
-"""The chaos soak's worker processes and its tally (tests/test_chaos.py)."""
+"""The chaos soak's worker processes and its tally (tests/scenarios/test_chaos.py)."""
 
 from __future__ import annotations
 
