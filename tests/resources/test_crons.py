@@ -210,7 +210,17 @@ def test_zone() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Mars/Olympus", "", "utc", "Europe", "America/Argentina", "Europe/Paris ", "../etc/passwd", "/etc/localtime", "Europe/\x00"],
+    [
+        "Mars/Olympus",
+        "",
+        "utc",
+        "Europe",
+        "America/Argentina",
+        "Europe/Paris ",
+        "../etc/passwd",
+        "/etc/localtime",
+        "Europe/\x00",
+    ],
 )
 def test_unknown_zones_are_refused_by_name(name: str) -> None:
     error = refusal(crons.zone, name)
