@@ -10,6 +10,7 @@ Peers (bench/http/peer_specs.py):
   langhost       `langhost serve` (langgraph-api + langgraph-runtime-pg: PostgreSQL + Redis)
   pgqueue        `pgqueue serve` from this repo's venv (PostgreSQL only)
   pgqueue-split  `pgqueue server` + `pgqueue worker`, two processes
+  pgqueue-baseline  `pgqueue serve` from --baseline-bin (another build's venv)
   instant        not a peer: a server that answers create and join at once
                  and runs nothing (bench/http/instant_server.py), the most
                  the SDK clients can drive on this machine; no ratios
@@ -92,6 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--redis-url", default="redis://127.0.0.1:6379/13", help="emptied before langhost starts"
     )
     p.add_argument("--pgqueue-bin", default=default_pgqueue_bin())
+    p.add_argument(
+        "--baseline-bin",
+        help="another build's pgqueue command, served as the peer pgqueue-baseline",
+    )
     p.add_argument("--python", default=sys.executable, help="interpreter that makes the peer venvs")
     p.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to a 200 from /ok")
     p.add_argument(
@@ -128,6 +133,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         jobs_per_worker=args.jobs_per_worker,
         log_level=args.server_log_level,
         pgqueue_bin=args.pgqueue_bin,
+        baseline_bin=args.baseline_bin,
         python=args.python,
         profile_svg=svg,
         py_spy=py_spy,

@@ -14,6 +14,7 @@ FIGURES = (
     ("concurrent", "runs_per_s", False),
     ("concurrent", "p50_ms", True),
     ("concurrent", "p99_ms", True),
+    ("concurrent", "server_cpu_ms_per_run", True),
 )
 
 
@@ -24,7 +25,9 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     summary: dict[str, Any] = {"rounds": len(good)}
     for section, key, _ in FIGURES:
-        summary[f"{section}_{key}"] = round(statistics.median(r[section][key] for r in good), 2)
+        values = [r[section][key] for r in good if key in r[section]]
+        # Results saved before a figure existed lack it.
+        summary[f"{section}_{key}"] = round(statistics.median(values), 2) if values else None
     return summary
 
 
@@ -104,12 +107,13 @@ def render(
 ) -> str:
     head = (
         f"{'peer':<14} {'seq p50':>9} {'seq p90':>9} {'seq p99':>9} "
-        f"{'runs/s':>8} {'conc p50':>9} {'conc p99':>9} {'rounds':>6}"
+        f"{'runs/s':>8} {'conc p50':>9} {'conc p99':>9} {'cpu/run':>8} {'rounds':>6}"
     )
     lines = [
         f"sequential: {args.sequential} runs, 1 client; concurrent: {args.concurrent_runs} runs,"
         f" {args.clients} clients, a thread per {'run' if args.thread_per_run else 'client'};"
-        f" medians over {args.repeat} round(s); latencies in ms",
+        f" medians over {args.repeat} round(s); latencies in ms; cpu/run: server CPU ms per"
+        " concurrent run (the machine's busy CPU minus the clients' own)",
         *(
             ["PROFILED: pgqueue ran under py-spy; its figures are not comparable"]
             if args.profile
@@ -122,7 +126,8 @@ def render(
         lines.append(
             f"{name:<14} {s['sequential_p50_ms']:>9.1f} {s['sequential_p90_ms']:>9.1f} "
             f"{s['sequential_p99_ms']:>9.1f} {s['concurrent_runs_per_s']:>8.1f} "
-            f"{s['concurrent_p50_ms']:>9.1f} {s['concurrent_p99_ms']:>9.1f} {s['rounds']:>6}"
+            f"{s['concurrent_p50_ms']:>9.1f} {s['concurrent_p99_ms']:>9.1f} "
+            f"{s['concurrent_server_cpu_ms_per_run'] or 0:>8.1f} {s['rounds']:>6}"
         )
     for name, reason in not_measured.items():
         lines.append(f"{name:<14} not measured: {headline(reason)}")

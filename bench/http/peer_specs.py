@@ -51,6 +51,9 @@ class Settings:
     log_level: str
     pgqueue_bin: str
     python: str
+    # The `pgqueue` of another build (an earlier commit's venv), served as
+    # the peer pgqueue-baseline: two builds side by side in one invocation.
+    baseline_bin: str | None = None
     profile_svg: Path | None = None
     py_spy: str | None = None
 
@@ -93,6 +96,8 @@ PEERS: dict[str, Peer] = {
         uses_redis=True,
     ),
     "pgqueue": Peer("pgqueue", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
+    # `pgqueue serve` from --baseline-bin: is this build faster or slower?
+    "pgqueue-baseline": Peer("pgqueue-baseline", (), (), database="bench_pgqueue"),
     # The same, as two processes: `pgqueue server` (HTTP) and one `pgqueue
     # worker`, so HTTP and graph execution use both cores.
     "pgqueue-split": Peer("pgqueue-split", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
@@ -196,7 +201,10 @@ def command(peer: Peer, s: Settings, config: Path, port: int) -> list[str]:
             f"{{ {shlex.join(worker)} & }} && exec {shlex.join(server)}"
         )
         return ["sh", "-c", script]
-    cmd = [s.pgqueue_bin, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", port_s]
+    exe = s.baseline_bin if peer.name == "pgqueue-baseline" else s.pgqueue_bin
+    if exe is None:
+        raise RuntimeError("pgqueue-baseline needs --baseline-bin")
+    cmd = [exe, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", port_s]
     if s.profile_svg is not None and s.py_spy is not None:
         # --subprocesses: the workers may live in child processes.
         cmd = [s.py_spy, "record", "-o", str(s.profile_svg), "--subprocesses", "--", *cmd]

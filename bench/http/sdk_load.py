@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -99,11 +100,13 @@ async def concurrent(
                 tg.create_task(_drain(c, next_thread, [warmup_per_client], []))
         budget = [runs]
         latencies: list[float] = []
+        busy0, own0 = machine_busy_seconds(), time.process_time()
         t0 = time.perf_counter()
         async with asyncio.TaskGroup() as tg:
             for c, next_thread in zip(sdk, pick, strict=True):
                 tg.create_task(_drain(c, next_thread, budget, latencies))
         elapsed = time.perf_counter() - t0
+        busy, own = machine_busy_seconds() - busy0, time.process_time() - own0
     finally:
         for c in sdk:
             await c.aclose()
@@ -114,8 +117,20 @@ async def concurrent(
         "warmup_runs": warmup_per_client * clients,
         "seconds": round(elapsed, 3),
         "runs_per_s": round(runs / elapsed, 2),
+        # The server's processes and PostgreSQL (and Redis, for a peer that
+        # uses it): whatever the machine spent besides these clients.
+        "server_cpu_ms_per_run": round((busy - own) / runs * 1000, 2),
         **percentiles(latencies),
     }
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (all cores), from
+    /proc/stat: user, nice, system, irq, softirq and steal."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 async def _drain(
