@@ -5,6 +5,12 @@ When the connection drops (server restart, ``pg_terminate_backend``, network)
 the notifier reconnects with backoff, re-subscribes, and calls every
 subscriber with ``RECONNECTED`` so they do a catch-up claim for whatever was
 submitted while nobody listened.
+
+A first subscription to a channel is the same gap in small: ``subscribe``
+only schedules the ``LISTEN``, and a caller that already looked (a worker's
+first claim) would miss what is announced before the ``LISTEN`` is in
+place. So once that ``LISTEN`` has run, the channel's subscribers get
+``RECONNECTED`` too, and look again.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class Notifier:
         self._subscribers[channel].append(callback)
         if is_new_channel and self._conn is not None and not self._conn.is_closed():
             # Keep a reference: the loop holds tasks only weakly.
-            task = asyncio.get_running_loop().create_task(self._listen(self._conn, channel))
+            task = asyncio.get_running_loop().create_task(self._listen_late(self._conn, channel))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
@@ -111,14 +117,24 @@ class Notifier:
     def _on_termination(self, _conn: object) -> None:
         self._lost.set()
 
-    async def _listen(self, conn: asyncpg.Connection, channel: str) -> None:
+    async def _listen(self, conn: asyncpg.Connection, channel: str) -> bool:
         try:
             async with self._conn_lock:
                 await conn.add_listener(channel, self._on_notification)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # The connection is going away; _connect re-listens every channel.
+            # The connection is going away; _connect re-listens every channel
+            # (and the reconnect sends RECONNECTED).
             log.warning("LISTEN %s failed: %s", channel, exc, extra={"event": "listen_failed"})
             self._lost.set()
+            return False
+        return True
+
+    async def _listen_late(self, conn: asyncpg.Connection, channel: str) -> None:
+        """LISTEN on a channel first subscribed to while connected; then its
+        subscribers catch up on what was announced before it was in place
+        (see the module doc)."""
+        if await self._listen(conn, channel):
+            self._dispatch(channel, RECONNECTED)
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await db.connect(self._dsn, connect_timeout=self._config.connect_timeout)

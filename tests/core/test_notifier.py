@@ -27,10 +27,17 @@ async def test_one_connection_fans_out_to_every_subscriber(
     async with Notifier(database_url) as notifier:
         for i in range(3):
             notifier.subscribe(WAKE_CHANNEL, seen[i].append)
+
+        # A first subscription's LISTEN runs later; once it is in place,
+        # every subscriber of the channel is told to catch up.
+        async def listening() -> bool:
+            return all(s == [RECONNECTED] for s in seen)
+
+        await eventually(listening)
         await queue.submit(pool, [NewRun()])
 
         async def all_saw() -> bool:
-            return all(s == [""] for s in seen)
+            return all(s == [RECONNECTED, ""] for s in seen)
 
         await eventually(all_saw)
         listeners = await pool.fetchval(

@@ -12,6 +12,7 @@ import pytest
 
 from pgqueue.core import queue
 from pgqueue.core.handler import Finished, finishing
+from pgqueue.core.notifier import Notifier
 from pgqueue.core.queue import ClaimedRun, NewRun
 from pgqueue.db.ids import uuid7
 from pgqueue.worker.heartbeat import HeartbeatConfig
@@ -50,6 +51,38 @@ async def test_notify_wakes_an_idle_worker_without_polling(
 
 async def _true_after(value: bool) -> bool:
     return value
+
+
+async def test_a_run_submitted_before_the_workers_listen_is_in_place_is_claimed_once_it_is(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A worker's subscribe only schedules its LISTEN; its first claim goes
+    out at once. A run submitted in between announces itself to nobody, so
+    the worker must claim again once the LISTEN is in place, not wait for
+    the poll (an hour here)."""
+    notifier = Notifier(database_url)
+    await notifier.start()
+    ran = asyncio.Event()
+
+    async def mark(run: ClaimedRun) -> None:
+        ran.set()
+
+    worker = Worker(database_url, mark, WorkerConfig(poll_interval=3600), notifier=notifier)
+    try:
+        # Every statement on the notifier's connection takes this lock:
+        # holding it keeps the worker's LISTEN from running, as a slow
+        # LISTEN on a loaded machine would.
+        async with notifier._conn_lock:
+            task = asyncio.create_task(worker.run())
+            # The first claim has found nothing: the worker now sleeps.
+            await eventually(lambda: _true_after(worker.stats.claim_queries >= 1))
+            [sub] = await queue.submit(pool, [NewRun()])
+        await asyncio.wait_for(ran.wait(), 30)
+        await eventually(status_of(pool, sub.run_id, "success"))
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+        await notifier.stop()
 
 
 async def test_delayed_runs_start_no_earlier_than_not_before(
