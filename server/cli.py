@@ -51,7 +51,11 @@ def add_http_commands(commands: Commands) -> None:
     http.add_argument(
         "--host", help="address to listen on (default: $PGQUEUE_HOST, else 127.0.0.1)"
     )
-    http.add_argument("--port", type=int, help="port to listen on (default: $PORT, else 2024)")
+    http.add_argument(
+        "--port",
+        type=int,
+        help="port to listen on, 0 for any free one (default: $PORT, else 2024)",
+    )
     p = commands.sub.add_parser(
         "serve",
         parents=[commands.common, commands.running, http],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 
@@ -29,6 +30,14 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_first_signal = on_first_signal
         self._on_second_signal = on_second_signal
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            # Once bound, with the port bound (the one asked for, or the
+            # one the system chose for --port 0).
+            port = self.servers[0].sockets[0].getsockname()[1]
+            print(f"pgqueue: serving on http://{self.config.host}:{port}", flush=True)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
@@ -72,7 +81,6 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
         getattr(app.state, "hurry", lambda: None)()
 
     server = _Server(config, stopping, hurry)
-    print(f"pgqueue: serving on http://{settings.host}:{settings.port}", flush=True)
     # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal to the
     # handler that was there before: make that a clean exit (status 0), as
     # a supervisor expects of a requested stop.

@@ -61,7 +61,7 @@ class Settings:
             database_url=database_url,
             config_path=Path(config_path),
             host=host or os.environ.get("PGQUEUE_HOST") or DEFAULT_HOST,
-            port=port or env_number("PORT", int, DEFAULT_PORT),
+            port=port if port is not None else env_number("PORT", int, DEFAULT_PORT),
             run_workers=run_workers,
             process=process or ProcessSettings.from_env(),
             max_body_bytes=env_number("PGQUEUE_MAX_BODY_BYTES", int, cls.max_body_bytes),

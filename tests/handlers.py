@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -24,6 +25,22 @@ async def sleep_first_attempt(run: ClaimedRun) -> dict[str, Any]:
 async def sleep(run: ClaimedRun) -> dict[str, Any]:
     await asyncio.sleep(float(run.kwargs.get("sleep", 1)))
     return {"attempt": run.attempt}
+
+
+async def gated_first_attempt(run: ClaimedRun) -> dict[str, Any]:
+    """On attempt 1, waits until the file ``kwargs.gate`` exists (the test
+    makes it when the handler is to go on); later attempts return at once."""
+    if run.attempt == 1:
+        await wait_for_file(run.kwargs["gate"])
+    return {"attempt": run.attempt}
+
+
+async def wait_for_file(path: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        await asyncio.sleep(0.02)
 
 
 async def block_loop(run: ClaimedRun) -> dict[str, Any]:

@@ -58,14 +58,68 @@ def test_alembic_upgrade_head_and_downgrade_base(empty_database_url: str) -> Non
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
 
 
+# Everything a migration can create or change in the public schema, as
+# comparable rows: relations and their kinds, columns with types, defaults
+# and nullability, constraints, indexes, triggers, functions, types.
+SCHEMA = """
+SELECT 'rel', c.relname || ':' || c.relkind::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relname NOT LIKE 'alembic_version%'
+UNION ALL
+SELECT 'col', c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+    || ':' || a.attnotnull::text || ':' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
+    AND c.relname NOT LIKE 'alembic_version%'
+UNION ALL
+SELECT 'con', conrelid::regclass::text || ':' || conname || ':' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    AND conrelid::regclass::text NOT LIKE 'alembic_version%'
+UNION ALL
+SELECT 'idx', indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename NOT LIKE 'alembic_version%'
+UNION ALL
+SELECT 'trg', tgrelid::regclass::text || ':' || pg_get_triggerdef(oid)
+FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL
+SELECT 'fn', p.oid::regprocedure::text || ':' || md5(pg_get_functiondef(p.oid))
+FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p')
+UNION ALL
+SELECT 'type', t.typname || ':' || t.typtype::text
+FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd', 'c')
+    AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.reltype = t.oid)
+"""
+
+
+def _schema(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        return sorted((kind, what) for kind, what in conn.execute(SCHEMA).fetchall())
+
+
 def test_every_revision_downgrades_and_upgrades_step_by_step(empty_database_url: str) -> None:
-    migrate.upgrade(empty_database_url)
-    migrate.downgrade(empty_database_url, "base")
-    migrate.upgrade(empty_database_url, "+1")
-    while migrate.current_revision(empty_database_url) != migrate.head_revision():
-        migrate.upgrade(empty_database_url, "+1")
-    migrate.downgrade(empty_database_url, "-1")
-    migrate.upgrade(empty_database_url)
+    """Up one revision at a time to head, noting the schema at each; then
+    down one at a time to base: each downgrade must leave exactly the schema
+    its revision had on the way up, and base must leave nothing behind."""
+    url = empty_database_url
+    assert migrate.current_revision(url) is None
+    on_the_way_up: list[tuple[str | None, list[tuple[str, str]]]] = [(None, _schema(url))]
+    assert on_the_way_up[0][1] == []
+    while migrate.current_revision(url) != migrate.head_revision():
+        migrate.upgrade(url, "+1")
+        on_the_way_up.append((migrate.current_revision(url), _schema(url)))
+    revisions = [revision for revision, _ in on_the_way_up]
+    assert len(revisions) == len(set(revisions)) > 2  # each step moved on
+    assert migrate.current_revision(url) == migrate.head_revision()
+    for revision, schema in reversed(on_the_way_up[:-1]):
+        migrate.downgrade(url, "-1")
+        assert migrate.current_revision(url) == revision
+        assert _schema(url) == schema, f"downgrading to {revision} left a different schema"
+    assert _count(url, OBJECTS) == 0 and _count(url, FUNCTIONS) == 0
+    # And up again in one go: the same schema as step by step.
+    migrate.upgrade(url)
+    assert _schema(url) == on_the_way_up[-1][1]
 
 
 def _pip(*args: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import asyncpg
@@ -47,11 +46,10 @@ async def test_cancel_interrupt_reaches_another_process_and_keeps_checkpoints(
     thread, sub = await start_three_steps(pool, 300, durability="sync")
     with worker_process(database_url, "graphs", *FAST):
         await eventually(lambda: _in_node_two(pool, sub.run_id), timeout=60)
-        started = time.monotonic()
         assert await queue.cancel(pool, [sub.run_id], "interrupt") == {sub.run_id: "cancelling"}
-        await eventually(lambda: status_is(pool, sub.run_id, "interrupted"), timeout=30)
-        took = time.monotonic() - started
-    assert took < 10, "delivered by NOTIFY, not by a sweep"
+        # Delivered by NOTIFY: nothing else stops a healthy worker's run (no
+        # lease expires), and node two would sleep 300 s, far past this.
+        await eventually(lambda: status_is(pool, sub.run_id, "interrupted"), timeout=60)
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and run["output"]["log"] == ["one"]
     assert await _run_checkpoints(pool, sub.run_id) > 0

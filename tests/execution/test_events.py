@@ -36,6 +36,12 @@ async def test_a_run_streams_its_chunks_in_order_with_a_metadata_event_first(
                 [graph_run("asks", uuid7(), input={"log": []}, stream_mode=["values", "updates"])],
             )
             await eventually(lambda: status_is(pool, sub.run_id, "interrupted"), timeout=30)
+
+        # The NOTIFYs are delivered after their commit: wait for the last.
+        async def heard_the_end() -> bool:
+            return f"{sub.run_id}:end" in heard
+
+        await eventually(heard_the_end, what="the stream's end NOTIFY")
     finally:
         await listener.close()
     rows = await pool.fetch(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,7 +14,7 @@ import pytest
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun, SubmittedRun
 from pgqueue.db.ids import uuid7
-from pgqueue.execution.executor import GraphExecutor, is_retriable
+from pgqueue.execution.executor import ExecutorConfig, GraphExecutor, is_retriable
 from pgqueue.execution.graphs import load_config, system_assistant_id
 from pgqueue.worker.worker import Worker, WorkerConfig
 from tests.support.inprocess import running
@@ -177,9 +178,24 @@ async def test_run_timeout(pool: asyncpg.Pool, database_url: str) -> None:
 
 
 async def test_frozen_worker_writes_no_checkpoint_and_no_status_after_takeover(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, database_url: str, tmp_path: Path
 ) -> None:
-    thread, sub = await start_three_steps(pool, 2, durability="sync")
+    # Node two waits for this file on the first attempt, so the SIGSTOP
+    # lands inside it however late it is sent.
+    gate = tmp_path / "go"
+    await pool.execute(NODE_RUNS)
+    thread = uuid7()
+    [sub] = await queue.submit(
+        pool,
+        [
+            graph_run(
+                "three_steps",
+                thread,
+                input={"log": [], "gate_in_two": str(gate)},
+                durability="sync",
+            )
+        ],
+    )
 
     async def in_node_two() -> bool:
         return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
@@ -197,10 +213,16 @@ async def test_frozen_worker_writes_no_checkpoint_and_no_status_after_takeover(
         with worker_process(database_url, "graphs", *FAST):
             await eventually(lambda: status_is(pool, sub.run_id, "success"), timeout=60)
         finished = await queue.get_run(pool, sub.run_id)
-        frozen.signal(signal.SIGCONT)  # its node-two sleep is over: it tries to go on
+        gate.touch()
+        frozen.signal(signal.SIGCONT)  # its node two is over: it tries to go on
 
+        # Its next checkpoint is fenced out ("lease lost"), or, when its
+        # heartbeat thread looks first (a loaded machine), it finds no beat
+        # for longer than the lease and exits. Either way it writes nothing,
+        # which the asserts below check.
         async def gave_up() -> bool:
-            return "lease lost" in frozen.log()
+            log = frozen.log()
+            return "lease lost" in log or "no heartbeat for" in log
 
         await eventually(gave_up, timeout=30, what="the thawed worker to report its lost lease")
     assert await first_attempt_checkpoints() == before
@@ -288,3 +310,69 @@ async def test_task_results_are_replayed_not_recomputed_after_a_crash(
     assert counts == {"task-1": 1, "task-2": 1, "task-3": 1}
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and run["attempt"] == 2 and run["output"] == {"sum": 12}
+
+
+async def test_events_are_written_as_they_come_only_for_live_streams(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A run someone streams (kwargs live_stream, set by the server) has its
+    events written as they come; a background run's wait for a later flush,
+    here an hour away, so they go with its end. The server's side (which
+    runs it marks live) is tests/server/test_runs.py,
+    test_only_streamed_runs_ask_for_their_events_at_once."""
+    config = ExecutorConfig(event_flush_delay=0, background_event_flush_delay=3600)
+    executor = GraphExecutor(load_config(GRAPHS_CONFIG), database_url, config)
+    background, live = uuid7(), uuid7()
+    async with running(Worker(database_url, executor, WorkerConfig(poll_interval=60))):
+        # 200 and 1000 steps of 0.05 s: long enough to be seen running.
+        [quiet, streamed] = await queue.submit(
+            pool,
+            [
+                graph_run(
+                    "ticks",
+                    background,
+                    live_stream=False,
+                    input={"until": 200, "delay": 0.05},
+                    stream_mode="updates",
+                ),
+                graph_run(
+                    "ticks",
+                    live,
+                    live_stream=True,
+                    input={"until": 1000, "delay": 0.05},
+                    stream_mode="updates",
+                ),
+            ],
+        )
+
+        async def events(run_id: Any) -> int:
+            return await pool.fetchval("SELECT count(*) FROM run_events WHERE run_id = $1", run_id)
+
+        async def ticking_without_events() -> bool:
+            # Three steps checkpointed, no event written; its status read
+            # last, so "running" means it ran when the events were counted.
+            steps = await pool.fetchval(
+                "SELECT count(*) FROM checkpoints WHERE thread_id = $1", str(background)
+            )
+            if steps < 3:
+                return False
+            assert await events(quiet.run_id) == 0, "a background run's events before its end"
+            return await status_is(pool, quiet.run_id, "running")
+
+        async def events_while_running() -> bool:
+            return await events(streamed.run_id) >= 3 and await status_is(
+                pool, streamed.run_id, "running"
+            )
+
+        await eventually(ticking_without_events, timeout=30, what="background ticks")
+        await eventually(events_while_running, timeout=30, what="live events")
+        await queue.cancel(pool, [streamed.run_id], "interrupt")
+        await eventually(lambda: status_is(pool, streamed.run_id, "interrupted"), timeout=30)
+        await eventually(lambda: status_is(pool, quiet.run_id, "success"), timeout=60)
+    # The background run's events came with its end: its 200 updates.
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM run_events WHERE run_id = $1 AND event = 'updates'", quiet.run_id
+        )
+        == 200
+    )

@@ -36,6 +36,7 @@ from pgqueue.execution.saver import (
 from pgqueue.types import Lease
 from tests.execution.test_executor import NODE_RUNS
 from tests.support.procs import GRAPHS_CONFIG
+from tests.support.waiting import eventually
 
 
 def _revision_module() -> Any:
@@ -288,10 +289,11 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
     async with connections.connection() as conn:
         pid = conn.info.backend_pid
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
-    for _ in range(100):  # until the backend is gone
-        if not await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
-            break
-        await asyncio.sleep(0.02)
+
+    async def backend_gone() -> bool:
+        return not await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+
+    await eventually(backend_gone, timeout=30, what="the terminated backend to go")
     async with connections.connection() as conn:
         assert conn.info.backend_pid != pid
         assert (await (await conn.execute("SELECT 1 AS one")).fetchone()) == {"one": 1}
@@ -305,7 +307,11 @@ async def test_a_background_flush_that_fails_reaches_the_run(
         await _put(saver, thread, -1)  # recorded; flushed in 0.2 s
         pid = saver.conn.info.backend_pid
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
-        await asyncio.sleep(1)  # the flush has run, and failed
+
+        async def flush_failed() -> bool:
+            return saver._failed is not None
+
+        await eventually(flush_failed, what="the background flush to run and fail")
         with pytest.raises(psycopg.OperationalError):
             await _put(saver, thread, 0)
         with pytest.raises(psycopg.OperationalError):
@@ -331,7 +337,17 @@ async def test_a_write_after_the_run_released_its_connection_goes_nowhere(
             await _put(saver, thread, -1)
         with pytest.raises(psycopg.OperationalError, match="released"):
             await _put(saver, thread, 0)
-        await asyncio.sleep(0.2)
+
+        # A flush the straggling write scheduled (there must be none) has
+        # had its delay and has written or failed before the checks below.
+        async def no_flush_pending() -> bool:
+            return not [
+                t
+                for t in asyncio.all_tasks()
+                if not t.done() and "_flush_later" in t.get_coro().__qualname__  # type: ignore[union-attr]
+            ]
+
+        await eventually(no_flush_pending, what="every scheduled flush to end")
         gc.collect()
     finally:
         loop.set_exception_handler(None)

@@ -27,6 +27,9 @@ from langgraph.types import interrupt
 class State(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     sleep_in_two: float
+    # A file node two waits for on the first attempt (after recording it
+    # started), so a test can act on a run certainly inside node two.
+    gate_in_two: str
     answer: Any
 
 
@@ -50,6 +53,12 @@ def step(name: str):  # type: ignore[no-untyped-def]
         if name == "two" and config.get("metadata", {}).get("run_attempt") == 1:
             # Long enough for the test to SIGKILL us here, on the first attempt only.
             await asyncio.sleep(float(state.get("sleep_in_two", 0)))
+            gate = state.get("gate_in_two")
+            deadline = time.monotonic() + 300
+            while gate and not os.path.exists(gate):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{gate} did not appear within 300 s")
+                await asyncio.sleep(0.02)
         return {"log": [name]}
 
     return node

@@ -34,6 +34,7 @@ import pytest
 
 from pgqueue.core import queue
 from pgqueue.core.queue import Completion, NewRun
+from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
 from tests.graphs.graphs import CHAIN_NODES
 from tests.support import pgcluster
 from tests.support.chaos import WITNESS_SQL, Verdict, analyse
@@ -176,9 +177,20 @@ async def chaos(
     fleet.check_alive()
 
 
+# What a worker's start meets while PostgreSQL restarts (its last log line).
+DATABASE_GOING_AWAY = (
+    "CannotConnectNowError",
+    "ConnectionRefusedError",
+    "ConnectionDoesNotExistError",
+    "the database system is",
+)
+# Never legitimate, chaos or not: check() asserts none of these is logged.
+UNEXPLAINED = ("run bookkeeping failed", "exception was never retrieved", "unhandled error in")
+
+
 def log_counts(log_dir: Path) -> dict[str, int]:
-    # Reported, not asserted: chaos makes tracebacks legitimate (a worker
-    # started while PostgreSQL restarts, asyncpg's own pool warnings).
+    # The rest are reported, not asserted: chaos makes tracebacks legitimate
+    # (a worker started while PostgreSQL restarts, asyncpg's pool warnings).
     needles = (
         "Traceback",
         " ERROR ",
@@ -314,6 +326,30 @@ def check(verdict: Verdict, report: dict[str, Any]) -> None:
     assert not report["unfenced_writes"], report["unfenced_writes"]
     assert report["sigkills"] > 0 and report["sigstops"] > 0 and report["sigints"] > 0
     assert report["pg_restarts"] > 0
+    # A worker told to stop exits 0 (EXIT_UNHEALTHY only if it was already
+    # on its way out after losing its heartbeat); a crash is another code, a
+    # hang -999 (killed after a minute).
+    clean = {0, EXIT_UNHEALTHY}
+    assert len(report["sigint_exit_codes"]) + report["sigints_before_start"] == report["sigints"]
+    assert set(report["sigint_exit_codes"]) <= clean, report["sigint_exit_codes"]
+    assert len(report["stop_exit_codes"]) == WORKERS
+    assert set(report["stop_exit_codes"]) <= clean, report["stop_exit_codes"]
+    # A worker that stopped on its own did so on purpose: the liveness exit
+    # after a heartbeat outage longer than the lease; or, still starting
+    # (past its wait for the database), it met the restart and gave up.
+    # Nothing else: not a crash once it runs.
+    for stopped in report["unexpected_exits"]:
+        if stopped["code"] == EXIT_UNHEALTHY:
+            assert any("exiting" in line for line in stopped["last_lines"]), stopped
+            continue
+        [log] = Path(report["log_dir"]).glob(f"worker-*-{stopped['pid']}.log")
+        assert "worker started" not in log.read_text(errors="replace"), stopped
+        assert stopped["code"] == 1 and any(
+            error in stopped["last_lines"][-1] for error in DATABASE_GOING_AWAY
+        ), stopped
+    counts = report["log_counts"]
+    for needle in UNEXPLAINED:
+        assert counts[needle] == 0, f"{needle!r} in the logs ({report['log_dir']}): {counts}"
 
 
 def _seed() -> int:

@@ -43,7 +43,17 @@ async def test_webhook_is_posted_on_completion_and_retried(
     assert body["metadata"] == {"k": "v"}
     for key in ("run_started_at", "run_ended_at", "webhook_sent_at"):
         assert body[key]
-    assert len(receiver.bodies) == 1
+    assert receiver.refused == 1  # the 503 was retried once, then accepted
+    # A later run's webhook, once received, marks the first run's deliveries
+    # as over: it was accepted exactly once, not again after.
+    later = await client.runs.create(thread_id, "echo", input={"count": 5}, webhook=receiver.url)
+    await client.runs.join(thread_id, later["run_id"])
+
+    async def later_delivered() -> bool:
+        return any(b["run_id"] == later["run_id"] for b in receiver.bodies)
+
+    await eventually(later_delivered, timeout=30, what="the later run's webhook")
+    assert [b["run_id"] for b in receiver.bodies] == [run["run_id"], later["run_id"]]
 
 
 async def test_webhook_reports_errors(client: LangGraphClient, receiver: Receiver) -> None:

@@ -15,7 +15,6 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
-from pgqueue.execution.graphs import system_assistant_id
 from tests.support.server import ServerProcess, server_process
 from tests.support.waiting import eventually
 
@@ -41,6 +40,9 @@ CRON_FIELDS = {
 # fires on its own while a test runs, as a minutely one would when the test
 # crosses a minute boundary (one tick more than the test made due).
 YEARLY = "0 0 1 1 *"
+# The platform's system assistant id of graph "echo": uuid5 of the graph id in
+# its namespace 6ba7b821-9dad-11d1-80b4-00c04fd430c8, written out.
+ECHO_ID = "046b5dc7-2108-582c-9c6c-31d556d138f0"
 
 
 async def make_due(db: asyncpg.Pool, cron_id: str) -> None:
@@ -72,6 +74,7 @@ def when(value: str) -> datetime:
 async def test_create_search_count_update_delete(client: LangGraphClient) -> None:
     crons = client.crons
     tag = {"suite": uuid4().hex}
+    before = datetime.now(UTC)
     cron: Any = await crons.create(
         "echo",
         schedule="*/5 * * * *",
@@ -80,19 +83,21 @@ async def test_create_search_count_update_delete(client: LangGraphClient) -> Non
         on_run_completed="keep",
     )
     assert set(cron) == CRON_FIELDS
-    assert cron["assistant_id"] == str(system_assistant_id("echo"))
+    assert cron["assistant_id"] == ECHO_ID
     assert cron["thread_id"] is None and cron["user_id"] is None
     assert cron["schedule"] == "*/5 * * * *"
     assert cron["payload"]["input"] == {"count": 1}
     assert cron["metadata"] == tag
     assert cron["on_run_completed"] == "keep" and cron["enabled"] is True
+    # The first 5-minute mark after the cron was made, somewhere between
+    # before and after: a minute turning meanwhile cannot break this.
     due = when(cron["next_run_date"])
-    now = datetime.now(UTC)
-    assert now < due <= now + timedelta(minutes=5) and due.minute % 5 == 0
+    after = datetime.now(UTC)
+    assert before < due <= after + timedelta(minutes=5) and due.minute % 5 == 0
 
     found = await crons.search(assistant_id="echo", metadata=tag)
     assert [c["cron_id"] for c in found] == [cron["cron_id"]]
-    assert await crons.search(assistant_id=str(system_assistant_id("echo")), metadata=tag)
+    assert await crons.search(assistant_id=ECHO_ID, metadata=tag)
     assert await crons.search(assistant_id="no-such-graph", metadata=tag) == []
     assert await crons.count(metadata=tag) == 1
     assert await crons.count(assistant_id="echo", metadata=tag) == 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from itertools import pairwise
 from typing import Any
@@ -146,7 +147,11 @@ async def test_stream_mode_messages_sends_the_platforms_partial_events(
 
 async def test_only_streamed_runs_ask_for_their_events_at_once(client: LangGraphClient) -> None:
     """A run created and joined writes its events with its end; one created
-    by a stream route (or resumable) has them written as they come."""
+    by a stream route (or resumable) has them written as they come.
+
+    What this asks of the executor (events written at once, or batched) is
+    checked there: tests/execution/test_executor.py,
+    test_events_are_written_as_they_come_only_for_live_streams."""
     thread_id = await new_thread(client)
     background = await client.runs.create(thread_id, "echo", input={"count": 1})
     resumable = await client.runs.create(
@@ -179,13 +184,38 @@ async def test_join_stream_with_last_event_id_replays_after_it(client: LangGraph
     assert [p async for p in client.runs.join_stream(thread_id, run["run_id"])] == []
 
 
-async def test_join_stream_live(client: LangGraphClient) -> None:
+async def test_join_stream_live(client: LangGraphClient, db: asyncpg.Pool) -> None:
+    """Joined without Last-Event-ID before it starts, a run streams all it
+    does. It waits behind a run on its thread until the join was answered,
+    so it cannot have ended (leaving nothing to stream) by then."""
     thread_id = await new_thread(client)
+    blocker = await client.runs.create(thread_id, "ticks", input={"until": 100_000, "delay": 0.05})
+    await eventually(lambda: _running(db, blocker["run_id"]), timeout=30, what="blocker running")
     run = await client.runs.create(
-        thread_id, "ticks", input={"until": 5, "delay": 0.1}, stream_mode="updates"
+        thread_id,
+        "ticks",
+        input={"count": 0, "until": 5, "delay": 0.1},
+        stream_mode="updates",
+        multitask_strategy="enqueue",
     )
-    parts = [p async for p in client.runs.join_stream(thread_id, run["run_id"])]
-    assert parts and all(p.event in ("metadata", "updates") for p in parts)
+    answered = asyncio.Event()
+
+    async def on_response(response: httpx.Response) -> None:
+        if response.request.url.path.endswith(f"/runs/{run['run_id']}/stream"):
+            answered.set()
+
+    hooks = client.http.client.event_hooks
+    hooks["response"] = [*hooks["response"], on_response]
+
+    async def join() -> list[Any]:
+        return [p async for p in client.runs.join_stream(thread_id, run["run_id"])]
+
+    joining = asyncio.create_task(join())
+    await asyncio.wait_for(answered.wait(), 30)
+    assert await status_of(db, run["run_id"]) == "pending"
+    await client.runs.cancel(thread_id, blocker["run_id"], wait=True)
+    parts = await asyncio.wait_for(joining, 60)
+    assert [p.event for p in parts] == ["metadata"] + ["updates"] * 5
     assert parts[-1].data == {"tick": {"count": 5}}
 
 
@@ -293,15 +323,32 @@ async def test_multitask_interrupt_and_rollback(
     thread_id = await new_thread(client)
     first = await client.runs.create(thread_id, "ticks", input={"until": 1000, "delay": 0.05})
     await eventually(lambda: _running(db, first["run_id"]), timeout=30, what="first running")
+
+    async def ticked() -> bool:  # a few of the first run's steps are checkpointed
+        return (await client.threads.get_state(thread_id))["values"].get("count", 0) >= 3
+
+    await eventually(ticked, timeout=30, what="first run's ticks")
     second = await client.runs.create(
         thread_id, "ticks", input={"until": 2}, multitask_strategy=strategy
     )
     result = await client.runs.join(thread_id, second["run_id"])
-    assert result["count"] >= 2
+    history = await client.threads.get_history(thread_id, limit=1000)
+    by_first = [s for s in history if s["metadata"].get("run_id") == first["run_id"]]
     if strategy == "interrupt":
+        # The first run stays, interrupted, with its checkpoints; the second
+        # goes on from its last one: one tick more (past until=2 already).
         assert (await client.runs.get(thread_id, first["run_id"]))["status"] == "interrupted"
+        reached = max(s["values"].get("count", 0) for s in by_first)
+        assert reached >= 3
+        assert result == {"count": reached + 1, "until": 2, "delay": 0.05}
     else:
+        # The first run and everything it wrote are gone: the second starts
+        # from a fresh thread, as if the first had never run.
         assert await status_of(db, first["run_id"]) is None
+        assert by_first == []
+        assert result == {"count": 2, "until": 2}
+        state = await client.threads.get_state(thread_id)
+        assert state["values"] == {"count": 2, "until": 2}
 
 
 async def _running(db: asyncpg.Pool, run_id: str) -> bool:
@@ -420,8 +467,20 @@ async def test_stateless_runs_and_on_completion(client: LangGraphClient, db: asy
     assert (await client.threads.get(thread_id))["values"] == {"count": 2}
     streamed = [p async for p in client.runs.stream(None, "echo", input={"count": 5})]
     assert streamed[-1].data == {"count": 6}
-    background = await client.runs.create(None, "echo", input={"count": 1})
+    # In the background: it runs, and its temporary thread goes once it ends
+    # (kept here first, to see its output).
+    background = await client.runs.create(None, "echo", input={"count": 1}, on_completion="keep")
     assert background["status"] == "pending"
+    assert await client.runs.join(background["thread_id"], background["run_id"]) == {"count": 2}
+    before = await db.fetchval("SELECT count(*) FROM threads")
+    deleted = await client.runs.create(None, "echo", input={"count": 1})
+    assert await db.fetchval("SELECT count(*) FROM threads") == before + 1
+
+    async def ran_then_went() -> bool:
+        return await _thread_count_is(db, before)
+
+    await eventually(ran_then_went, timeout=30, what="background run's thread deleted")
+    assert await status_of(db, deleted["run_id"]) is None  # gone with its thread
 
 
 async def _thread_count_is(db: asyncpg.Pool, n: int) -> bool:

@@ -53,7 +53,7 @@ async def test_search_by_prefix_filter_and_page(client: LangGraphClient) -> None
     ]
     assert sorted(i["key"] for i in notes) == ["d0", "d1", "d2", "d3", "d4"]
     big = (await store.search_items(["docs"], filter={"n": {"$gte": 4}}, limit=100))["items"]
-    assert {i["key"] for i in big} >= {"d4"}
+    assert sorted(i["key"] for i in big) == ["d4", "other"]
 
     first = (await store.search_items(["docs", "search"], limit=4))["items"]
     rest = (await store.search_items(["docs", "search"], limit=4, offset=4))["items"]
@@ -99,7 +99,12 @@ async def test_an_item_past_its_ttl_is_gone_from_every_read(
     assert [i["key"] for i in found] == ["lasting"]
     assert (await store.list_namespaces(prefix=["ttl"]))["namespaces"] == [["ttl", "long"]]
     # tests/graphs/langgraph.json gives items put without a TTL 600 minutes;
-    # a read starts it over (refresh_on_read, the platform's default).
+    # a read starts it over (refresh_on_read, the platform's default). The
+    # item is one minute from expiring (back-dated), then read.
+    await db.execute(
+        "UPDATE store SET expires_at = now() + interval '1 minute' WHERE key = 'lasting'"
+    )
+    assert (await store.get_item(["ttl", "long"], "lasting"))["value"] == {"v": 2}
     left = await db.fetchval(
         "SELECT extract(epoch FROM expires_at - now()) / 60 FROM store WHERE key = 'lasting'"
     )

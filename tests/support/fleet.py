@@ -26,11 +26,26 @@ class Figures:
     pg_restart_modes: list[str] = field(default_factory=list)
     pg_outage_s: list[float] = field(default_factory=list)
     sigint_exit_codes: list[int] = field(default_factory=list)
+    # SIGINTs that landed before the interpreter reached pgqueue's code (the
+    # process printed nothing and died of the signal): Python cannot catch
+    # a signal that early, and nothing had started.
+    sigints_before_start: int = 0
     sigint_exit_s: list[float] = field(default_factory=list)
     unexpected_exits: list[dict[str, Any]] = field(default_factory=list)
     submit_retries: int = 0
     wall_s: float = 0.0
     settle_s: float = 0.0
+
+
+def _before_start(code: int, log: str) -> bool:
+    """A SIGINT that landed while the interpreter itself started, before
+    pgqueue's code could catch it: the process died of the signal (or of a
+    KeyboardInterrupt in the standard library's imports) having logged
+    nothing of its own."""
+    ours = ("INFO", "WARNING", "ERROR", "pgqueue:")
+    if any(mark in log for mark in ours):
+        return False
+    return code == -signal.SIGINT or (code == 1 and "KeyboardInterrupt" in log)
 
 
 class Fleet:
@@ -119,7 +134,10 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 code = -999  # a shutdown that hangs: recorded, then killed
             self.figures.sigints += 1
-            self.figures.sigint_exit_codes.append(code)
+            if _before_start(code, worker.log()):
+                self.figures.sigints_before_start += 1
+            else:
+                self.figures.sigint_exit_codes.append(code)
             self.figures.sigint_exit_s.append(round(time.monotonic() - started, 2))
             self.replace(slot)
         finally:

@@ -17,9 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 GRAPHS_CONFIG = REPO / "tests" / "graphs" / "langgraph.json"
 
 # Short leases so crash tests take seconds; the mechanics are the defaults'.
+# The lease is 25 beats long: a loaded machine that stalls a healthy
+# worker's heartbeat thread for a few seconds does not get it swept. Tests
+# that wait for a lease to run out wait for the sweep, not a fixed time.
+LEASE_SECONDS = 5.0
 FAST = [
     "--heartbeat-interval", "0.2",
-    "--stale-after", "1.5",
+    "--stale-after", str(LEASE_SECONDS),
     "--sweep-interval", "0.2",
     "--poll-interval", "60",
 ]  # fmt: skip

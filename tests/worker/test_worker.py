@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,9 +11,10 @@ import pytest
 
 from pgqueue.core import queue
 from pgqueue.core.handler import Finished, finishing
-from pgqueue.core.notifier import Notifier
+from pgqueue.core.notifier import RECONNECTED, Notifier
 from pgqueue.core.queue import ClaimedRun, NewRun
 from pgqueue.db.ids import uuid7
+from pgqueue.types import WAKE_CHANNEL
 from pgqueue.worker.heartbeat import HeartbeatConfig
 from pgqueue.worker.worker import Worker, WorkerConfig
 from tests.support.inprocess import running
@@ -34,16 +34,26 @@ async def test_notify_wakes_an_idle_worker_without_polling(
     async def echo(run: ClaimedRun) -> Any:
         return run.kwargs
 
-    worker = Worker(database_url, echo, WorkerConfig(poll_interval=60))
-    async with running(worker):
-        # Let it go idle: it has claimed nothing and sleeps for up to 60 s.
-        await eventually(lambda: _true_after(worker.stats.claim_queries >= 1))
-        queries_before = worker.stats.claim_queries
-        started = time.monotonic()
-        [sub] = await queue.submit(pool, [NewRun(kwargs={"hello": "world"})])
-        await eventually(status_of(pool, sub.run_id, "success"), timeout=10)
-        waited = time.monotonic() - started
-    assert waited < 30, "woken by the poll, not by NOTIFY"
+    notifier = Notifier(database_url)
+    await notifier.start()
+    seen: list[str] = []
+    # Subscribed first, this one's LISTEN is the channel's: once it reports
+    # in place (the catch-up after a first LISTEN), every NOTIFY is heard.
+    notifier.subscribe(WAKE_CHANNEL, seen.append)
+    # A poll of an hour: only a NOTIFY can wake it within the deadline below.
+    worker = Worker(database_url, echo, WorkerConfig(poll_interval=3600), notifier=notifier)
+    try:
+        async with running(worker):
+            # Let it go idle: the LISTEN is in place and it has claimed nothing.
+            await eventually(
+                lambda: _true_after(RECONNECTED in seen and worker.stats.claim_queries >= 1)
+            )
+            queries_before = worker.stats.claim_queries
+            [sub] = await queue.submit(pool, [NewRun(kwargs={"hello": "world"})])
+            await eventually(status_of(pool, sub.run_id, "success"), timeout=30)
+    finally:
+        await notifier.stop()
+    assert "" in seen  # the submit's NOTIFY (its payload is empty)
     assert worker.stats.claim_queries - queries_before <= 3
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None and run["output"] == {"hello": "world"}
@@ -212,6 +222,7 @@ async def test_a_heartbeat_after_the_handlers_own_final_write_does_not_cancel_it
     the handler (e.g. scheduling the run's webhook)."""
     after_write = asyncio.Event()
     cancelled = False
+    workers: list[Worker] = []
 
     async def writes_its_own_outcome(run: ClaimedRun) -> Finished:
         nonlocal cancelled
@@ -220,9 +231,15 @@ async def test_a_heartbeat_after_the_handlers_own_final_write_does_not_cancel_it
             pool, run.worker_id, [queue.Completion(run.run_id, run.attempt, "success")]
         )
         assert done == {run.run_id: "success"}
+        heartbeat = workers[0].heartbeat
+        beats = heartbeat.beats
         try:
-            # Several beats (every 50 ms) now find the lease no longer held.
-            await asyncio.sleep(0.5)
+            # Several beats now find the lease no longer held (the first may
+            # have started before the write).
+            async def beaten() -> bool:
+                return heartbeat.beats >= beats + 3
+
+            await eventually(beaten, what="three beats after the write")
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -231,8 +248,9 @@ async def test_a_heartbeat_after_the_handlers_own_final_write_does_not_cancel_it
 
     config = WorkerConfig(poll_interval=60, heartbeat=HeartbeatConfig(interval=0.05))
     async with running(Worker(database_url, writes_its_own_outcome, config)) as worker:
+        workers.append(worker)
         await queue.submit(pool, [NewRun()])
-        await asyncio.wait_for(after_write.wait(), 10)
+        await asyncio.wait_for(after_write.wait(), 30)
         await eventually(lambda: _true_after(worker.stats.succeeded == 1))
         assert worker.stats.lease_lost == 0
     assert not cancelled

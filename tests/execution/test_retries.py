@@ -1,0 +1,102 @@
+"""What the executor retries (README, Errors): an exception with
+``retriable = True`` and a lost database connection retry the run, which
+resumes from its last checkpoint. Real graphs, a real worker, real
+PostgreSQL; the connection is cut by ``pg_terminate_backend``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from pgqueue.core import queue
+from pgqueue.core.queue import NewRun
+from pgqueue.db.ids import uuid7
+from pgqueue.execution.executor import GraphExecutor, is_retriable
+from pgqueue.execution.graphs import load_config, system_assistant_id
+from pgqueue.worker.worker import Worker, WorkerConfig
+from tests.execution.test_executor import NODE_RUNS, status_is
+from tests.support.inprocess import running
+from tests.support.procs import REPO
+from tests.support.waiting import eventually
+
+RETRIES = REPO / "tests" / "graphs" / "retries.py"
+
+
+@pytest.fixture(autouse=True)
+def _graphs_see_the_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "langgraph.json"
+    path.write_text(json.dumps({"graphs": {"busy": f"{RETRIES}:busy", "cut": f"{RETRIES}:cut"}}))
+    return path
+
+
+async def run_to_the_end(
+    pool: asyncpg.Pool, database_url: str, config: Path, graph: str, during: Any = None
+) -> dict[str, Any]:
+    await pool.execute(NODE_RUNS)
+    executor = GraphExecutor(load_config(config), database_url)
+    settings = WorkerConfig(poll_interval=60, is_retriable=is_retriable, retry_backoff_base=0.05)
+    async with running(Worker(database_url, executor, settings)):
+        [sub] = await queue.submit(
+            pool,
+            [
+                NewRun(
+                    thread_id=uuid7(),
+                    assistant_id=system_assistant_id(graph),
+                    kwargs={"input": {"log": []}, "durability": "sync"},
+                    max_attempts=3,
+                )
+            ],
+        )
+        if during is not None:
+            await during()
+        await eventually(
+            lambda: status_is(pool, sub.run_id, "success", "error"), timeout=60, what="the run"
+        )
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None
+    return run
+
+
+async def node_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    return dict(await pool.fetch("SELECT node, count(*) FROM node_runs GROUP BY node"))
+
+
+async def test_an_exception_marked_retriable_is_retried_and_the_run_resumes(
+    pool: asyncpg.Pool, database_url: str, config: Path
+) -> None:
+    assert is_retriable(type("Marked", (Exception,), {"retriable": True})())
+    run = await run_to_the_end(pool, database_url, config, "busy")
+    assert run["status"] == "success", run["error"]
+    assert run["attempt"] == 2
+    assert run["output"]["log"] == ["before", "busy_once", "after"]
+    # Resumed from the checkpoint after "before": only the failed node ran again.
+    assert await node_counts(pool) == {"before": 1, "busy_once": 2, "after": 1}
+
+
+async def test_a_lost_database_connection_mid_run_is_retried_and_the_run_resumes(
+    pool: asyncpg.Pool, database_url: str, config: Path
+) -> None:
+    await pool.execute("CREATE TABLE cut_pids (pid int)")
+
+    async def cut_the_runs_connection() -> None:
+        pid = await eventually(
+            lambda: pool.fetchval("SELECT pid FROM cut_pids"),
+            timeout=60,
+            what="the run's connection",
+        )
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+    run = await run_to_the_end(pool, database_url, config, "cut", cut_the_runs_connection)
+    assert run["status"] == "success", run["error"]
+    assert run["attempt"] == 2
+    assert run["output"]["log"] == ["before", "cut_once", "after"]
+    assert await node_counts(pool) == {"before": 1, "cut_once": 2, "after": 1}
