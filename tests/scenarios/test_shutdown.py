@@ -6,6 +6,7 @@ running graph."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from typing import Any
@@ -149,7 +150,14 @@ async def test_serve_shutdown_with_a_stream_attached(pool: asyncpg.Pool, databas
             serve.signal(signal.SIGINT)
             # The stream ends (it does not hang) and what came is well formed.
             rest = list(lines)
+        # The updates event whose header ended the loop above came whole:
+        # its data line is the first of the rest.
+        assert rest and rest[0].startswith("data:"), rest[:3]
         assert all(line == "" or line.startswith(("event:", "data:", "id:", ":")) for line in rest)
+        # Every event that came before the cut is whole (no half-sent JSON).
+        for line in rest:
+            if line.startswith("data:"):
+                json.loads(line.removeprefix("data:"))
         assert serve.proc.wait(60) == 0
         log = serve.log()
         for needle in FORBIDDEN:
