@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,23 +69,48 @@ def on_signals(callback: Callable[[], Any]) -> None:
         loop.add_signal_handler(sig, callback)
 
 
+# How asyncpg and the OS say that the database is not there (restarting,
+# refusing connections while it starts or stops, a dropped connection).
+DATABASE_AWAY = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+class NotStarted(Exception):
+    """The database went away while the worker was starting: nothing was
+    claimed yet, so starting again is safe."""
+
+
 async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:
-    if args.config:
-        registry = load_graphs(args.config)
-        conn = await asyncpg.connect(url)
-        try:
-            await register_graphs(conn, registry)
-        finally:
-            await conn.close()
-        worker = settings.graph_worker(registry, url)
-    else:
-        worker = settings.handler_worker(load_handler(args.handler), url)
-    pool = await db.create_pool(url, max_size=1)
+    try:
+        if args.config:
+            registry = load_graphs(args.config)
+            conn = await asyncpg.connect(url, timeout=db.CONNECT_TIMEOUT)
+            try:
+                await register_graphs(conn, registry)
+            finally:
+                await conn.close()
+            worker = settings.graph_worker(registry, url)
+        else:
+            worker = settings.handler_worker(load_handler(args.handler), url)
+        pool = await db.create_pool(url, max_size=1)
+    except DATABASE_AWAY as exc:
+        raise NotStarted(f"{type(exc).__name__}: {exc}") from exc
     services = ServiceGroup(settings.maintenance(pool))
     services.start()
     on_signals(worker.stop)
     try:
-        await worker.run()
+        try:
+            await worker.run()
+        except DATABASE_AWAY as exc:
+            # Before "worker started" (its pool, its LISTEN, its row): the
+            # worker held nothing yet. After it, a real failure.
+            if worker.started.is_set():
+                raise
+            raise NotStarted(f"{type(exc).__name__}: {exc}") from exc
     finally:
         # Bounded: a pass stuck on a database that stopped answering (the
         # liveness exit) is cancelled rather than waited for.
@@ -108,9 +134,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     settings = ProcessSettings.from_args(args)
     url = resolve_database_url(args)
+    deadline = time.monotonic() + settings.startup_wait
     wait_for_database(url, settings.startup_wait)
     migrate.require_head(url)
-    return asyncio.run(run_worker(args, settings, url))
+    while True:
+        try:
+            return asyncio.run(run_worker(args, settings, url))
+        except NotStarted as exc:
+            # A database that answered the wait above and then went away (a
+            # restart as the worker came up): wait for it again, within the
+            # same start-up budget, instead of exiting with a traceback.
+            remaining = deadline - time.monotonic()
+            log.warning(
+                "the database went away while the worker started (%s); waiting for it",
+                exc,
+                extra={"event": "startup_db_lost"},
+            )
+            wait_for_database(url, max(remaining, 0.0))
 
 
 def add_command(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
