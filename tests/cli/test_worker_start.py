@@ -15,6 +15,7 @@ import asyncpg
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from tests.support.procs import FAST, worker_process
+from tests.support.relay import pipe
 from tests.support.waiting import eventually
 
 
@@ -49,14 +50,14 @@ class DroppingFront:
                 return
             up_reader, up_writer = await self._open_upstream()
             pipes = [
-                asyncio.ensure_future(_pipe(reader, up_writer)),
-                asyncio.ensure_future(_pipe(up_reader, writer)),
+                asyncio.ensure_future(pipe(reader, up_writer)),
+                asyncio.ensure_future(pipe(up_reader, writer)),
             ]
             try:
                 await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for pipe in pipes:
-                    pipe.cancel()
+                for copying in pipes:
+                    copying.cancel()
                 await asyncio.gather(*pipes, return_exceptions=True)
                 up_writer.close()
         finally:
@@ -80,13 +81,6 @@ class DroppingFront:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
 
 
 async def test_a_worker_whose_database_goes_away_while_it_starts_waits_for_it(

@@ -20,7 +20,7 @@ from langgraph_sdk import get_client
 
 from tests.scenarios.test_shutdown import FORBIDDEN
 from tests.support.procs import FAST, worker_process
-from tests.support.proxy import Proxy, proxy
+from tests.support.relay import Relay
 from tests.support.server import ServerProcess, server_process
 from tests.support.waiting import eventually
 
@@ -33,7 +33,7 @@ async def status(pool: asyncpg.Pool, run_id: str) -> str:
 
 
 async def cut_after(
-    parts: AsyncIterator[Any], ticks: int, a: ServerProcess, b: ServerProcess, lb: Proxy
+    parts: AsyncIterator[Any], ticks: int, a: ServerProcess, b: ServerProcess, lb: Relay
 ) -> list[tuple[str, Any]]:
     """Read ``parts``; after ``ticks`` updates point the balancer at B and
     SIGTERM A, then read on to the end."""
@@ -41,7 +41,7 @@ async def cut_after(
     async for part in parts:
         seen.append((part.event, part.data))
         if part.event == "updates" and len([e for e, _ in seen if e == "updates"]) == ticks:
-            lb.backend_port = b.port
+            await lb.point_at(b.port)
             a.signal(signal.SIGTERM)
     return seen
 
@@ -73,7 +73,8 @@ async def test_runs_stream_reconnects_through_location_when_the_server_stops(
     servers: tuple[ServerProcess, ServerProcess], pool: asyncpg.Pool
 ) -> None:
     a, b = servers
-    async with proxy(a.port) as lb:
+    async with Relay() as lb:
+        await lb.point_at(a.port)
         client = get_client(url=lb.url, api_key=None)
         thread_id = (await client.threads.create())["thread_id"]
         parts = client.runs.stream(
@@ -95,7 +96,8 @@ async def test_join_stream_reconnects_through_location_when_the_server_stops(
     servers: tuple[ServerProcess, ServerProcess], pool: asyncpg.Pool
 ) -> None:
     a, b = servers
-    async with proxy(a.port) as lb:
+    async with Relay() as lb:
+        await lb.point_at(a.port)
         client = get_client(url=lb.url, api_key=None)
         thread_id = (await client.threads.create())["thread_id"]
         run = await client.runs.create(

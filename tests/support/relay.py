@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 
 
 class Relay:
@@ -19,6 +20,8 @@ class Relay:
         self._changed = asyncio.Condition()
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        # Connections forwarded, by the port of the server they went to.
+        self.connections: Counter[int] = Counter()
         self.port = 0
 
     @property
@@ -59,17 +62,18 @@ class Relay:
             except OSError:
                 writer.close()
                 return
+            self.connections[port] += 1
             # Either side closing closes both: a server cutting a response
             # is seen by the client as that server's cut.
             pipes = {
-                asyncio.ensure_future(_pipe(reader, up_writer)),
-                asyncio.ensure_future(_pipe(up_reader, writer)),
+                asyncio.ensure_future(pipe(reader, up_writer)),
+                asyncio.ensure_future(pipe(up_reader, writer)),
             }
             try:
                 await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for pipe in pipes:
-                    pipe.cancel()
+                for copying in pipes:
+                    copying.cancel()
                 await asyncio.gather(*pipes, return_exceptions=True)
                 up_writer.close()
         finally:
@@ -77,8 +81,9 @@ class Relay:
             self._conns.discard(task)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction of a connection until it closes."""
+    with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
