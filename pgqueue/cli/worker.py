@@ -71,10 +71,12 @@ def on_signals(callback: Callable[[], Any]) -> None:
 
 # How asyncpg and the OS say that the database is not there (restarting,
 # refusing connections while it starts or stops, a dropped connection).
+# OperatorInterventionError: "cannot connect now" while it starts or stops,
+# and "terminating connection" (admin or crash shutdown) on a restart.
 DATABASE_AWAY = (
     OSError,
     asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
 )
 
@@ -132,25 +134,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise SystemExit(
             "pgqueue worker: give exactly one of --config langgraph.json or --handler mod:fn"
         )
+    from sqlalchemy.exc import OperationalError  # the schema check's driver error
+
     settings = ProcessSettings.from_args(args)
     url = resolve_database_url(args)
     deadline = time.monotonic() + settings.startup_wait
-    wait_for_database(url, settings.startup_wait)
-    migrate.require_head(url)
     while True:
+        # Out of budget: one more try, then the wait exits with the reason.
+        wait_for_database(url, max(deadline - time.monotonic(), 0.0))
         try:
+            migrate.require_head(url)
             return asyncio.run(run_worker(args, settings, url))
-        except NotStarted as exc:
-            # A database that answered the wait above and then went away (a
-            # restart as the worker came up): wait for it again, within the
-            # same start-up budget, instead of exiting with a traceback.
-            remaining = deadline - time.monotonic()
+        except (NotStarted, OperationalError) as exc:
+            # A database that answered the wait and then went away (a
+            # restart as the worker came up), before the worker held
+            # anything: wait for it again, within the same start-up budget,
+            # instead of exiting with a traceback.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             log.warning(
                 "the database went away while the worker started (%s); waiting for it",
-                exc,
+                reason,
                 extra={"event": "startup_db_lost"},
             )
-            wait_for_database(url, max(remaining, 0.0))
 
 
 def add_command(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
