@@ -5,9 +5,7 @@ restart as a supervisor brings the worker up)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import glob
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -15,23 +13,25 @@ import asyncpg
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from tests.support.procs import FAST, worker_process
-from tests.support.relay import pipe
+from tests.support.relay import Relay
 from tests.support.waiting import eventually
 
 
-class DroppingFront:
+class DroppingFront(Relay):
     """A TCP address in front of the test database. It forwards every
     connection, except that it closes the ones numbered in ``drop`` (from
     1) as soon as they arrive: to a client, the database went away."""
 
     def __init__(self, database_url: str, drop: range) -> None:
+        super().__init__()
         self._database_url = database_url
         self._drop = drop
         self.accepted = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.url = ""
 
-    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open_upstream(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.accepted += 1
+        if self.accepted in self._drop:
+            raise ConnectionRefusedError("dropped on purpose")
         parts = urlsplit(self._database_url)
         if parts.hostname:
             return await asyncio.open_connection(parts.hostname, parts.port or 5432)
@@ -40,47 +40,17 @@ class DroppingFront:
         [path] = [p for p in glob.glob(f"{socket_dir}/.s.PGSQL.*") if not p.endswith(".lock")]
         return await asyncio.open_unix_connection(path)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.accepted += 1
-        try:
-            if self.accepted in self._drop:
-                return
-            up_reader, up_writer = await self._open_upstream()
-            pipes = [
-                asyncio.ensure_future(pipe(reader, up_writer)),
-                asyncio.ensure_future(pipe(up_reader, writer)),
-            ]
-            try:
-                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for copying in pipes:
-                    copying.cancel()
-                await asyncio.gather(*pipes, return_exceptions=True)
-                up_writer.close()
-        finally:
-            writer.close()
-            self._tasks.discard(task)
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[DroppingFront]:
-        server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+    @property
+    def database_url(self) -> str:
+        """The test database's URL, through this front."""
         parts = urlsplit(self._database_url)
         query = {k: v for k, v in parse_qs(parts.query).items() if k != "host"}
         user = f"{parts.username}@" if parts.username else ""
-        self.url = urlunsplit(
-            parts._replace(netloc=f"{user}127.0.0.1:{port}", query=urlencode(query, doseq=True))
+        return urlunsplit(
+            parts._replace(
+                netloc=f"{user}127.0.0.1:{self.port}", query=urlencode(query, doseq=True)
+            )
         )
-        try:
-            yield self
-        finally:
-            server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def test_a_worker_whose_database_goes_away_while_it_starts_waits_for_it(
@@ -89,8 +59,9 @@ async def test_a_worker_whose_database_goes_away_while_it_starts_waits_for_it(
     # Connections 1 and 2 are the start-up wait's and the schema check's;
     # 3 is the worker's first pool: from there the database is "away" for
     # three connections, then back.
-    async with DroppingFront(database_url, drop=range(3, 6)).serving() as front:
-        with worker_process(front.url, "noop", *FAST) as worker:
+    async with DroppingFront(database_url, drop=range(3, 6)) as front:
+        await front.point_at(0)  # the port is the database URL's, not a relay target
+        with worker_process(front.database_url, "noop", *FAST) as worker:
 
             async def started() -> bool:
                 if worker.proc.poll() is not None:

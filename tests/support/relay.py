@@ -49,6 +49,11 @@ class Relay:
     async def hold(self) -> None:
         await self.point_at(None)
 
+    async def open_upstream(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection to the server behind; an OSError closes the
+        client's (a subclass may refuse some on purpose)."""
+        return await asyncio.open_connection("127.0.0.1", port)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -58,7 +63,7 @@ class Relay:
                 await self._changed.wait_for(lambda: self._target is not None)
                 port = self._target
             try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                up_reader, up_writer = await self.open_upstream(port)
             except OSError:
                 writer.close()
                 return
