@@ -1,68 +1,29 @@
 """Webhook delivery (pgqueue/execution/webhooks.py ``deliver``) against a
-real local HTTP server that answers from a script: a 4xx is not asked
+real local HTTP server (tests/support/webhooks.py) that answers from a script: a 4xx is not asked
 again, a 429, a 5xx and a dropped connection are, and the attempts run out."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from pgqueue.execution.webhooks import WebhookConfig, deliver
+from tests.support.webhooks import Receiver, Step
 
 BODY = {"run_id": "r-1", "status": "success", "values": {"n": 1}}
 FAST = WebhookConfig(attempts=3, backoff=0.01, timeout=10)
 
-# What the receiver does with each request in turn: an HTTP status, or
-# "drop" (close the connection without answering). Past the script: 200.
-Step = int | str
-
-
-class ScriptedReceiver:
-    def __init__(self, script: list[Step]) -> None:
-        self.script = list(script)
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                with receiver.lock:
-                    receiver.requests.append(body)
-                    step = receiver.script.pop(0) if receiver.script else 200
-                if step == "drop":
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.send_response(int(step))
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def receiver_for() -> Iterator[Any]:
-    made: list[ScriptedReceiver] = []
+    made: list[Receiver] = []
 
-    def make(*script: Step) -> ScriptedReceiver:
-        made.append(ScriptedReceiver(list(script)))
+    def make(*script: Step) -> Receiver:
+        made.append(Receiver(list(script)))
         return made[-1]
 
     yield make
