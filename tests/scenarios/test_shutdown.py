@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from langgraph_sdk import get_client
 
 from pgqueue.core import queue
@@ -68,12 +69,18 @@ async def submit_running(pool: asyncpg.Pool, graph: str, **kwargs: Any) -> Any:
     return run_id
 
 
+# SIGINT (a terminal's Ctrl-C) and SIGTERM (what supervisors send:
+# Kubernetes, systemd, docker stop) stop a worker the same way.
+STOP_SIGNALS = pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["int", "term"])
+
+
+@STOP_SIGNALS
 async def test_a_run_that_finishes_inside_the_grace_period_succeeds(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, database_url: str, stop: signal.Signals
 ) -> None:
     with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "30") as worker:
         run_id = await submit_running(pool, "ticks", input={"until": 15, "delay": 0.1})
-        worker.signal(signal.SIGINT)
+        worker.signal(stop)
         assert exits(worker) == 0
         assert await status(pool, run_id) == "success"
         assert_clean(worker)
@@ -81,8 +88,9 @@ async def test_a_run_that_finishes_inside_the_grace_period_succeeds(
     assert (row["attempt"], row["releases"]) == (1, 0)
 
 
+@STOP_SIGNALS
 async def test_a_run_outliving_the_grace_period_is_handed_back_and_resumed_elsewhere(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, database_url: str, stop: signal.Signals
 ) -> None:
     await pool.execute(NODE_RUNS)
     with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "1") as first:
@@ -92,7 +100,7 @@ async def test_a_run_outliving_the_grace_period_is_handed_back_and_resumed_elsew
             return bool(await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'two'"))
 
         await eventually(in_node_two, timeout=30, what="node two")
-        first.signal(signal.SIGINT)
+        first.signal(stop)
         # Bounded: the grace and the unwinding, not node two's 600 s.
         assert exits(first) == 0
         # Back in the queue at once: no lease had to expire (no sweeper

@@ -1,6 +1,7 @@
 """SIGTERM, the signal supervisors send (Kubernetes, systemd, docker stop):
 ``worker``, ``serve`` and ``server`` stop as on SIGINT and exit with status
-0. And the README's recovery figure as a bounded test: with tuned intervals
+0 (a worker draining a run on SIGTERM: test_shutdown.py, which runs its
+drain tests with both signals). And the README's recovery figure as a bounded test: with tuned intervals
 a SIGKILLed worker's run is finished by another worker (bench/recovery.py
 measures the time; here it is a generous deadline on the outcome)."""
 
@@ -15,7 +16,7 @@ import httpx
 
 from pgqueue.core import queue
 from tests.execution.test_executor import NODE_RUNS
-from tests.scenarios.test_shutdown import FORBIDDEN, status, status_is, submit, submit_running
+from tests.scenarios.test_shutdown import FORBIDDEN, status, status_is, submit
 from tests.support.procs import FAST, WorkerProcess, worker_process
 from tests.support.server import ServerProcess, server_process
 from tests.support.waiting import eventually
@@ -36,32 +37,6 @@ async def test_sigterm_stops_an_idle_worker_with_status_0(database_url: str) -> 
         worker.signal(signal.SIGTERM)
         assert await exit_status(worker) == 0, worker.log()
         assert_clean(worker.log())
-
-
-async def test_sigterm_lets_a_worker_finish_its_run_then_exit_0(
-    pool: asyncpg.Pool, database_url: str
-) -> None:
-    with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "60") as worker:
-        run_id = await submit_running(pool, "ticks", input={"until": 10, "delay": 0.1})
-        worker.signal(signal.SIGTERM)
-        assert await exit_status(worker) == 0, worker.log()
-        assert_clean(worker.log())
-    assert await status(pool, run_id) == "success"
-    row = await pool.fetchrow("SELECT attempt, releases FROM runs WHERE run_id = $1", run_id)
-    assert (row["attempt"], row["releases"]) == (1, 0)
-
-
-async def test_sigterm_hands_a_long_run_back_and_exits_0(
-    pool: asyncpg.Pool, database_url: str
-) -> None:
-    with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "0.5") as worker:
-        run_id = await submit_running(pool, "ticks", input={"until": 100_000, "delay": 0.05})
-        worker.signal(signal.SIGTERM)
-        assert await exit_status(worker) == 0, worker.log()
-        assert_clean(worker.log())
-    assert await status(pool, run_id) == "pending"
-    row = await pool.fetchrow("SELECT attempt, releases FROM runs WHERE run_id = $1", run_id)
-    assert (row["attempt"], row["releases"]) == (1, 1)
 
 
 async def test_sigterm_stops_serve_with_a_run_in_flight_with_status_0(
