@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,11 +13,13 @@ from tests.support import dbs
 
 
 @pytest.fixture(scope="session")
-def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Under xdist each worker has its own basetemp; their parent is shared,
-    # so every worker joins the same embedded server.
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+def shared_dir(pytestconfig: pytest.Config) -> Path:
+    # One embedded server per checkout, joined by every xdist worker. It
+    # lives outside pytest's basetemp on purpose: pytest deletes old
+    # /tmp/pytest-of-USER/pytest-N directories when other sessions start,
+    # and once took a running server's data directory with it.
+    checkout = hashlib.sha256(str(pytestconfig.rootpath).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"pgqueue-tests-{os.getuid()}-{checkout}"
 
 
 @pytest.fixture(scope="session")
