@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0007_assistant_versions
+-- Revision: 0008_thread_graph
 
 -- Tables, with their indexes and triggers -----------------------------------
 

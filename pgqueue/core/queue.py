@@ -44,6 +44,9 @@ class NewRun:
     priority: int = 0
     max_attempts: int = 3
     delay: float = 0.0
+    # Merged into the thread's metadata as the run is submitted (the HTTP API
+    # records the run's graph_id and assistant_id there, as the platform does).
+    thread_metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ async def _insert(
         wake,
         create_threads,
         multitask_strategy,
+        [json.dumps(r.thread_metadata) for r in runs],
     )
     return [SubmittedRun(r["run_id"], r["seq"], r["created_at"], r["not_before"]) for r in rows]
 

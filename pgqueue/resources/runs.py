@@ -123,6 +123,12 @@ async def create(
         kwargs=kwargs,
         metadata=request.metadata,
         delay=request.after_seconds,
+        # The thread names its graph from now on: clients list a graph's
+        # threads by it, and its state (and a copy's) is read with it.
+        thread_metadata={
+            "graph_id": assistant["graph_id"],
+            "assistant_id": str(assistant["assistant_id"]),
+        },
     )
     temporary = stateless and request.on_completion == "delete"
     try:

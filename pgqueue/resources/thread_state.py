@@ -1,16 +1,17 @@
 """A thread's state, read, listed and updated through the thread's graph on
 the server's checkpointer (``pgqueue.threads`` has the threads themselves).
 
-A thread's graph is not stored on the thread: it is that of the thread's
-newest run (the graph the run recorded, else its assistant's), else the
-one named by the thread's metadata (``graph_id``, which the SDK's
-``threads.create(graph_id=...)`` sets, or ``assistant_id``). A thread with
-neither has an empty state and cannot have its state updated (409), nor
-can a thread with a live run.
+A thread's graph is the one its metadata names: ``graph_id``, which every
+run on it records (as the platform does) and the SDK's
+``threads.create(graph_id=...)`` sets, else its ``assistant_id``'s graph.
+So a copy, which has no runs, reads its state with its source's graph. A
+thread with neither has an empty state and cannot have its state updated
+(409), nor can a thread with a live run.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,8 +72,9 @@ async def graph_of(db: Queryable, registry: GraphRegistry, thread_id: UUID) -> T
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     candidates: list[str | None] = list(row["graph_ids"])
-    # A run's system assistant names its graph even without an assistants row.
-    candidates.append(registry.assistant_ids.get(row["run_assistant_id"]))
+    # A graph's system assistant names it without an assistants row.
+    with contextlib.suppress(ValueError, TypeError):
+        candidates.append(registry.assistant_ids.get(UUID(row["assistant_id"])))
     for graph_id in candidates:
         if graph_id is not None and graph_id in registry.specs:
             graph = registry.get(graph_id)

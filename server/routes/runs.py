@@ -217,12 +217,7 @@ async def join_stream(request: Request) -> Response:
             raise invalid("stream_mode", f"unknown stream mode(s) {unknown}")
     context = ctx(request)
     last_event_id = request.headers.get("last-event-id")
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit() or len(last_event_id) > 18:
-            raise invalid("Last-Event-ID", f"{last_event_id!r} is not an event id of this server")
-        after = int(last_event_id)
-    else:
-        after = None
+    after = None if last_event_id is None else _event_id(last_event_id)
     await runs.get(context.pool, thread_id, run_id)  # an unknown run answers 404
     if after is None:
         # Without Last-Event-ID a joiner gets what happens from now on.
@@ -235,6 +230,18 @@ async def join_stream(request: Request) -> Response:
         modes=modes,
         on_disconnect="cancel" if query.cancel_on_disconnect else "continue",
     )
+
+
+def _event_id(header: str) -> int:
+    """The event a joiner last saw: replay what followed it. ``-1`` is what
+    the JS SDK's ``useStream`` sends on reconnecting after a page reload, and
+    means "from the start", as on the platform."""
+    value = header.strip()
+    if value == "-1":
+        return 0
+    if not value.isdigit() or len(value) > 18:
+        raise invalid("Last-Event-ID", f"{header!r} is not an event id of this server")
+    return int(value)
 
 
 @router.route(

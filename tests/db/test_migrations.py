@@ -173,3 +173,38 @@ def test_pgqueue_migrate_from_an_installed_package(
     )
     assert result.returncode == 0, result.stderr
     assert "at revision" in result.stdout
+
+
+def test_0008_names_each_threads_graph_from_its_newest_run(empty_database_url: str) -> None:
+    """Threads made before 0008 get graph_id and assistant_id from their
+    newest run; keys a thread has already are kept."""
+    url = empty_database_url
+    _alembic(url, "upgrade", "0007_assistant_versions")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO threads (thread_id, metadata) VALUES "
+            "('00000000-0000-0000-0000-00000000000a', '{\"x\": 1}'), "
+            "('00000000-0000-0000-0000-00000000000b', '{\"graph_id\": \"mine\"}'), "
+            "('00000000-0000-0000-0000-00000000000c', '{}')"
+        )
+        for thread, graph, assistant in (
+            ("a", "old", "00000000-0000-0000-0000-0000000000f1"),
+            ("a", "new", "00000000-0000-0000-0000-0000000000f2"),
+            ("b", "new", "00000000-0000-0000-0000-0000000000f2"),
+        ):
+            conn.execute(
+                "INSERT INTO runs (run_id, thread_id, assistant_id, kwargs) "
+                "VALUES (gen_random_uuid(), %s, %s, jsonb_build_object('graph_id', %s::text))",
+                (f"00000000-0000-0000-0000-00000000000{thread}", assistant, graph),
+            )
+    _alembic(url, "upgrade", "head")
+    with psycopg.connect(url) as conn:
+        rows = dict(conn.execute("SELECT thread_id::text, metadata FROM threads").fetchall())
+    new = "00000000-0000-0000-0000-0000000000f2"
+    assert rows["00000000-0000-0000-0000-00000000000a"] == {
+        "x": 1,
+        "graph_id": "new",
+        "assistant_id": new,
+    }
+    assert rows["00000000-0000-0000-0000-00000000000b"] == {"graph_id": "mine", "assistant_id": new}
+    assert rows["00000000-0000-0000-0000-00000000000c"] == {}  # no run, nothing to say

@@ -180,6 +180,14 @@ async def test_join_stream_with_last_event_id_replays_after_it(client: LangGraph
     assert ids == list(range(1, 8))
     rest = [p async for p in client.runs.join_stream(thread_id, run["run_id"], last_event_id="4")]
     assert [p.data for p in rest] == [p.data for p in everything[4:]]
+    # "-1" is what the JS SDK's useStream sends after a page reload: from the start.
+    again = [p async for p in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1")]
+    assert [(p.id, p.data) for p in again] == [(p.id, p.data) for p in everything]
+    for bogus in ("-2", "1700000000000-0", "x"):
+        with pytest.raises(httpx.HTTPStatusError) as info:
+            [p async for p in client.runs.join_stream(thread_id, run["run_id"], last_event_id=bogus)]
+        assert info.value.response.status_code == 422
+        assert "Last-Event-ID" in info.value.response.text
     # Joining an ended run without Last-Event-ID: only what comes next, i.e. nothing.
     assert [p async for p in client.runs.join_stream(thread_id, run["run_id"])] == []
 

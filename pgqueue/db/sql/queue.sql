@@ -5,7 +5,8 @@
 -- runs.sql.
 
 -- name: submit_runs
--- Inserts a batch of pending runs in order, marking their threads busy.
+-- Inserts a batch of pending runs in order, marking their threads busy and
+-- merging $12 (per run) into their metadata, the newest run's last.
 -- The runs' seq follows the given order. Missing threads are created (busy)
 -- when $10 is true. $11 is the multitask strategy the runs were submitted
 -- with. $9 says whether to wake workers: pg_notify folds duplicates within
@@ -13,18 +14,31 @@
 -- rolled-back submit wakes nobody.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::jsonb[],
-                         $6::integer[], $7::integer[], $8::double precision[])
+                         $6::integer[], $7::integer[], $8::double precision[], $12::jsonb[])
         WITH ORDINALITY
-        AS i(run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, delay, ord)
+        AS i(run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts, delay,
+             thread_metadata, ord)
+), per_thread AS (
+    -- One row per thread (an UPDATE ... FROM with several would apply one
+    -- at random): the batch's metadata for it merged in order, so for a
+    -- key given twice the last run's value wins.
+    SELECT i.thread_id,
+           coalesce(jsonb_object_agg(kv.key, kv.value ORDER BY i.ord)
+                        FILTER (WHERE kv.key IS NOT NULL), '{}') AS thread_metadata
+    FROM input i LEFT JOIN LATERAL jsonb_each(i.thread_metadata) kv ON true
+    WHERE i.thread_id IS NOT NULL
+    GROUP BY i.thread_id
 ), busy AS (
     -- Threads that exist already (this statement's snapshot)...
-    UPDATE threads SET status = 'busy', updated_at = now()
-    WHERE thread_id IN (SELECT thread_id FROM input WHERE thread_id IS NOT NULL)
+    UPDATE threads t
+    SET status = 'busy', updated_at = now(), metadata = t.metadata || p.thread_metadata
+    FROM per_thread p
+    WHERE t.thread_id = p.thread_id
 ), created AS (
     -- ...and those that don't, created busy. The runs' foreign key is
     -- checked at the end of the statement, when these rows exist.
-    INSERT INTO threads (thread_id, status)
-    SELECT DISTINCT thread_id, 'busy' FROM input WHERE thread_id IS NOT NULL AND $10::boolean
+    INSERT INTO threads (thread_id, status, metadata)
+    SELECT thread_id, 'busy', thread_metadata FROM per_thread WHERE $10::boolean
     ON CONFLICT (thread_id) DO NOTHING
 ), inserted AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,

@@ -126,20 +126,15 @@ SELECT * FROM copied;
 
 -- name: get_thread_graph
 -- The graphs thread $1's state may be read with, and whether a run is live.
--- Most telling first: its newest run's graph (what the run recorded, else its assistant's), then the
--- thread's metadata (graph_id, or an assistant_id). Also: is a run live?
+-- Its metadata names them: graph_id (which every run on it writes, and
+-- threads.create(graph_id=...) sets), else its assistant's graph. The
+-- assistant's id comes back too: a graph's system assistant has no row.
 SELECT t.thread_id,
-       ARRAY[r.kwargs ->> 'graph_id', a.graph_id, t.metadata ->> 'graph_id', ma.graph_id]
-           AS graph_ids,
-       r.assistant_id AS run_assistant_id,
+       ARRAY[t.metadata ->> 'graph_id', ma.graph_id] AS graph_ids,
+       t.metadata ->> 'assistant_id' AS assistant_id,
        EXISTS (SELECT 1 FROM runs l
                WHERE l.thread_id = t.thread_id AND l.status IN ('pending', 'running')) AS busy
 FROM threads t
-LEFT JOIN LATERAL (
-    SELECT kwargs, assistant_id FROM runs
-    WHERE thread_id = t.thread_id ORDER BY seq DESC LIMIT 1
-) r ON true
-LEFT JOIN assistants a ON a.assistant_id = r.assistant_id
 -- A key lookup (not a cast of every assistant id): metadata is free-form,
 -- so only a UUID-shaped value is cast, and the CASE keeps others from it.
 LEFT JOIN assistants ma ON ma.assistant_id = CASE
