@@ -30,7 +30,7 @@ from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.maintenance.service import PeriodicService, ServiceGroup
 from pgqueue.resources.streams import RunWatch
 from pgqueue.worker.worker import Worker
-from server import routes
+from server import cors, routes
 from server.api import starlette_routes
 from server.auth import Authenticator, AuthMiddleware
 from server.context import AppContext
@@ -151,17 +151,23 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
                 sys.stderr.flush()
                 os._exit(exit_status[0])
 
+    # Checked here, at start: a bad http.cors or auth file stops the server.
+    layers = [
+        cors.middleware(
+            registry.http.get("cors"),
+            private_network=settings.private_network_access,
+            where=str(registry.config_path),
+        )
+    ]
     auth = registry.load_auth()
-    app = Starlette(
+    if auth is not None:
+        layers.append(Middleware(AuthMiddleware, authenticator=Authenticator(auth)))
+    return Starlette(
         routes=starlette_routes(routes.ROUTERS),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
-        # Checked here, at start: a bad auth file stops the server.
-        middleware=[Middleware(AuthMiddleware, authenticator=Authenticator(auth))]
-        if auth is not None
-        else None,
+        middleware=layers,
     )
-    return app
 
 
 def _worker_ended(worker: Worker, task: asyncio.Task[None]) -> int:

@@ -43,6 +43,9 @@ class Settings:
     join_poll_seconds: float = 1.0
     # Cron scheduler (every server process): how often it looks for due crons.
     scheduler_seconds: float = SchedulerConfig.interval
+    # Answer Private Network Access preflights (serve: a hosted page such as
+    # Studio calling a server on the developer's machine; see server/cors.py).
+    private_network_access: bool = False
 
     @classmethod
     def from_env(
@@ -63,6 +66,7 @@ class Settings:
             host=host or os.environ.get("PGQUEUE_HOST") or DEFAULT_HOST,
             port=port if port is not None else env_number("PORT", int, DEFAULT_PORT),
             run_workers=run_workers,
+            private_network_access=run_workers,
             process=process or ProcessSettings.from_env(),
             max_body_bytes=env_number("PGQUEUE_MAX_BODY_BYTES", int, cls.max_body_bytes),
             keepalive_seconds=env_number("PGQUEUE_KEEPALIVE_SECONDS", float, cls.keepalive_seconds),

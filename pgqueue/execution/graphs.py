@@ -66,6 +66,8 @@ class GraphRegistry:
     store_ttl: StoreTTL = field(default_factory=StoreTTL)
     # langgraph.json's "auth": {"path": "./auth.py:auth"} (a langgraph_sdk.Auth).
     auth_spec: str | None = None
+    # langgraph.json's "http" section, as given: only the HTTP server reads it.
+    http: dict[str, Any] = field(default_factory=dict)
 
     @property
     def assistant_ids(self) -> dict[uuid.UUID, str]:
@@ -126,8 +128,11 @@ def load_config(path: str | Path) -> GraphRegistry:
     auth_spec = auth.get("path") if isinstance(auth, dict) else None
     if auth is not None and (not isinstance(auth_spec, str) or ":" not in auth_spec):
         raise ConfigError(f'{config_path}: auth must be {{"path": "./auth.py:auth"}}')
+    http = raw.get("http") or {}
+    if not isinstance(http, dict):
+        raise ConfigError(f"{config_path}: http must be an object")
     return GraphRegistry(
-        config_path=config_path, specs=specs, store_ttl=store_ttl, auth_spec=auth_spec
+        config_path=config_path, specs=specs, store_ttl=store_ttl, auth_spec=auth_spec, http=http
     )
 
 

@@ -185,7 +185,12 @@ async def test_join_stream_with_last_event_id_replays_after_it(client: LangGraph
     assert [(p.id, p.data) for p in again] == [(p.id, p.data) for p in everything]
     for bogus in ("-2", "1700000000000-0", "x"):
         with pytest.raises(httpx.HTTPStatusError) as info:
-            [p async for p in client.runs.join_stream(thread_id, run["run_id"], last_event_id=bogus)]
+            [
+                p
+                async for p in client.runs.join_stream(
+                    thread_id, run["run_id"], last_event_id=bogus
+                )
+            ]
         assert info.value.response.status_code == 422
         assert "Last-Event-ID" in info.value.response.text
     # Joining an ended run without Last-Event-ID: only what comes next, i.e. nothing.
