@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+
+# SIGINT stops pgqueue from its first instant, also when it was started
+# with SIGINT ignored, as a shell script's background job is: once running,
+# the worker and the server handle SIGINT themselves, so starting must not
+# ignore it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 try:
     # Importing the commands takes most of a second (alembic, asyncpg,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,8 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     args = parser.parse_args(argv)
+    # The installed script's first chance (see pgqueue/__main__.py for why).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, SchemaOutdated, Unavailable) as exc:
