@@ -209,4 +209,8 @@ def _load(base: Path, graph_id: str, spec: str) -> Pregel:
         raise ConfigError(
             f"graph {graph_id!r} ({spec}) is a {type(obj).__name__}, not a LangGraph graph"
         )
+    if obj.name == "LangGraph":
+        # The default name: the platform names such a graph by its id, which
+        # clients then see in schema titles, traces and events.
+        obj = obj.copy(update={"name": graph_id})
     return obj

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from langgraph.pregel import Pregel
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, create_model
 
 from pgqueue.db.encoding import loads
 from pgqueue.db.sql import queries
@@ -250,12 +250,48 @@ def _schema(make: Any) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else None
 
 
-def _state_schema(graph: Pregel) -> dict[str, Any] | None:
-    builder = getattr(graph, "builder", None)
-    state = getattr(builder, "state_schema", None)
-    if state is None:
-        return None
-    return _schema(lambda: TypeAdapter(state).json_schema())
+def _state_schema(graph_id: str, graph: Pregel) -> dict[str, Any] | None:
+    """The state as Studio's input form needs it: one property per channel
+    the graph streams, each typed by what an update of it takes. Built
+    channel by channel because pydantic refuses a whole ``typing.TypedDict``
+    on Python < 3.12, yet takes each of its fields; a channel it cannot
+    describe is typed as anything rather than losing the whole schema.
+    Named ``<graph_id>_state``, as ``langgraph dev`` names it."""
+    fields: dict[str, Any] = {}
+    for name in graph.stream_channels_list:
+        kind = graph.channels[name].UpdateType
+        if _schema(lambda kind=kind: TypeAdapter(kind).json_schema()) is None:
+            kind = Any
+        fields[name] = (kind, None)
+    return _schema(lambda: create_model(f"{graph_id}_state", **fields).model_json_schema())
+
+
+# Keys of ``configurable`` that the server fills in, not the user.
+_SERVER_CONFIGURABLE = (
+    "thread_id",
+    "checkpoint_id",
+    "checkpoint_ns",
+    "__pregel_checkpointer",
+    "__pregel_store",
+)
+
+
+def _config_schema(graph: Pregel) -> dict[str, Any]:
+    """What a user may configure: the schema of ``configurable`` alone (the
+    rest of a RunnableConfig, such as ``max_concurrency``, is not a form
+    field), as the platform answers. ``{}`` for a graph with none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # config_schema is deprecated for context
+        fields = getattr(graph.config_schema(), "model_fields", {})
+    if "configurable" not in fields:
+        return {}
+    found = _schema(lambda: TypeAdapter(fields["configurable"].annotation).json_schema()) or {}
+    for key in _SERVER_CONFIGURABLE:
+        found.get("properties", {}).pop(key, None)
+    named = getattr(graph, "config_type", None)
+    if found and getattr(named, "__name__", None):
+        found["title"] = named.__name__  # type: ignore[union-attr]
+    return found
 
 
 def schemas(graph_id: str, graph: Pregel) -> dict[str, Any]:
@@ -263,8 +299,8 @@ def schemas(graph_id: str, graph: Pregel) -> dict[str, Any]:
         "graph_id": graph_id,
         "input_schema": _schema(graph.get_input_jsonschema),
         "output_schema": _schema(graph.get_output_jsonschema),
-        "state_schema": _state_schema(graph),
-        "config_schema": _schema(graph.get_config_jsonschema),
+        "state_schema": _state_schema(graph_id, graph),
+        "config_schema": _schema(lambda: _config_schema(graph)),
         "context_schema": _schema(graph.get_context_jsonschema),
     }
 
