@@ -259,7 +259,8 @@ def _state_schema(graph_id: str, graph: Pregel) -> dict[str, Any] | None:
     Named ``<graph_id>_state``, as ``langgraph dev`` names it."""
     fields: dict[str, Any] = {}
     for name in graph.stream_channels_list:
-        kind = graph.channels[name].UpdateType
+        # A managed value (no UpdateType) is not a field a user fills in.
+        kind: Any = getattr(graph.channels[name], "UpdateType", Any)
         if _schema(lambda kind=kind: TypeAdapter(kind).json_schema()) is None:
             kind = Any
         fields[name] = (kind, None)
@@ -285,7 +286,8 @@ def _config_schema(graph: Pregel) -> dict[str, Any]:
         fields = getattr(graph.config_schema(), "model_fields", {})
     if "configurable" not in fields:
         return {}
-    found = _schema(lambda: TypeAdapter(fields["configurable"].annotation).json_schema()) or {}
+    configurable: Any = fields["configurable"].annotation
+    found = _schema(lambda: TypeAdapter(configurable).json_schema()) or {}
     for key in _SERVER_CONFIGURABLE:
         found.get("properties", {}).pop(key, None)
     named = getattr(graph, "config_type", None)
