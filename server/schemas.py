@@ -11,11 +11,11 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from pgqueue.resources.runs import RunRequest
+from server.api import ApiError
 
 # What the SDK may ask for, and the LangGraph stream mode that produces it.
 STREAM_MODES = {
@@ -27,6 +27,8 @@ STREAM_MODES = {
     "debug": "debug",
     "tasks": "tasks",
     "checkpoints": "checkpoints",
+    # LangChain's callback events (astream_events v2), the platform's mode.
+    "events": "events",
 }
 
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
@@ -121,17 +123,17 @@ class RunCreate(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
-    @model_validator(mode="after")
-    def _config_or_context(self) -> RunCreate:
-        if self.context and (self.config or {}).get("configurable"):
-            raise ValueError(
-                "give either config.configurable or context, not both (context replaces "
-                "configurable for graphs with a context schema)"
-            )
-        return self
-
     def stream_modes(self) -> list[str]:
         return [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
+
+    def refuse_conflicts(self) -> None:
+        """Well-formed fields that cannot go together: 400, as on the platform."""
+        if self.context and (self.config or {}).get("configurable"):
+            raise ApiError(
+                400,
+                "context: give either config.configurable or context, not both (context "
+                "replaces configurable for graphs with a context schema)",
+            )
 
     def to_request(
         self, thread_id: Any, *, streamed: bool = False, user: dict[str, Any] | None = None
@@ -139,6 +141,7 @@ class RunCreate(BaseModel):
         """The queue's view of this request; ``thread_id`` None is stateless.
         ``streamed``: the request streams the run's events as they come.
         ``user``: who asked (auth), passed to the graph in its configurable."""
+        self.refuse_conflicts()
         # The executor runs LangGraph's stream modes; the SDK's
         # "messages-tuple" is LangGraph's "messages".
         modes = list(dict.fromkeys(STREAM_MODES[m] for m in self.stream_modes()))

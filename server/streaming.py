@@ -56,12 +56,29 @@ async def _on_disconnect(context: AppContext, run_id: UUID, on_disconnect: str) 
         )
 
 
-def _detach(context: AppContext, coro: Awaitable[Any]) -> None:
+def _detach(context: AppContext, coro: Awaitable[Any]) -> asyncio.Future[Any]:
     """Run ``coro`` to its end even though the request that started it is
     gone (its task is being cancelled)."""
     task = asyncio.ensure_future(coro)
     context.background.add(task)
     task.add_done_callback(context.background.discard)
+    return task
+
+
+async def _then(
+    context: AppContext, run_id: UUID, then: Callable[[], Awaitable[Any]] | None
+) -> None:
+    """What follows a run's end (a stateless run's thread deleted), done
+    before the answer ends, as on the platform: a client that reads the
+    thread next finds it gone. Shielded, so a client leaving now does not
+    stop it; a failure is logged, and the scheduler's cleanup pass deletes
+    the thread later."""
+    if then is None:
+        return
+    try:
+        await asyncio.shield(_detach(context, then()))
+    except Exception:
+        log.exception("cleanup after run %s failed", run_id, extra={"run_id": str(run_id)})
 
 
 async def _close(events: AsyncGenerator[Any, None], pending: asyncio.Future[Any] | None) -> None:
@@ -84,8 +101,8 @@ def sse(
     then: Callable[[], Awaitable[Any]] | None = None,
 ) -> Response:
     """The run's events after ``after`` as SSE, live until the run ends.
-    ``then`` runs once the run ended and the stream was sent (stateless
-    cleanup)."""
+    ``then`` runs once the run ended and its events were sent, before the
+    stream ends (stateless cleanup)."""
 
     # Set by sse-starlette when the server begins to shut down.
     shutdown = anyio.Event()
@@ -121,6 +138,7 @@ def sse(
                     event = following.result()
                 except StopAsyncIteration:
                     finished = True
+                    await _then(context, run_id, then)
                     return
                 if _wanted(event.event, modes):
                     yield ServerSentEvent(data=event.data, event=event.event, id=str(event.seq))
@@ -128,10 +146,7 @@ def sse(
             # No await before the cleanup is handed off: when the client has
             # gone, this runs inside a cancelled scope where awaits fail.
             stopping.cancel()
-            if finished:
-                if then is not None:
-                    _detach(context, then())
-            elif not closing:
+            if not finished and not closing:
                 _detach(context, _on_disconnect(context, run_id, on_disconnect))
             _detach(context, _close(events, following))
 
@@ -213,6 +228,7 @@ def wait(
                 ended.cancel()
             result = ended.result().result
             finished = True
+            await _then(context, run_id, then)
             yield to_json(result)
         finally:
             stopping.cancel()
@@ -222,8 +238,6 @@ def wait(
                 pass  # the run goes on; the client comes back for it
             elif not finished:
                 _detach(context, _on_disconnect(context, run_id, on_disconnect))
-            elif then is not None:
-                _detach(context, then())
 
     response = _CuttableResponse(
         body(),

@@ -29,7 +29,8 @@ from psycopg_pool import AsyncConnectionPool
 from pgqueue.core.handler import Finished
 from pgqueue.core.queue import ClaimedRun
 from pgqueue.errors import LeaseLost, RetriableError
-from pgqueue.execution import outcome, webhooks
+from pgqueue.execution import chunks, outcome, webhooks
+from pgqueue.execution.chunks import STREAM_MODES
 from pgqueue.execution.events import EventWriter
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.messages import MessageEvents
@@ -39,8 +40,6 @@ from pgqueue.types import Lease
 
 log = logging.getLogger(__name__)
 
-StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
-STREAM_MODES = get_args(StreamMode)
 Durability = Literal["sync", "async", "exit"]
 DURABILITY_MODES = get_args(Durability)
 
@@ -76,17 +75,6 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, RetriableError | psycopg.OperationalError) or bool(
         getattr(exc, "retriable", False)
     )
-
-
-def event_of(chunk: Any, subgraphs: bool) -> tuple[str, Any]:
-    """(event name, data) for one astream chunk. With subgraphs the name
-    carries the namespace: ``mode|parent:id|child:id``."""
-    if subgraphs:
-        namespace, mode, data = chunk
-        name = "|".join([mode, *namespace]) if namespace else mode
-    else:
-        name, data = chunk
-    return name, data
 
 
 class GraphExecutor:
@@ -258,17 +246,17 @@ class GraphExecutor:
             await events.start()
             events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
             async with asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)):
-                async for chunk in g.astream(  # type: ignore[call-overload]
+                async for name, data in chunks.stream(
+                    g,
                     graph_input,
                     config,
-                    stream_mode=cast(list[StreamMode], modes),
-                    subgraphs=subgraphs,
+                    modes,
+                    subgraphs,
                     durability=durability,
                     interrupt_before=kw.get("interrupt_before"),
                     interrupt_after=kw.get("interrupt_after"),
                     context=kw.get("context"),
                 ):
-                    name, data = event_of(chunk, subgraphs)
                     mode, bar, namespace = name.partition("|")
                     if split is not None and mode == "messages":
                         for event, payload in split.events(data):
@@ -303,11 +291,12 @@ class GraphExecutor:
             return await self._finish(saver, run, status, None, error, events=events)
         state = await g.aget_state(thread_config)
         output = state.values
-        if state.next or state.interrupts:
-            if state.interrupts and isinstance(output, dict):
-                interrupts = [{"value": i.value, "id": i.id} for i in state.interrupts]
-                output = {**output, "__interrupt__": interrupts}
-            return await self._finish(saver, run, "interrupted", output, None, state, events)
+        if state.interrupts and isinstance(output, dict):
+            interrupts = [{"value": i.value, "id": i.id} for i in state.interrupts]
+            output = {**output, "__interrupt__": interrupts}
+        # A graph that stopped at an interrupt ran as it should: the run
+        # succeeded and its thread is "interrupted" (as on the platform,
+        # where a run is "interrupted" only when a cancel interrupted it).
         return await self._finish(saver, run, "success", output, None, state, events)
 
     async def _finish_cancel(

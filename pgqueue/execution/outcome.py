@@ -72,13 +72,15 @@ async def write(
     finishing()  # a heartbeat racing this commit must not cancel us
     batch = await events.take() if events is not None else None
     await saver.stop_flushing()
-    # record_thread_state_after_run's: run, attempt, status, values, interrupts.
+    # record_thread_state_after_run's: run, attempt, status, values,
+    # interrupts, and whether the graph stopped with work left.
     thread_state = (
         lease.run_id,
         lease.attempt,
         status,
         None if state is None else jsonb(state.values),
         jsonb(interrupts_by_task(state)),
+        state is not None and bool(state.next),
     )
     # One round trip. complete_runs is fenced by its own WHERE (run,
     # attempt, worker, running): no row back means the lease was lost;

@@ -24,7 +24,7 @@ from pgqueue.core import queue
 from pgqueue.db.encoding import loads
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
-from pgqueue.errors import Conflict, NotFound
+from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
 from pgqueue.types import Queryable
 
@@ -75,9 +75,11 @@ async def resolve_assistant(
     try:
         assistant_id = UUID(assistant)
     except ValueError:
-        raise NotFound(
-            f"assistant_id {assistant!r} is neither an assistant UUID nor a graph id; "
-            f"graphs: {sorted(registry.specs)}"
+        # Not an id that could exist: bad input (422), as on the platform.
+        raise Invalid(
+            "assistant_id",
+            f"{assistant!r} is neither an assistant UUID nor a graph id; "
+            f"graphs: {sorted(registry.specs)}",
         ) from None
     row = await conn.fetchrow(queries.get_assistant_for_run, assistant_id)
     if row is None or row["graph_id"] not in registry.specs:

@@ -260,4 +260,11 @@ async def update_state(
             dumps(interrupts),
             "interrupted" if latest.next else "idle",
         )
-    return {"checkpoint": _checkpoint(new_config)}
+    # The platform's answer: the checkpoint, and the same as a config
+    # (``configurable``) and an id, which the JS SDK reads.
+    checkpoint = _checkpoint(new_config)
+    return {
+        "checkpoint": checkpoint,
+        "configurable": checkpoint,
+        "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+    }

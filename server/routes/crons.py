@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue.errors import Invalid
+from pgqueue.errors import Invalid, NotFound
 from pgqueue.execution.graphs import system_assistant_id
 from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
@@ -194,9 +194,15 @@ def cron_run_request(
 async def _create(request: Request, thread_id: UUID | None) -> Response:
     context = ctx(request)
     body = await parse_body(request, CronCreate)
+    body.refuse_conflicts()
     if thread_id is None and body.command is not None:
         raise invalid("command", "a cron without a thread has no interrupted run to resume")
-    assistant = await runs.resolve_assistant(context.pool, context.registry, body.assistant_id)
+    try:
+        assistant = await runs.resolve_assistant(context.pool, context.registry, body.assistant_id)
+    except Invalid as exc:
+        # The platform answers an unknown assistant on a cron 404, where a
+        # run gets 422.
+        raise NotFound(f"assistant {body.assistant_id!r} not found: {exc.problem}") from None
     cron = await crons.create(
         context.pool,
         crons.NewCron(
@@ -252,7 +258,7 @@ async def update_cron(request: Request) -> Response:
 
     def check(payload: dict[str, Any], schedule: str) -> dict[str, Any]:
         # The merged run request must still be one the runs API accepts.
-        validate(CronCreate, {**payload, "schedule": schedule}, "body")
+        validate(CronCreate, {**payload, "schedule": schedule}, "body").refuse_conflicts()
         return payload
 
     end_time: Any = body.end_time if "end_time" in body.model_fields_set else crons.KEEP

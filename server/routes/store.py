@@ -245,9 +245,9 @@ async def get_item(request: Request) -> Response:
     except PydanticCustomError as exc:
         raise invalid("namespace", exc.message()) from None
     item = await ctx(request).store.aget(tuple(namespace), query.key, refresh_ttl=query.refresh_ttl)
-    if item is None:
-        raise ApiError(404, f"item {query.key!r} not found in namespace {query.namespace!r}")
-    return JSON(_item(item))
+    # A missing item is a 200 with null, as on the platform: the SDKs
+    # return None for it rather than raise.
+    return JSON(None if item is None else _item(item))
 
 
 @router.route(

@@ -49,6 +49,16 @@ class ThreadState(BaseModel):
 
 class StateUpdated(BaseModel):
     checkpoint: Checkpoint
+    configurable: Checkpoint
+    checkpoint_id: str | None
+
+
+class CheckpointConfig(BaseModel):
+    """A checkpoint given as a config, ``{"configurable": {...}}``: the
+    shape of ``before`` in the JS SDK's types."""
+
+    model_config = ConfigDict(extra="ignore")
+    configurable: Checkpoint
 
 
 class StateQuery(BaseModel):
@@ -75,7 +85,7 @@ class StateUpdate(BaseModel):
 class HistoryBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     limit: Limit = 10
-    before: UUID | Checkpoint | None = None
+    before: UUID | CheckpointConfig | Checkpoint | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: Checkpoint | None = None
     select: list[str] | None = None
@@ -193,11 +203,13 @@ async def update_state(request: Request) -> Response:
 
 
 async def _history(
-    request: Request, limit: int, before: UUID | Checkpoint | None, **kw: Any
+    request: Request, limit: int, before: UUID | CheckpointConfig | Checkpoint | None, **kw: Any
 ) -> list[dict[str, Any]]:
     context = ctx(request)
     if isinstance(before, UUID):
         before = Checkpoint(checkpoint_id=before)
+    elif isinstance(before, CheckpointConfig):
+        before = before.configurable
     return await thread_state.history(
         context.pool,
         context.registry,

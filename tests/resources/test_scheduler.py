@@ -114,7 +114,8 @@ async def fires_once_and_moves_on(pool: asyncpg.Pool, registry: GraphRegistry) -
     thread_meta = await pool.fetchval(
         "SELECT metadata FROM threads WHERE thread_id = $1", run["thread_id"]
     )
-    assert json.loads(thread_meta) == {"cron_id": str(cron_id)}
+    echo = {"graph_id": "echo", "assistant_id": str(system_assistant_id("echo"))}
+    assert json.loads(thread_meta) == {"cron_id": str(cron_id), **echo}
 
     row = await pool.fetchrow(
         "SELECT next_run_at, now() AS now FROM crons WHERE cron_id = $1", cron_id
@@ -268,10 +269,12 @@ async def test_a_stateless_runs_thread_left_by_a_dead_server_goes_after_the_grac
         "SELECT thread_id, metadata FROM threads WHERE thread_id = ANY($1::uuid[])",
         [r["thread_id"] for r in ours],
     )
+    # (Every run names its graph and assistant in its thread's metadata.)
+    echo = {"graph_id": "echo", "assistant_id": str(system_assistant_id("echo"))}
     assert {r["thread_id"]: json.loads(r["metadata"]) for r in tags} == {
-        orphan["thread_id"]: {"on_completion": "delete"},
-        recent["thread_id"]: {"on_completion": "delete"},
-        kept["thread_id"]: {},
+        orphan["thread_id"]: {"on_completion": "delete", **echo},
+        recent["thread_id"]: {"on_completion": "delete", **echo},
+        kept["thread_id"]: echo,
     }
     # Still pending: nothing to delete.
     assert (await sched.run_once()).threads_deleted == 0

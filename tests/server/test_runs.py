@@ -432,11 +432,11 @@ def test_bad_requests_are_4xx_naming_the_field(server: ServerProcess) -> None:
     path = f"/threads/{thread}/runs"
     cases: list[tuple[Any, int, str]] = [
         ({"assistant_id": "three_steps", "stream_mode": "nope"}, 422, "stream_mode"),
-        ({"assistant_id": "no_such_graph"}, 404, "no_such_graph"),
+        ({"assistant_id": "no_such_graph"}, 422, "assistant_id"),
         ({"assistant_id": str(uuid.uuid4())}, 404, "assistant"),
         ({"assistant_id": "three_steps", "multitask_strategy": "sometimes"}, 422, "multitask_strategy"),
         ({"assistant_id": "three_steps", "after_seconds": -1}, 422, "after_seconds"),
-        ({"assistant_id": "three_steps", "config": {"configurable": {"a": 1}}, "context": {"b": 2}}, 422, "context"),
+        ({"assistant_id": "three_steps", "config": {"configurable": {"a": 1}}, "context": {"b": 2}}, 400, "context"),
         ({"assistant_id": "three_steps", "webhook": "ftp://x"}, 422, "webhook"),
         ({"assistant_id": "three_steps", "input": {"x": "\u0000"}}, 422, ""),
         ({}, 422, "assistant_id"),

@@ -143,6 +143,9 @@ async def test_update_state_then_read_it(client: LangGraphClient, db: asyncpg.Po
     first = await client.threads.update_state(tid, {"log": ["a"]}, as_node="one")
     assert first["checkpoint"]["thread_id"] == tid
     assert first["checkpoint"]["checkpoint_ns"] == ""
+    # As the platform answers: also as a config, and the id (the JS SDK reads these).
+    assert first["configurable"] == first["checkpoint"]
+    assert first["checkpoint_id"] == first["checkpoint"]["checkpoint_id"]
     state = await client.threads.get_state(tid)
     assert state["values"] == {"log": ["a"]}
     assert state["next"] == ["two"]
@@ -229,6 +232,10 @@ async def test_history(client: LangGraphClient, http: httpx.AsyncClient) -> None
     assert [s["values"]["log"] for s in before] == [["a", "b"], ["a"]]
     before_id = await client.threads.get_history(tid, before=history[1]["checkpoint_id"])
     assert [s["values"]["log"] for s in before_id] == [["a"]]
+    # The JS SDK's shape: a config.
+    as_config = {"configurable": {"checkpoint_id": history[1]["checkpoint_id"]}}
+    before_config = await http.post(f"/threads/{tid}/history", json={"before": as_config})
+    assert [s["values"]["log"] for s in before_config.json()] == [["a"]]
     assert len(await client.threads.get_history(tid, metadata={"source": "update"})) == 3
     assert await client.threads.get_history(tid, metadata={"source": "loop"}) == []
     assert [s["values"]["log"] for s in (await http.get(f"/threads/{tid}/history")).json()] == [

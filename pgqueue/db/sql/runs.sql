@@ -73,5 +73,12 @@ WITH thread AS (
 SELECT count(*) AS deleted FROM thread;
 
 -- name: get_run_result
--- What a joiner needs, in one read: still live, or how it ended.
-SELECT status, output, error FROM runs WHERE run_id = $1 AND thread_id = $2;
+-- What a joiner needs, in one read: still live, or how it ended. A run
+-- cancelled before it started has no output of its own: the platform
+-- answers its thread's values then.
+SELECT r.status,
+       CASE WHEN r.output IS NULL AND r.status = 'interrupted' THEN t.state_values
+            ELSE r.output END AS output,
+       r.error
+FROM runs r LEFT JOIN threads t ON t.thread_id = r.thread_id
+WHERE r.run_id = $1 AND r.thread_id = $2;

@@ -163,10 +163,13 @@ RETURNING thread_id;
 -- only if that final write happened (the run now has this status at this
 -- attempt: the fence), and a NOTIFY that the run ended, for joiners and
 -- streams in any process. NULL values keep the thread's previous ones.
+-- $6: the graph stopped with work left (an interrupt): a run that did so
+-- succeeded, as on the platform, and its thread, once idle, is interrupted.
 WITH settled AS (
     UPDATE threads t SET
         state_values = coalesce($4::jsonb, t.state_values),
         interrupts = $5::jsonb,
+        status = CASE WHEN t.status = 'idle' AND $6::boolean THEN 'interrupted' ELSE t.status END,
         state_updated_at = now()
     FROM runs r
     WHERE r.run_id = $1 AND r.attempt = $2 AND r.status = $3
