@@ -112,8 +112,11 @@ def _interrupt(i: Any) -> dict[str, Any]:
 
 
 def state_json(snapshot: StateSnapshot) -> dict[str, Any]:
-    """A StateSnapshot as the API's ThreadState."""
+    """A StateSnapshot as the API's ThreadState. A thread with no checkpoint
+    yet has none (null), as on the platform."""
     checkpoint = _checkpoint(snapshot.config)
+    if checkpoint is not None and checkpoint.get("checkpoint_id") is None:
+        checkpoint = None
     parent = _checkpoint(snapshot.parent_config)
     tasks = []
     for t in snapshot.tasks:
