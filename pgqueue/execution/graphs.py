@@ -68,6 +68,8 @@ class GraphRegistry:
     auth_spec: str | None = None
     # langgraph.json's "http" section, as given: only the HTTP server reads it.
     http: dict[str, Any] = field(default_factory=dict)
+    # langgraph.json's "webhooks" section, as given (see execution/webhooks.py).
+    webhooks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def assistant_ids(self) -> dict[uuid.UUID, str]:
@@ -128,11 +130,13 @@ def load_config(path: str | Path) -> GraphRegistry:
     auth_spec = auth.get("path") if isinstance(auth, dict) else None
     if auth is not None and (not isinstance(auth_spec, str) or ":" not in auth_spec):
         raise ConfigError(f'{config_path}: auth must be {{"path": "./auth.py:auth"}}')
-    http = raw.get("http") or {}
-    if not isinstance(http, dict):
-        raise ConfigError(f"{config_path}: http must be an object")
+    sections = {}
+    for key in ("http", "webhooks"):
+        sections[key] = raw.get(key) or {}
+        if not isinstance(sections[key], dict):
+            raise ConfigError(f"{config_path}: {key} must be an object")
     return GraphRegistry(
-        config_path=config_path, specs=specs, store_ttl=store_ttl, auth_spec=auth_spec, http=http
+        config_path=config_path, specs=specs, store_ttl=store_ttl, auth_spec=auth_spec, **sections
     )
 
 
