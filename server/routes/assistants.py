@@ -101,7 +101,9 @@ class VersionsBody(BaseModel):
 
 class LatestBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    version: int = Field(ge=1)
+    # Bounded to the column's range (integer): a larger number names no
+    # version, and must get a 422 here, not the driver's refusal.
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
 class DeleteQuery(BaseModel):

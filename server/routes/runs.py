@@ -239,7 +239,8 @@ def _event_id(header: str) -> int:
     value = header.strip()
     if value == "-1":
         return 0
-    if not value.isdigit() or len(value) > 18:
+    # isascii: str.isdigit() also takes digits int() refuses, such as "²".
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise invalid("Last-Event-ID", f"{header!r} is not an event id of this server")
     return int(value)
 

@@ -257,6 +257,11 @@ async def test_every_version_is_kept_and_an_earlier_one_can_be_made_current(
 
     with pytest.raises(NotFoundError):
         await client.assistants.set_latest(aid, 9)
+    # Past the column's range: a 422 naming the field, no driver message.
+    with pytest.raises(UnprocessableEntityError) as raised:
+        await client.assistants.set_latest(aid, 1099511627776)
+    assert raised.value.body["detail"].startswith("version")
+    assert "$2" not in str(raised.value.body) and "query argument" not in str(raised.value.body)
     with pytest.raises(NotFoundError):
         await client.assistants.get_versions(str(uuid.uuid4()))
     # A system assistant has its one version.

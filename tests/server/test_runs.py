@@ -193,6 +193,11 @@ async def test_join_stream_with_last_event_id_replays_after_it(client: LangGraph
             ]
         assert info.value.response.status_code == 422
         assert "Last-Event-ID" in info.value.response.text
+    # A digit to str.isdigit() that int() refuses (it answered 500).
+    path = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+    raw = await client.http.client.get(path, headers={"Last-Event-ID": b"\xb2"})
+    assert raw.status_code == 422
+    assert raw.json()["detail"].startswith("Last-Event-ID")
     # Joining an ended run without Last-Event-ID: only what comes next, i.e. nothing.
     assert [p async for p in client.runs.join_stream(thread_id, run["run_id"])] == []
 
