@@ -27,6 +27,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
 from pgqueue.errors import ConfigError
+from pgqueue.execution import config_keys
 
 # The platform's namespace for system assistant ids.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -106,6 +107,8 @@ def load_config(path: str | Path) -> GraphRegistry:
         raise ConfigError(f"{config_path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid JSON: {exc}") from None
+    if isinstance(raw, dict):
+        config_keys.review(raw, str(config_path))
     graphs = raw.get("graphs") if isinstance(raw, dict) else None
     if not isinstance(graphs, dict) or not graphs:
         raise ConfigError(
@@ -122,7 +125,7 @@ def load_config(path: str | Path) -> GraphRegistry:
         specs[graph_id] = spec
     base = config_path.parent
     for dep in raw.get("dependencies", []) or []:
-        if isinstance(dep, str) and dep.startswith("."):
+        if isinstance(dep, str) and dep.startswith((".", "/")):  # a local path
             sys.path.insert(0, str((base / dep).resolve()))
     _load_env(base, raw.get("env"))
     store_ttl = _store_ttl(config_path, raw.get("store"))

@@ -1,0 +1,106 @@
+"""Every langgraph.json key is served, refused at start naming it, or
+accepted with a warning that says what will not happen: none is ignored in
+silence (pgqueue/execution/config_keys.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgqueue.errors import ConfigError
+from pgqueue.execution.graphs import load_config
+from tests.support.procs import REPO
+from tests.support.server import ServerProcess
+
+GRAPHS = REPO / "tests" / "graphs"
+
+
+def config(tmp_path: Path, **keys: Any) -> Path:
+    path = tmp_path / "langgraph.json"
+    graphs = {"echo": str(GRAPHS / "graphs.py") + ":echo_graph"}
+    path.write_text(json.dumps({"dependencies": [str(GRAPHS)], "graphs": graphs, **keys}))
+    return path
+
+
+def test_the_served_keys_load_without_a_word(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        load_config(GRAPHS / "langgraph.json")
+        load_config(
+            config(
+                tmp_path,
+                env={"X": "1"},
+                store={"ttl": {"default_ttl": 5, "refresh_on_read": True}},
+                http={"cors": {"allow_origins": ["*"]}},
+                auth={"path": str(GRAPHS / "auth" / "auth.py") + ":auth"},
+            )
+        )
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pgqueue")] == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        ({"encryption": {"path": "./e.py:e"}}, "encryption"),
+        ({"store": {"index": {"dims": 3, "embed": "openai:x"}}}, "store.index"),
+        ({"checkpointer": {"path": "./c.py:c"}}, "checkpointer.path"),
+        ({"http": {"app": "./app.py:app"}}, "http.app"),
+        ({"http": {"mount_prefix": "/api"}}, "http.mount_prefix"),
+        ({"http": {"configurable_headers": {"includes": ["x-*"]}}}, "http.configurable_headers"),
+        ({"http": {"disable_store": True}}, "http.disable_store"),
+        ({"http": {"enable_custom_route_auth": True}}, "http.enable_custom_route_auth"),
+    ],
+)
+def test_a_key_that_would_quietly_change_behaviour_is_refused_naming_it(
+    tmp_path: Path, keys: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(config(tmp_path, **keys))
+    assert f": {named}: " in str(raised.value)
+
+
+def test_the_others_load_with_a_warning_saying_what_will_not_happen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = {
+        "python_version": "3.12",
+        "dockerfile_lines": ["RUN true"],
+        "checkpointer": {"ttl": {"strategy": "delete", "default_ttl": 60}},
+        "auth": {"path": str(GRAPHS / "auth" / "auth.py") + ":auth", "cache": {"ttl_seconds": 5}},
+        "http": {"disable_store": False, "logging_headers": {"includes": ["*"]}},
+        "ui": {"chat": "./ui.tsx"},
+        "grpahs": {},  # a typo
+    }
+    path = config(tmp_path, **keys)
+    raw = json.loads(path.read_text())
+    raw["dependencies"].append("langchain-openai")
+    path.write_text(json.dumps(raw))
+    with caplog.at_level(logging.WARNING):
+        load_config(path)
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "dockerfile_lines, python_version: settings of `langgraph build`" in said
+    assert "checkpointer.ttl is not applied yet: checkpoints are kept" in said
+    assert "auth.cache is not applied" in said
+    assert "http.logging_headers is not applied" in said
+    assert "http.disable_store" not in said  # false is what pgqueue does
+    assert "ui components are not served" in said
+    assert "grpahs is not a key pgqueue knows: ignored" in said
+    assert "dependencies ['langchain-openai']: pgqueue does not install packages" in said
+
+
+def test_a_server_given_a_refused_key_does_not_start_and_says_why(
+    database_url: str, tmp_path: Path
+) -> None:
+    server = ServerProcess(database_url, config=config(tmp_path, http={"app": "./a.py:a"}))
+    try:
+        assert server.proc.wait(60) != 0
+        log = server.log()
+    finally:
+        server.close()
+    assert "http.app: custom routes (http.app) are not supported yet" in log
+    assert "Traceback" not in log
