@@ -26,11 +26,12 @@ from starlette.middleware import Middleware
 from pgqueue.cli.worker import load_graphs, register_graphs
 from pgqueue.core.notifier import Notifier
 from pgqueue.db import pools as db
+from pgqueue.errors import ConfigError
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.maintenance.service import PeriodicService, ServiceGroup
 from pgqueue.resources.streams import RunWatch
 from pgqueue.worker.worker import Worker
-from server import cors, routes
+from server import cors, http_app, routes
 from server.api import starlette_routes
 from server.auth import Authenticator, AuthMiddleware
 from server.context import AppContext
@@ -54,6 +55,9 @@ DB_POOL_WAIT = 5.0
 
 def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Starlette:
     registry = registry or load_graphs(settings.config_path)
+    run_headers = http_app.HeaderPolicy.from_section(
+        registry.http.get("configurable_headers"), str(registry.config_path)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,6 +102,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             notifier=notifier,
             watch=RunWatch(notifier),
             registry=registry,
+            run_headers=run_headers,
         )
         app.state.ctx = context
         services = ServiceGroup(background_services(context))
@@ -151,19 +156,36 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
                 sys.stderr.flush()
                 os._exit(exit_status[0])
 
-    # Checked here, at start: a bad http.cors or auth file stops the server.
+    # Checked here, at start: a bad http section or auth file stops the server.
+    http = registry.http
+    user_app = registry.load_http_app()
+    if user_app is not None and not isinstance(user_app, Starlette):
+        raise ConfigError(
+            f"{registry.config_path}: http.app is a {type(user_app).__name__}, "
+            "not a Starlette or FastAPI app"
+        )
     layers = [
         cors.middleware(
-            registry.http.get("cors"),
+            http.get("cors"),
             private_network=settings.private_network_access,
             where=str(registry.config_path),
         )
     ]
     auth = registry.load_auth()
     if auth is not None:
-        layers.append(Middleware(AuthMiddleware, authenticator=Authenticator(auth)))
+        custom_auth = http.get("enable_custom_route_auth") is True
+        layers.append(
+            Middleware(
+                AuthMiddleware,
+                authenticator=Authenticator(auth),
+                skip=None if custom_auth else http_app.on_user_routes(user_app),
+            )
+        )
+    api = http_app.served_routes(starlette_routes(routes.ROUTERS), http)
+    if user_app is not None:
+        return http_app.merge(user_app, api, layers, lifespan, HANDLERS)
     return Starlette(
-        routes=starlette_routes(routes.ROUTERS),
+        routes=api,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
         middleware=layers,

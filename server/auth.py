@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pgqueue.errors import ConfigError
+from pgqueue.execution import factories
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,24 @@ class AuthMiddleware:
     """Authenticates each request before routing; the user goes into the
     request's state (``request.state.user``)."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        skip: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        # Requests left alone: the user's own routes (http.app), unless
+        # enable_custom_route_auth.
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in OPEN_PATHS
+            or (self.skip is not None and self.skip(scope))
+        ):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -131,6 +144,9 @@ class AuthMiddleware:
             response = JSONResponse({"detail": "authentication failed"}, status_code=401)
         else:
             scope.setdefault("state", {})["user"] = user
+            # A graph factory built for this request (schemas, state) sees
+            # the user too, as one built for a run does.
+            factories.request_user.set(user)
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)

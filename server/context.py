@@ -15,6 +15,7 @@ from starlette.requests import Request
 from pgqueue.core.notifier import Notifier
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.resources.streams import RunWatch
+from server.http_app import HeaderPolicy
 from server.settings import Settings
 
 
@@ -30,6 +31,8 @@ class AppContext:
     notifier: Notifier
     watch: RunWatch
     registry: GraphRegistry
+    # Which request headers a new run gets in its configurable.
+    run_headers: HeaderPolicy = field(default_factory=HeaderPolicy)
     # Background tasks a handler started and nobody awaits (webhooks,
     # on_completion deletes): kept so the loop does not drop them.
     background: set[Any] = field(default_factory=set)

@@ -34,6 +34,14 @@ STREAM_MODES = {
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 
 
+def with_headers(config: dict[str, Any], headers: dict[str, str] | None) -> dict[str, Any]:
+    """The run's config with request headers in its configurable; a header
+    wins over a configurable key of the same name, as on the platform."""
+    if not headers:
+        return config
+    return {**config, "configurable": {**(config.get("configurable") or {}), **headers}}
+
+
 def with_user(config: dict[str, Any], user: dict[str, Any] | None) -> dict[str, Any]:
     """The run's config with the authenticated user in its configurable (as
     the platform passes it: langgraph_auth_user, _user_id, _permissions)."""
@@ -136,11 +144,18 @@ class RunCreate(BaseModel):
             )
 
     def to_request(
-        self, thread_id: Any, *, streamed: bool = False, user: dict[str, Any] | None = None
+        self,
+        thread_id: Any,
+        *,
+        streamed: bool = False,
+        user: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> RunRequest:
         """The queue's view of this request; ``thread_id`` None is stateless.
         ``streamed``: the request streams the run's events as they come.
-        ``user``: who asked (auth), passed to the graph in its configurable."""
+        ``user``: who asked (auth), passed to the graph in its configurable.
+        ``headers``: request headers for the configurable too (the http
+        section's configurable_headers picked them)."""
         self.refuse_conflicts()
         # The executor runs LangGraph's stream modes; the SDK's
         # "messages-tuple" is LangGraph's "messages".
@@ -152,7 +167,7 @@ class RunCreate(BaseModel):
         kwargs: dict[str, Any] = {
             "input": self.input,
             "command": self.command.model_dump(exclude_none=True) if self.command else None,
-            "config": with_user(self.config or {}, user),
+            "config": with_user(with_headers(self.config or {}, headers), user),
             "context": self.context,
             "stream_mode": modes,
             # Somebody follows the events as they come: they are written

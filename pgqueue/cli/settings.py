@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from pgqueue.core.handler import Handler, HandlerFunction
 from pgqueue.errors import ConfigError
+from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.execution.webhooks import WebhookConfig
 from pgqueue.maintenance.pruner import Pruner, PrunerConfig
 from pgqueue.maintenance.service import PeriodicService
@@ -118,6 +119,15 @@ KNOBS: tuple[Knob, ...] = (
         "seconds before a webhook's second try, doubling for each one after",
         inclusive=True,
     ),
+    # No flag: a secret on a command line is visible to every user of the
+    # machine (ps).
+    Knob(
+        "webhook_secret",
+        (),
+        ("PGQUEUE_WEBHOOK_SECRET",),
+        "key that signs each webhook (HMAC-SHA256, header X-Pgqueue-Signature)",
+        unset="none, webhooks go unsigned",
+    ),
     # No flag: it applies before anything else, to every command that
     # connects, and an operator sets it once for a deployment.
     Knob(
@@ -144,12 +154,13 @@ class ProcessSettings:
     shutdown_grace: float = WorkerConfig.shutdown_grace
     webhook_attempts: int = WebhookConfig.attempts
     webhook_backoff: float = WebhookConfig.backoff
+    webhook_secret: str | None = field(default=WebhookConfig.secret, repr=False)
     startup_wait: float = STARTUP_WAIT_SECONDS
 
     def __post_init__(self) -> None:
         for knob in KNOBS:
             value = getattr(self, knob.field)
-            if value is None or isinstance(value, bool):
+            if value is None or isinstance(value, bool | str):
                 continue
             low = knob.minimum
             if value < low or (value == low and not knob.inclusive):
@@ -165,7 +176,8 @@ class ProcessSettings:
             for var in knob.env:
                 raw = environ.get(var)
                 if raw:
-                    values[knob.field] = env_value(var, raw, _kind(knob.field))
+                    kind = _kind(knob.field)
+                    values[knob.field] = raw if kind is str else env_value(var, raw, kind)
                     break
         return cls(**values)
 
@@ -206,23 +218,34 @@ class ProcessSettings:
     def pruner_config(self) -> PrunerConfig:
         return PrunerConfig()
 
-    def webhook_config(self) -> WebhookConfig:
-        return WebhookConfig(attempts=self.webhook_attempts, backoff=self.webhook_backoff)
+    def webhook_config(
+        self, registry: GraphRegistry | None = None, environ: Mapping[str, str] | None = None
+    ) -> WebhookConfig:
+        """With ``registry``: its langgraph.json's webhooks policy, header
+        templates resolved from ``environ`` (default: the process's)."""
+        policy, headers = webhook_policy(registry, environ)
+        return WebhookConfig(
+            attempts=self.webhook_attempts,
+            backoff=self.webhook_backoff,
+            policy=policy,
+            headers=headers,
+            secret=self.webhook_secret,
+        )
 
-    def executor_config(self) -> ExecutorConfig:
+    def executor_config(self, registry: GraphRegistry | None = None) -> ExecutorConfig:
         # Imported here: LangGraph takes a second to import, and commands
         # like migrate never run a graph.
         from pgqueue.execution.executor import ExecutorConfig
 
         # One checkpointer connection per run slot, or runs wait for one.
-        return ExecutorConfig(pool_size=self.concurrency, webhooks=self.webhook_config())
+        return ExecutorConfig(pool_size=self.concurrency, webhooks=self.webhook_config(registry))
 
     # -- the services built from them ------------------------------------------
 
     def graph_executor(self, registry: GraphRegistry, database_url: str) -> GraphExecutor:
         from pgqueue.execution.executor import GraphExecutor
 
-        return GraphExecutor(registry, database_url, self.executor_config())
+        return GraphExecutor(registry, database_url, self.executor_config(registry))
 
     def graph_worker(
         self, registry: GraphRegistry, database_url: str, *, notifier: Notifier | None = None
@@ -259,7 +282,24 @@ T = TypeVar("T", int, float)
 
 def _kind(field: str) -> Callable[[str], Any]:
     # Annotations are strings (``from __future__ import annotations``).
-    return int if _FIELD_TYPES[field] == "int" else float
+    kinds: dict[Any, Callable[[str], Any]] = {"int": int, "str | None": str}
+    return kinds.get(_FIELD_TYPES[field], float)
+
+
+def webhook_policy(
+    registry: GraphRegistry | None, environ: Mapping[str, str] | None = None
+) -> tuple[WebhookPolicy, dict[str, str]]:
+    """langgraph.json's webhooks policy and its headers, templates resolved
+    from ``environ`` (default: the process's; langgraph.json's "env" is in it
+    by now): a ConfigError naming the key, or the variable, if either won't do."""
+    if registry is None:
+        return WebhookPolicy(), {}
+    where = str(registry.config_path)
+    policy = WebhookPolicy.from_section(registry.webhooks, where)
+    try:
+        return policy, policy.render_headers(os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def env_value(var: str, raw: str, kind: Callable[[str], T]) -> T:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from pgqueue.cli.database import resolve_database_url, wait_for_database
-from pgqueue.cli.settings import ProcessSettings
+from pgqueue.cli.settings import ProcessSettings, webhook_policy
 from pgqueue.core.handler import HandlerFunction
 from pgqueue.db import migrate
 from pgqueue.db import pools as db
@@ -54,6 +54,9 @@ def load_graphs(config_path: str | Path) -> GraphRegistry:
     registry = load_config(config_path)
     for graph_id in registry.specs:
         registry.get(graph_id)
+    # Its webhooks section too, headers resolved: `pgqueue server`, which
+    # sends none, refuses the langgraph.json its workers would.
+    webhook_policy(registry)
     return registry
 
 

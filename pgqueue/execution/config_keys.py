@@ -34,13 +34,27 @@ _SERVED = {
     "store.ttl.sweep_interval_minutes",
     "http",
     "http.cors",
+    "http.app",
+    "http.configurable_headers",
+    "http.enable_custom_route_auth",
+    "http.disable_assistants",
+    "http.disable_threads",
+    "http.disable_runs",
+    "http.disable_store",
+    "http.disable_meta",
+    # pgqueue serves neither MCP nor UI routes: disabled either way.
+    "http.disable_mcp",
+    "http.disable_ui",
     "webhooks",
     "checkpointer",
 }
 
 # Sections whose own keys another module checks in full (webhooks:
 # execution/webhook_policy.py; http.cors: server/cors.py).
-_CHECKED_ELSEWHERE = {"webhooks", "http.cors", "graphs", "env"}
+_CHECKED_ELSEWHERE = {"webhooks", "http.cors", "http.configurable_headers", "graphs", "env"}
+
+# Served switches: true or false, nothing else.
+_BOOLEANS = {p for p in _SERVED if p.startswith(("http.disable_", "http.enable_"))}
 
 # Refused: the reason, naming what would silently go wrong.
 _REFUSED = {
@@ -49,24 +63,11 @@ _REFUSED = {
     "ignore the query",
     "checkpointer.path": "a custom checkpointer is not supported: pgqueue's fenced "
     "PostgreSQL checkpointer would be used instead",
-    "http.app": "custom routes (http.app) are not supported yet: they would answer 404",
     "http.mount_prefix": "http.mount_prefix is not supported: routes would not be under it",
-    "http.configurable_headers": "http.configurable_headers is not supported yet: the "
-    "headers would not reach the graph",
 }
 
 # Refused only when switched on (false is what pgqueue does anyway).
-_REFUSED_WHEN_TRUE = {
-    "http.disable_assistants",
-    "http.disable_threads",
-    "http.disable_runs",
-    "http.disable_store",
-    "http.disable_mcp",
-    "http.disable_meta",
-    "http.disable_ui",
-    "http.disable_webhooks",
-    "http.enable_custom_route_auth",
-}
+_REFUSED_WHEN_TRUE = {"http.disable_webhooks"}
 
 # Accepted with a warning: what will not happen.
 _WARNED = {
@@ -127,6 +128,8 @@ def _walk(section: Mapping[str, Any], prefix: str, where: str) -> list[str]:
             continue
         if path in _REFUSED:
             raise ConfigError(f"{where}: {path}: {_REFUSED[path]}")
+        if path in _BOOLEANS and not isinstance(value, bool):
+            raise ConfigError(f"{where}: {path}: must be true or false")
         if path in _REFUSED_WHEN_TRUE:
             if value is True:
                 raise ConfigError(f"{where}: {path}: not supported (it is always false)")

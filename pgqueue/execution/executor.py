@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
@@ -32,6 +33,7 @@ from pgqueue.errors import LeaseLost, RetriableError
 from pgqueue.execution import chunks, outcome, webhooks
 from pgqueue.execution.chunks import STREAM_MODES
 from pgqueue.execution.events import EventWriter
+from pgqueue.execution.factories import RUN
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.messages import MessageEvents
 from pgqueue.execution.saver import FencedPostgresSaver, connection_pool
@@ -128,9 +130,7 @@ class GraphExecutor:
         kw = run.kwargs
         # Runs submitted over HTTP name their graph (the assistant may be a
         # user-created one); older or direct submissions name a system assistant.
-        graph = self.registry.get(
-            kw.get("graph_id") or self.registry.graph_id_for(run.assistant_id)
-        )
+        graph_id = kw.get("graph_id") or self.registry.graph_id_for(run.assistant_id)
         durability = kw.get("durability") or self.config.default_durability
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
@@ -157,14 +157,30 @@ class GraphExecutor:
             "configurable": {"thread_id": str(run.thread_id), "checkpoint_ns": ""}
         }
 
-        async with FencedPostgresSaver.from_pool(
-            await self._connections(),
-            lease,
-            wait_for_flush=durability == "sync",
-            # Group commit for async/exit durability; sync writes each
-            # checkpoint before the next step, as it promises.
-            flush_delay=None if durability == "sync" else self.config.checkpoint_flush_delay,
-        ) as saver:
+        async with (
+            FencedPostgresSaver.from_pool(
+                await self._connections(),
+                lease,
+                wait_for_flush=durability == "sync",
+                # Group commit for async/exit durability; sync writes each
+                # checkpoint before the next step, as it promises.
+                flush_delay=None if durability == "sync" else self.config.checkpoint_flush_delay,
+            ) as saver,
+            # A graph factory's context (if it returns a context manager):
+            # _stream leaves it when the graph stops, as the platform does;
+            # this only makes sure of it on the other ways out.
+            AsyncExitStack() as factory,
+        ):
+            try:
+                # A factory is called now, with this run's config, user and
+                # context; a plain graph is the one loaded at start.
+                graph = await factory.enter_async_context(
+                    self.registry.graph(graph_id, config, RUN, context=kw.get("context"))
+                )
+            except Exception as exc:
+                if is_retriable(exc):
+                    raise
+                return await self._not_built(saver, run, graph_id, exc)
             g = graph.copy(update={"checkpointer": saver})
             # A checkpoint alone holds every channel's value unless the
             # graph has delta channels (rebuilt from history when read).
@@ -217,6 +233,7 @@ class GraphExecutor:
                     modes,
                     durability,
                     thread_config,
+                    factory,
                 )
             finally:
                 # Whatever ended the run, no flush may outlive it on this
@@ -234,9 +251,12 @@ class GraphExecutor:
         modes: list[str],
         durability: Durability,
         thread_config: RunnableConfig,
+        factory: AsyncExitStack,
     ) -> Finished:
         """Run the graph, streaming its chunks to ``events``; write how it
-        ended."""
+        ended. ``factory`` (the graph factory's context) is left when the
+        graph stops, with its error if it failed; an error leaving it fails
+        the run."""
         kw = run.kwargs
         subgraphs = bool(kw.get("stream_subgraphs"))
         # Mode "messages" as the platform streams it (the SDK's
@@ -245,7 +265,10 @@ class GraphExecutor:
         try:
             await events.start()
             events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
-            async with asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)):
+            async with (
+                asyncio.timeout(float(kw.get("timeout") or self.config.run_timeout)),
+                factory,
+            ):
                 async for name, data in chunks.stream(
                     g,
                     graph_input,
@@ -298,6 +321,36 @@ class GraphExecutor:
         # succeeded and its thread is "interrupted" (as on the platform,
         # where a run is "interrupted" only when a cancel interrupted it).
         return await self._finish(saver, run, "success", output, None, state, events)
+
+    async def _not_built(
+        self, saver: FencedPostgresSaver, run: ClaimedRun, graph_id: str, exc: Exception
+    ) -> Finished:
+        """The graph's factory failed for this run: the run fails as a
+        failing graph does (an error event, status error), fenced; the
+        worker goes on with other runs."""
+        error = {
+            "error": type(exc).__name__,
+            "message": f"graph {graph_id!r} could not be built for this run: {exc}",
+        }
+        log.warning(
+            "graph factory of %r failed for run %s: %s: %s",
+            graph_id,
+            run.run_id,
+            type(exc).__name__,
+            exc,
+            extra={"event": "graph_factory_failed", "run_id": str(run.run_id)},
+        )
+        # Its events commit with the final status (the delay outlasts this).
+        events = EventWriter(
+            saver, continues=run.attempt > 1, flush_delay=self.config.event_flush_delay
+        )
+        try:
+            await events.start()
+            events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
+            events.add("error", error)
+            return await self._finish(saver, run, "error", None, error, events=events)
+        finally:
+            await events.abandon()
 
     async def _finish_cancel(
         self,

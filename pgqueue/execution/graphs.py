@@ -3,22 +3,24 @@
     {"graphs": {"agent": "./graph.py:graph"}, "env": ".env", "dependencies": ["."]}
 
 A graph entry names a file (or a module) and an attribute: a compiled
-graph, a ``StateGraph`` (compiled here), or a function returning either
-(called once, with no arguments, or with a ``RunnableConfig`` if it takes
-one). Each graph gets a system assistant whose id is derived from the graph
-id exactly as the platform derives it, so clients that pass the graph id
-(or that id) as ``assistant_id`` work unchanged.
+graph, a ``StateGraph`` (compiled here), or a factory, a function that
+makes one, called for each run and each read of the graph with what the
+platform passes it (``factories``). Each graph gets a system assistant
+whose id is derived from the graph id exactly as the platform derives it,
+so clients that pass the graph id (or that id) as ``assistant_id`` work
+unchanged.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import sys
 import uuid
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,8 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
 from pgqueue.errors import ConfigError
-from pgqueue.execution import config_keys
+from pgqueue.execution import config_keys, factories
+from pgqueue.execution.factories import AccessContext, GraphValue
 
 # The platform's namespace for system assistant ids.
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -63,7 +66,8 @@ class StoreTTL:
 class GraphRegistry:
     config_path: Path
     specs: dict[str, str]
-    graphs: dict[str, Pregel] = field(default_factory=dict)
+    # What each graph entry names, loaded once: a compiled graph or a factory.
+    graphs: dict[str, GraphValue] = field(default_factory=dict)
     store_ttl: StoreTTL = field(default_factory=StoreTTL)
     # langgraph.json's "auth": {"path": "./auth.py:auth"} (a langgraph_sdk.Auth).
     auth_spec: str | None = None
@@ -93,10 +97,36 @@ class GraphRegistry:
             return None
         return _import(self.config_path.parent, "pgqueue_auth", "auth", self.auth_spec)
 
-    def get(self, graph_id: str) -> Pregel:
+    def load_http_app(self) -> Any:
+        """The app langgraph.json's ``http.app`` names (``"./app.py:app"``),
+        or None; the HTTP server checks what it is."""
+        spec = self.http.get("app")
+        if spec is None:
+            return None
+        if not isinstance(spec, str) or ":" not in spec:
+            raise ConfigError(f'{self.config_path}: http.app must be "./file.py:attribute"')
+        return _import(self.config_path.parent, "pgqueue_http_app", "http.app", spec)
+
+    def get(self, graph_id: str) -> GraphValue:
+        """The entry's graph, or its factory (imported and its signature
+        checked, not called): what ``graph()`` builds from."""
         if graph_id not in self.graphs:
             self.graphs[graph_id] = _load(self.config_path.parent, graph_id, self.specs[graph_id])
         return self.graphs[graph_id]
+
+    def graph(
+        self,
+        graph_id: str,
+        config: Mapping[str, Any] | None,
+        access: AccessContext,
+        *,
+        store: Any = None,
+        context: Any = None,
+    ) -> AbstractAsyncContextManager[Pregel]:
+        """``async with registry.graph(...) as graph``: the graph for one use
+        (``access``: a run, ``threads.create_run``, or a read, see
+        ``factories``); a factory is called with ``config`` each time."""
+        return factories.build(self.get(graph_id), config, access, store=store, context=context)
 
 
 def load_config(path: str | Path) -> GraphRegistry:
@@ -204,20 +234,9 @@ def _import(base: Path, module_name: str, what: str, spec: str) -> Any:
         raise ConfigError(f"{what} ({spec}) failed to load: {type(exc).__name__}: {exc}") from exc
 
 
-def _load(base: Path, graph_id: str, spec: str) -> Pregel:
+def _load(base: Path, graph_id: str, spec: str) -> GraphValue:
     obj = _import(base, f"pgqueue_graph_{graph_id}", f"graph {graph_id!r}", spec)
     if callable(obj) and not isinstance(obj, (Pregel, StateGraph)):
-        obj = obj({}) if inspect.signature(obj).parameters else obj()
-        if inspect.isawaitable(obj):
-            raise ConfigError(f"graph {graph_id!r}: async graph factories are not supported yet")
-    if isinstance(obj, StateGraph):
-        obj = obj.compile()
-    if not isinstance(obj, Pregel):
-        raise ConfigError(
-            f"graph {graph_id!r} ({spec}) is a {type(obj).__name__}, not a LangGraph graph"
-        )
-    if obj.name == "LangGraph":
-        # The default name: the platform names such a graph by its id, which
-        # clients then see in schema titles, traces and events.
-        obj = obj.copy(update={"name": graph_id})
-    return obj
+        # Called per use, as on the platform: here only its signature is read.
+        return factories.classify(obj, graph_id, spec)
+    return factories.as_graph(obj, graph_id, spec)

@@ -227,10 +227,16 @@ async def set_latest(db: Queryable, assistant_id: UUID, version: int) -> dict[st
 async def graph_of(
     db: Queryable, registry: GraphRegistry, assistant_id: UUID
 ) -> tuple[str, Pregel]:
-    graph_id = (await get(db, assistant_id))["graph_id"]
+    """The assistant's graph, for its schemas and drawing. A factory is
+    called for each, with the assistant's config, as the platform calls it
+    (``assistants.read``); a context it returns is left before the graph is
+    handed back, as only its structure is read."""
+    assistant = await get(db, assistant_id)
+    graph_id = assistant["graph_id"]
     if graph_id not in registry.specs:
         raise NotFound(f"graph {graph_id!r} of assistant {assistant_id} is not in langgraph.json")
-    return graph_id, registry.get(graph_id)
+    async with registry.graph(graph_id, assistant["config"], "assistants.read") as graph:
+        return graph_id, graph
 
 
 def drawing(graph: Pregel, xray: bool | int) -> dict[str, Any]:

@@ -7,12 +7,18 @@ run on it records (as the platform does) and the SDK's
 So a copy, which has no runs, reads its state with its source's graph. A
 thread with neither has an empty state and cannot have its state updated
 (409), nor can a thread with a live run.
+
+A graph factory is called for each read (``threads.read``) and update
+(``threads.update``), with the thread's state config, as the platform
+calls it: the graph's structure decides which tasks a state shows and
+which channels an update writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,6 +32,7 @@ from langgraph.types import StateSnapshot, StateUpdate
 
 from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, Invalid, NotFound
+from pgqueue.execution.factories import AccessContext
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.resources.threads import delete_many, dumps, get, insert_thread
 from pgqueue.types import Queryable
@@ -63,7 +70,6 @@ async def create_with_state(
 @dataclass
 class ThreadGraph:
     graph_id: str | None
-    graph: Pregel | None
     busy: bool
 
 
@@ -77,9 +83,25 @@ async def graph_of(db: Queryable, registry: GraphRegistry, thread_id: UUID) -> T
         candidates.append(registry.assistant_ids.get(UUID(row["assistant_id"])))
     for graph_id in candidates:
         if graph_id is not None and graph_id in registry.specs:
-            graph = registry.get(graph_id)
-            return ThreadGraph(graph_id, graph, row["busy"])
-    return ThreadGraph(None, None, row["busy"])
+            registry.get(graph_id)  # one that does not load fails here
+            return ThreadGraph(graph_id, row["busy"])
+    return ThreadGraph(None, row["busy"])
+
+
+@asynccontextmanager
+async def _graph(
+    registry: GraphRegistry,
+    graph_id: str,
+    checkpointer: AsyncPostgresSaver,
+    config: RunnableConfig,
+    access: AccessContext,
+) -> AsyncIterator[Pregel]:
+    """The thread's graph on the server's checkpointer, for one read or
+    update; a factory gets the state config (and the graph's id, as a
+    run's config names it)."""
+    factory_config = {"configurable": {**config["configurable"], "graph_id": graph_id}}
+    async with registry.graph(graph_id, factory_config, access) as graph:
+        yield _bound(graph, checkpointer)
 
 
 def state_config(thread_id: UUID, checkpoint: dict[str, Any] | None = None) -> RunnableConfig:
@@ -164,11 +186,12 @@ async def get_state(
     found = await graph_of(db, registry, thread_id)
     config = state_config(thread_id, checkpoint)
     wanted = config["configurable"].get("checkpoint_id")
-    if found.graph is None:
+    if found.graph_id is None:
         if wanted:
             raise NotFound(f"checkpoint {wanted} of thread {thread_id} not found")
         return state_json(StateSnapshot({}, (), config, None, None, None, (), ()))
-    snapshot = await _bound(found.graph, checkpointer).aget_state(config, subgraphs=subgraphs)
+    async with _graph(registry, found.graph_id, checkpointer, config, "threads.read") as graph:
+        snapshot = await graph.aget_state(config, subgraphs=subgraphs)
     if wanted and snapshot.created_at is None:
         raise NotFound(f"checkpoint {wanted} of thread {thread_id} not found")
     return state_json(snapshot)
@@ -187,19 +210,17 @@ async def history(
 ) -> list[dict[str, Any]]:
     """States newest first, at most ``limit``, older than ``before``."""
     found = await graph_of(db, registry, thread_id)
-    if found.graph is None:
+    if found.graph_id is None:
         return []
-    graph = _bound(found.graph, checkpointer)
+    config = state_config(thread_id, checkpoint)
     before_config = state_config(thread_id, before) if before else None
-    return [
-        state_json(s)
-        async for s in graph.aget_state_history(
-            state_config(thread_id, checkpoint),
-            filter=metadata or None,
-            before=before_config,
-            limit=limit,
-        )
-    ]
+    async with _graph(registry, found.graph_id, checkpointer, config, "threads.read") as graph:
+        return [
+            state_json(s)
+            async for s in graph.aget_state_history(
+                config, filter=metadata or None, before=before_config, limit=limit
+            )
+        ]
 
 
 async def update_state(
@@ -225,34 +246,18 @@ async def update_state(
         found = await graph_of(conn, registry, thread_id)
         if found.busy:
             raise Conflict(f"thread {thread_id} has a pending or running run; update it later")
-        if found.graph is None:
+        if found.graph_id is None:
             raise Conflict(
                 f"thread {thread_id} has no graph yet: run it first, or create it with a graph_id"
             )
-        graph = _bound(found.graph, checkpointer)
         config = state_config(thread_id, checkpoint)
-        # Nodes of the root graph; a subgraph's checkpoint (a namespace) has
-        # its own, which the graph itself checks.
-        nodes = [as_node] + [n for step in supersteps or [] for _, n in step]
-        for node in nodes if not config["configurable"]["checkpoint_ns"] else []:
-            if node is not None and node not in graph.nodes:
-                raise Invalid("as_node", f"graph {found.graph_id!r} has no node {node!r}")
-        wanted = config["configurable"].get("checkpoint_id")
-        if wanted and await checkpointer.aget_tuple(config) is None:
-            raise NotFound(f"checkpoint {wanted} of thread {thread_id} not found")
-        try:
-            if supersteps is not None:
-                new_config = await graph.abulk_update_state(
-                    config,
-                    [[StateUpdate(v, n) for v, n in step] for step in supersteps],
-                )
-            else:
-                new_config = await graph.aupdate_state(config, values, as_node=as_node)
-        except (InvalidUpdateError, TypeError, ValueError) as exc:
-            # The graph refused the update (a value its reducer cannot take,
-            # an ambiguous node): the client's values, not our bug.
-            raise Invalid("values", f"{type(exc).__name__}: {exc}") from None
-        latest = await graph.aget_state(state_config(thread_id))
+        async with _graph(
+            registry, found.graph_id, checkpointer, config, "threads.update"
+        ) as graph:
+            new_config = await _apply(
+                graph, found.graph_id, checkpointer, config, values, as_node, supersteps
+            )
+            latest = await graph.aget_state(state_config(thread_id))
         interrupts = {
             t.id: [_interrupt(i) for i in t.interrupts] for t in latest.tasks if t.interrupts
         }
@@ -271,3 +276,36 @@ async def update_state(
         "configurable": checkpoint,
         "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
     }
+
+
+async def _apply(
+    graph: Pregel,
+    graph_id: str,
+    checkpointer: AsyncPostgresSaver,
+    config: RunnableConfig,
+    values: Any,
+    as_node: str | None,
+    supersteps: Sequence[Sequence[tuple[Any, str | None]]] | None,
+) -> RunnableConfig:
+    """The update itself; the new checkpoint's config."""
+    # Nodes of the root graph; a subgraph's checkpoint (a namespace) has
+    # its own, which the graph itself checks.
+    nodes = [as_node] + [n for step in supersteps or [] for _, n in step]
+    for node in nodes if not config["configurable"]["checkpoint_ns"] else []:
+        if node is not None and node not in graph.nodes:
+            raise Invalid("as_node", f"graph {graph_id!r} has no node {node!r}")
+    wanted = config["configurable"].get("checkpoint_id")
+    if wanted and await checkpointer.aget_tuple(config) is None:
+        raise NotFound(
+            f"checkpoint {wanted} of thread {config['configurable']['thread_id']} not found"
+        )
+    try:
+        if supersteps is not None:
+            return await graph.abulk_update_state(
+                config, [[StateUpdate(v, n) for v, n in step] for step in supersteps]
+            )
+        return await graph.aupdate_state(config, values, as_node=as_node)
+    except (InvalidUpdateError, TypeError, ValueError) as exc:
+        # The graph refused the update (a value its reducer cannot take,
+        # an ambiguous node): the client's values, not our bug.
+        raise Invalid("values", f"{type(exc).__name__}: {exc}") from None

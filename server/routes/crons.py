@@ -27,6 +27,7 @@ from server.api import JSON, Router, invalid, no_content, parse_body, path_uuid,
 from server.context import ctx
 from server.pages import Limit, Offset
 from server.schemas import RunConfig, RunCreate
+from server.webhook_check import check_webhook
 
 router = Router("crons")
 
@@ -194,6 +195,7 @@ def cron_run_request(
 async def _create(request: Request, thread_id: UUID | None) -> Response:
     context = ctx(request)
     body = await parse_body(request, CronCreate)
+    await check_webhook(request, body.webhook)
     body.refuse_conflicts()
     if thread_id is None and body.command is not None:
         raise invalid("command", "a cron without a thread has no interrupted run to resume")
@@ -249,6 +251,7 @@ async def create_thread_cron(request: Request) -> Response:
 async def update_cron(request: Request) -> Response:
     cron_id = path_uuid(request, "cron_id")
     body = await parse_body(request, CronPatch)
+    await check_webhook(request, body.webhook)
     changes = body.model_dump(
         mode="json", exclude_unset=True, exclude={"schedule", "end_time", "on_run_completed"}
     )

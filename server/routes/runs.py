@@ -17,6 +17,7 @@ from server.auth import user_of
 from server.context import ctx
 from server.pages import Limit, Offset
 from server.schemas import STREAM_MODES, RunCreate
+from server.webhook_check import check_webhook
 
 router = Router("thread runs")
 
@@ -58,10 +59,16 @@ async def start_run(
     """The request's run, created on the thread (None: a new one); with
     the body, whose on_disconnect and stream modes the answer needs."""
     body = await parse_body(request, RunCreate)
+    await check_webhook(request, body.webhook)
     if thread_id is None and body.command is not None:
         raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
     context = ctx(request)
-    wanted = body.to_request(thread_id, streamed=streamed, user=user_of(request))
+    wanted = body.to_request(
+        thread_id,
+        streamed=streamed,
+        user=user_of(request),
+        headers=context.run_headers.pick(request.headers),
+    )
     return body, await runs.create(context.pool, context.registry, wanted)
 
 

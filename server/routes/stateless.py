@@ -19,6 +19,7 @@ from server.context import AppContext, ctx
 from server.errors import REFUSALS, as_api_error
 from server.routes.runs import CREATED, created, start_run, stream_of, wait_for
 from server.schemas import RunCreate
+from server.webhook_check import check_webhook
 
 router = Router("stateless runs")
 
@@ -120,6 +121,8 @@ async def create_batch(request: Request) -> Response:
             [{"field": "body", "message": f"expected a JSON array of 1 to {MAX_BATCH} runs"}],
         )
     items = [_batch_item(item, index) for index, item in enumerate(data)]
+    for index, item in enumerate(items):
+        await check_webhook(request, item.webhook, f"body.{index}.webhook")
     created = []
     # All or nothing: one transaction, so a bad item leaves no runs behind.
     async with context.pool.acquire() as conn, conn.transaction():
@@ -129,7 +132,11 @@ async def create_batch(request: Request) -> Response:
                     await runs.create(
                         conn,
                         context.registry,
-                        item.to_request(item.thread_id, user=user_of(request)),
+                        item.to_request(
+                            item.thread_id,
+                            user=user_of(request),
+                            headers=context.run_headers.pick(request.headers),
+                        ),
                     )
                 )
             except tuple(REFUSALS) as exc:

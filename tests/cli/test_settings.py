@@ -5,6 +5,7 @@ environment, flags, and the configs and workers built from them, for
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -26,7 +27,7 @@ from server.settings import Settings
 from tests.support.inprocess import running
 from tests.support.procs import GRAPHS_CONFIG
 from tests.support.waiting import eventually
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import LOOPBACK_ALLOWED, Receiver, graphs_config
 
 
 def test_the_defaults_are_the_library_configs_own() -> None:
@@ -99,13 +100,15 @@ async def test_webhook_attempts_reach_the_executor(
     pool: asyncpg.Pool,
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """PGQUEUE_WEBHOOK_ATTEMPTS (or --webhook-attempts) used to be read and
     then dropped: a webhook was tried 4 times whatever it said."""
     monkeypatch.setenv("DATABASE_URL", database_url)  # tests/graphs nodes use it
     settings = _worker_settings(command, database_url)
     assert settings.executor_config().webhooks.attempts == 2
-    registry = load_graphs(GRAPHS_CONFIG)
+    # The receiver listens on 127.0.0.1, which the default policy refuses.
+    registry = load_graphs(graphs_config(tmp_path, LOOPBACK_ALLOWED))
     await register_graphs(pool, registry)
     run = NewRun(
         thread_id=uuid7(),

@@ -49,11 +49,9 @@ def test_the_served_keys_load_without_a_word(
         ({"encryption": {"path": "./e.py:e"}}, "encryption"),
         ({"store": {"index": {"dims": 3, "embed": "openai:x"}}}, "store.index"),
         ({"checkpointer": {"path": "./c.py:c"}}, "checkpointer.path"),
-        ({"http": {"app": "./app.py:app"}}, "http.app"),
         ({"http": {"mount_prefix": "/api"}}, "http.mount_prefix"),
-        ({"http": {"configurable_headers": {"includes": ["x-*"]}}}, "http.configurable_headers"),
-        ({"http": {"disable_store": True}}, "http.disable_store"),
-        ({"http": {"enable_custom_route_auth": True}}, "http.enable_custom_route_auth"),
+        ({"http": {"disable_webhooks": True}}, "http.disable_webhooks"),
+        ({"http": {"disable_store": "yes"}}, "http.disable_store"),
     ],
 )
 def test_a_key_that_would_quietly_change_behaviour_is_refused_naming_it(
@@ -96,11 +94,11 @@ def test_the_others_load_with_a_warning_saying_what_will_not_happen(
 def test_a_server_given_a_refused_key_does_not_start_and_says_why(
     database_url: str, tmp_path: Path
 ) -> None:
-    server = ServerProcess(database_url, config=config(tmp_path, http={"app": "./a.py:a"}))
+    server = ServerProcess(database_url, config=config(tmp_path, encryption={"path": "./e.py:e"}))
     try:
         assert server.proc.wait(60) != 0
         log = server.log()
     finally:
         server.close()
-    assert "http.app: custom routes (http.app) are not supported yet" in log
+    assert "encryption: custom encryption is not supported" in log
     assert "Traceback" not in log

@@ -11,7 +11,6 @@ environment variables used here are unique to this file and restored by
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ import pytest
 from langgraph.pregel import Pregel
 from langgraph_sdk import Auth
 
+from pgqueue.execution.factories import GraphFactory
 from pgqueue.execution.graphs import (
     ASSISTANT_NAMESPACE,
     GraphRegistry,
@@ -192,35 +192,56 @@ def test_the_dict_form_of_an_entry(project: Project) -> None:
     assert run(registry.get("g")) == {"n": 2}
 
 
-def test_a_factory_without_arguments_is_called_once(project: Project) -> None:
-    registry = load_config(project({"graphs": {"fac": "./graph.py:make_graph"}}))
-    graph = registry.get("fac")
-    assert registry.get("fac") is graph
-    assert run(graph) == {"n": 2}
-    assert sys.modules["pgqueue_graph_fac"].calls == [None]
+def test_a_factory_is_only_checked_at_load(project: Project) -> None:
+    # Imported and its signature read (a bad one stops the start), not
+    # called: the platform calls a factory for each use.
+    registry = load_config(
+        project({"graphs": {"fac": "./graph.py:make_graph", "later": "./graph.py:make_async"}})
+    )
+    assert isinstance(registry.get("fac"), GraphFactory)
+    assert isinstance(registry.get("later"), GraphFactory)
+    assert registry.get("fac") is registry.get("fac")
+    assert sys.modules["pgqueue_graph_fac"].calls == []
 
 
-def test_a_factory_taking_a_config_gets_one(project: Project) -> None:
-    registry = load_config(project({"graphs": {"cfg": "./graph.py:make_with_config"}}))
-    graph = registry.get("cfg")  # returns a StateGraph: compiled here
-    assert isinstance(graph, Pregel)
-    assert run(graph) == {"n": 2}
-    assert sys.modules["pgqueue_graph_cfg"].calls == [{}]
+async def test_a_factory_is_called_for_each_use(project: Project) -> None:
+    registry = load_config(
+        project(
+            {
+                "graphs": {
+                    "fac": "./graph.py:make_graph",
+                    "cfg": "./graph.py:make_with_config",
+                    "later": "./graph.py:make_async",
+                }
+            }
+        )
+    )
+    for _ in range(2):
+        async with registry.graph("fac", None, "threads.create_run") as graph:
+            assert run(graph) == {"n": 2}
+    assert sys.modules["pgqueue_graph_fac"].calls == [None, None]
+    config = {"configurable": {"thread_id": "t"}}
+    async with registry.graph("cfg", config, "threads.read") as graph:
+        assert isinstance(graph, Pregel)  # it returned a StateGraph: compiled here
+        assert graph.name == "cfg"
+        assert run(graph) == {"n": 2}
+    [seen] = sys.modules["pgqueue_graph_cfg"].calls
+    assert seen["configurable"] == {"thread_id": "t", "__is_for_execution__": False}
+    async with registry.graph("later", None, "assistants.read") as graph:
+        assert run(graph) == {"n": 2}
 
 
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
-def test_an_async_factory_is_refused(project: Project) -> None:
-    registry = load_config(project({"graphs": {"later": "./graph.py:make_async"}}))
-    message = load_error(registry, "later")
-    assert "graph 'later': async graph factories are not supported" in message
-    # The refused coroutine is left unawaited: let its warning fire here,
-    # under this test's filter, rather than in whichever test runs next.
-    gc.collect()
+async def test_a_factory_that_makes_no_graph_fails_when_built(project: Project) -> None:
+    registry = load_config(project({"graphs": {"odd": "./graph.py:make_nothing"}}))
+    with pytest.raises(TypeError) as caught:
+        async with registry.graph("odd", None, "threads.create_run"):
+            pass
+    assert str(caught.value) == (
+        "graph 'odd' (./graph.py:make_nothing): its factory returned a dict, not a LangGraph graph"
+    )
 
 
-@pytest.mark.parametrize(
-    ("attr", "kind"), [("answer", "int"), ("make_nothing", "dict"), ("calls", "list")]
-)
+@pytest.mark.parametrize(("attr", "kind"), [("answer", "int"), ("calls", "list")])
 def test_something_that_is_not_a_graph_is_refused(project: Project, attr: str, kind: str) -> None:
     registry = load_config(project({"graphs": {"odd": f"./graph.py:{attr}"}}))
     message = load_error(registry, "odd")

@@ -9,9 +9,20 @@ import pytest
 from langgraph.pregel.remote import RemoteGraph
 from langgraph_sdk.client import LangGraphClient
 
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, server_process
 from tests.support.waiting import eventually
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import LOOPBACK_ALLOWED, Receiver, graphs_config
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """Overrides tests/server/conftest.py's: the receiver listens on
+    127.0.0.1, which the default webhooks policy refuses."""
+    config = graphs_config(tmp_path_factory.mktemp("clients"), LOOPBACK_ALLOWED)
+    with server_process(module_database_url, config=config) as proc:
+        yield proc
 
 
 @pytest.fixture

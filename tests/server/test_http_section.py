@@ -1,0 +1,121 @@
+"""langgraph.json's ``http`` section beyond CORS (server/http_app.py): the
+user's own app, authentication on its routes, route groups switched off, and
+request headers copied into runs, each on a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from tests.support.procs import REPO
+from tests.support.server import server_process
+
+GRAPHS = REPO / "tests" / "graphs"
+AUTH = {"path": str(GRAPHS / "auth" / "auth.py") + ":auth"}
+
+
+def config(tmp_path: Path, http: dict[str, Any], **more: Any) -> Path:
+    path = tmp_path / "langgraph.json"
+    graphs = {
+        "show": str(GRAPHS / "http_app.py") + ":show_config",
+        "echo": str(GRAPHS / "graphs.py") + ":echo_graph",
+    }
+    http = {"app": str(GRAPHS / "http_app.py") + ":app", **http}
+    path.write_text(
+        json.dumps({"dependencies": [str(GRAPHS)], "graphs": graphs, "http": http, **more})
+    )
+    return path
+
+
+def test_the_users_app_is_served_with_its_middleware_and_lifespan_beside_the_api(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    with server_process(module_database_url, config=config(tmp_path, {})) as server:
+        custom = httpx.get(server.url + "/custom/hello", timeout=30)
+        assert custom.json() == {"hello": "from the user's app", "started": True, "user": None}
+        assert custom.headers["x-custom-mw"] == "1"
+        # Its routes come first: /info is the user's; /ok stays the server's.
+        assert httpx.get(server.url + "/info", timeout=30).json() == {"shadowed": "info"}
+        assert httpx.get(server.url + "/ok", timeout=30).json() == {"ok": True}
+        # The API is all there, through the user's middleware too.
+        created = httpx.post(server.url + "/threads", json={}, timeout=30)
+        assert created.status_code == 200
+        assert created.headers["x-custom-mw"] == "1"
+        # And its errors are the API's.
+        missing = httpx.get(server.url + "/threads/not-a-uuid", timeout=30)
+        assert missing.status_code == 422 and missing.json()["detail"].startswith("thread_id")
+
+
+@pytest.mark.parametrize("custom_auth", [False, True])
+def test_the_users_routes_are_authenticated_only_when_asked(
+    module_database_url: str, tmp_path: Path, custom_auth: bool
+) -> None:
+    path = config(tmp_path, {"enable_custom_route_auth": custom_auth}, auth=AUTH)
+    with server_process(module_database_url, config=path) as server:
+        anonymous = httpx.get(server.url + "/custom/hello", timeout=30)
+        token = {"Authorization": "Bearer token-ann"}
+        signed = httpx.get(server.url + "/custom/hello", headers=token, timeout=30)
+        # The API's routes are authenticated either way.
+        assert httpx.post(server.url + "/threads", json={}, timeout=30).status_code == 401
+    if custom_auth:
+        assert anonymous.status_code == 401
+        assert signed.json()["user"] == "ann"
+    else:
+        assert anonymous.status_code == 200
+        assert anonymous.json()["user"] is None
+
+
+def test_disabled_route_groups_are_not_served(module_database_url: str, tmp_path: Path) -> None:
+    http = {"disable_store": True, "disable_assistants": True, "disable_meta": True}
+    with server_process(module_database_url, config=config(tmp_path, http)) as server:
+        store = httpx.get(server.url + "/store/items", params={"namespace": "a", "key": "k"})
+        assistants = httpx.post(server.url + "/assistants/search", json={})
+        threads = httpx.post(server.url + "/threads", json={})
+        openapi = httpx.get(server.url + "/openapi.json")
+    assert store.status_code == 404
+    assert assistants.status_code == 404
+    assert openapi.status_code == 404
+    assert threads.status_code == 200
+
+
+async def test_configurable_headers_reach_the_graph(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    http = {
+        "configurable_headers": {
+            "includes": ["x-team", "x-trace-*", "x-api-*"],
+            "excludes": ["x-trace-secret"],
+        }
+    }
+    with server_process(module_database_url, config=config(tmp_path, http)) as server:
+        headers = {
+            "x-team": "blue",
+            "x-trace-id": "t-1",
+            "x-trace-secret": "no",
+            "x-other": "no",
+            "x-api-key": "never",
+        }
+        # Raw HTTP: the SDK refuses to send x-api-key as a custom header.
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            answer = await http.post(
+                "/runs/wait", json={"assistant_id": "show", "input": {}}, headers=headers
+            )
+    # Matched and not excluded; a credential never, whatever the patterns.
+    assert answer.json()["seen"] == {"x-team": "blue", "x-trace-id": "t-1"}
+
+
+async def test_without_configurable_headers_no_header_reaches_the_graph(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    with server_process(module_database_url, config=config(tmp_path, {})) as server:
+        client = get_client(url=server.url, headers={"x-team": "blue"})
+        try:
+            result = await client.runs.wait(None, "show", input={})
+        finally:
+            await client.http.client.aclose()
+    assert result["seen"] == {}
