@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0008_thread_graph
+-- Revision: 0009_cron_user
 
 -- Tables, with their indexes and triggers -----------------------------------
 
@@ -102,6 +102,7 @@ CREATE TABLE crons (
     next_run_at timestamp with time zone NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    auth_user jsonb,
     CONSTRAINT crons_pkey PRIMARY KEY (cron_id),
     CONSTRAINT crons_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES threads(thread_id) ON DELETE CASCADE
 );

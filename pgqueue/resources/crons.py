@@ -138,6 +138,8 @@ class NewCron:
     metadata: dict[str, Any] = field(default_factory=dict)
     end_time: datetime | None = None
     user_id: str | None = None
+    # Who created it (as authentication made them): its runs run as them.
+    auth_user: dict[str, Any] | None = None
 
 
 async def create(db: Queryable, cron: NewCron) -> dict[str, Any]:
@@ -156,6 +158,7 @@ async def create(db: Queryable, cron: NewCron) -> dict[str, Any]:
             cron.user_id,
             aware(cron.end_time) if cron.end_time else None,
             due,
+            None if cron.auth_user is None else json.dumps(cron.auth_user),
         )
     except asyncpg.ForeignKeyViolationError:
         raise NotFound(f"thread {cron.thread_id} not found") from None

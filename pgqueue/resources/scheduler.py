@@ -42,9 +42,10 @@ from pgqueue.resources.runs import RunRequest
 log = logging.getLogger(__name__)
 
 # Turns a cron's stored payload into the run to submit: (payload,
-# assistant_id, thread_id or None). The server validates payloads with its
-# own request model, which this library does not import.
-RequestBuilder = Callable[[dict[str, Any], UUID, UUID | None], RunRequest]
+# assistant_id, thread_id or None, the user who created the cron or None).
+# The server validates payloads with its own request model, which this
+# library does not import.
+RequestBuilder = Callable[[dict[str, Any], UUID, UUID | None, dict[str, Any] | None], RunRequest]
 
 # Thread metadata on a stateless cron's thread; the second key marks it
 # temporary (deleted once its run ends).
@@ -171,7 +172,9 @@ class Scheduler(PeriodicService[SchedulerConfig]):
         cron_id: UUID = row["cron_id"]
         try:
             async with conn.transaction():
-                request = self._build(payload, row["assistant_id"], row["thread_id"])
+                request = self._build(
+                    payload, row["assistant_id"], row["thread_id"], loads(row["auth_user"])
+                )
                 request.metadata = {**request.metadata, CRON_ID_KEY: str(cron_id)}
                 run = await runs.create(conn, self._registry, request)
                 if row["thread_id"] is None:

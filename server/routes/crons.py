@@ -24,6 +24,7 @@ from pgqueue.execution.graphs import system_assistant_id
 from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
 from server.api import JSON, Router, invalid, no_content, parse_body, path_uuid, validate
+from server.auth import user_of
 from server.context import ctx
 from server.pages import Limit, Offset
 from server.schemas import RunConfig, RunCreate
@@ -184,16 +185,21 @@ class Cron(BaseModel):
 
 
 def cron_run_request(
-    payload: dict[str, Any], assistant_id: UUID, thread_id: UUID | None
+    payload: dict[str, Any],
+    assistant_id: UUID,
+    thread_id: UUID | None,
+    user: dict[str, Any] | None = None,
 ) -> RunRequest:
     """The scheduler's view of a stored payload: validated as a run request
-    (raises if it no longer is one), for the cron's resolved assistant."""
+    (raises if it no longer is one), for the cron's resolved assistant, run
+    as the user who created the cron."""
     body = RunCreate.model_validate({**payload, "assistant_id": str(assistant_id)})
-    return body.to_request(thread_id)
+    return body.to_request(thread_id, user=user)
 
 
 async def _create(request: Request, thread_id: UUID | None) -> Response:
     context = ctx(request)
+    user = user_of(request)
     body = await parse_body(request, CronCreate)
     await check_webhook(request, body.webhook)
     body.refuse_conflicts()
@@ -214,6 +220,8 @@ async def _create(request: Request, thread_id: UUID | None) -> Response:
             payload=body.payload(stateless=thread_id is None),
             metadata=body.metadata or {},
             end_time=body.end_time,
+            user_id=user["identity"] if user else None,
+            auth_user=user,
         ),
     )
     return JSON(cron)

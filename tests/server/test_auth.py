@@ -4,15 +4,19 @@ by the SDK with and without credentials."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from langgraph_sdk import get_client
 
 from tests.support.procs import REPO
 from tests.support.server import ServerProcess, server_process
+from tests.support.waiting import eventually
 
 AUTH_DIR = REPO / "tests" / "graphs" / "auth"
 
@@ -82,3 +86,34 @@ def test_an_auth_with_authorization_handlers_is_refused_at_start(
         server.close()
     assert "@auth.on handlers (authorization) are not supported yet" in log
     assert "Traceback" not in log
+
+
+async def test_a_crons_runs_run_as_the_user_who_created_it(
+    auth_server: ServerProcess, db: asyncpg.Pool
+) -> None:
+    """A tick has no request to authenticate: the cron keeps its creator,
+    and each tick's run carries them to the graph."""
+    client = get_client(url=auth_server.url, headers=_bearer("carol"))
+    try:
+        thread = await client.threads.create()
+        cron = await client.crons.create_for_thread(
+            thread["thread_id"], "whoami", schedule="0 0 1 1 *", input={}
+        )
+        assert cron["user_id"] == "carol"
+        # Due now, rather than on the first of January.
+        await db.execute(
+            "UPDATE crons SET next_run_at = now() WHERE cron_id = $1", uuid.UUID(cron["cron_id"])
+        )
+
+        async def ran() -> list[Any]:
+            listed = await client.runs.list(thread["thread_id"])
+            return [r for r in listed if r["status"] not in ("pending", "running")]
+
+        [run] = await eventually(ran, timeout=60, what="the cron's run")
+        assert run["status"] == "success", await client.runs.join(
+            thread["thread_id"], run["run_id"]
+        )
+        state = await client.threads.get_state(thread["thread_id"])
+        assert state["values"] == {"user": "carol", "permissions": []}
+    finally:
+        await client.aclose()

@@ -4,10 +4,10 @@
 -- that submits the run.
 
 -- name: insert_cron
--- Stores a new cron and returns it.
+-- Stores a new cron and returns it; $10 is the user its runs run as.
 INSERT INTO crons (cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id,
-                   end_time, next_run_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
+                   end_time, next_run_at, auth_user)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb)
 RETURNING cron_id, assistant_id, thread_id, schedule, payload, metadata, user_id, end_time,
           next_run_at, created_at, updated_at;
 
@@ -80,7 +80,7 @@ WHERE ($1::uuid IS NULL OR assistant_id = $1)
 -- The scheduler's only scan (crons_next_run_at_idx). Rows another process
 -- is firing are skipped, not waited for; "now" is the database's, so every
 -- process computes the next tick from the same clock.
-SELECT cron_id, assistant_id, thread_id, schedule, payload, end_time, next_run_at,
+SELECT cron_id, assistant_id, thread_id, schedule, payload, end_time, next_run_at, auth_user,
        now() AS now
 FROM crons
 WHERE next_run_at <= now()
