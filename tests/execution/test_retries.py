@@ -44,7 +44,7 @@ async def run_to_the_end(
     await pool.execute(NODE_RUNS)
     executor = GraphExecutor(load_config(config), database_url)
     settings = WorkerConfig(poll_interval=60, is_retriable=is_retriable, retry_backoff_base=0.05)
-    async with running(Worker(database_url, executor, settings)):
+    async with running(Worker(database_url, executor, settings)) as worker:
         [sub] = await queue.submit(
             pool,
             [
@@ -58,9 +58,19 @@ async def run_to_the_end(
         )
         if during is not None:
             await during()
-        await eventually(
-            lambda: status_is(pool, sub.run_id, "success", "error"), timeout=60, what="the run"
-        )
+        try:
+            await eventually(
+                lambda: status_is(pool, sub.run_id, "success", "error"), timeout=60, what="the run"
+            )
+        except AssertionError:
+            # Seen once on a loaded machine (not reproduced since): say where
+            # the run was, and what the worker did, for the next time.
+            row = await pool.fetchrow(
+                "SELECT status, attempt, not_before, now() AS now, error FROM runs "
+                "WHERE run_id = $1",
+                sub.run_id,
+            )
+            raise AssertionError(f"run {dict(row or {})}; worker {worker.stats}") from None
     run = await queue.get_run(pool, sub.run_id)
     assert run is not None
     return run
