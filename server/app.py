@@ -181,15 +181,21 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
                 skip=None if custom_auth else http_app.on_user_routes(user_app),
             )
         )
+    prefix = http_app.mount_prefix(http.get("mount_prefix"), str(registry.config_path))
     api = http_app.served_routes(starlette_routes(routes.ROUTERS), http)
     if user_app is not None:
-        return http_app.merge(user_app, api, layers, lifespan, HANDLERS)
-    return Starlette(
-        routes=api,
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        lifespan=lifespan,
-        middleware=layers,
-    )
+        app = http_app.merge(user_app, api, layers, lifespan, HANDLERS)
+    else:
+        app = Starlette(
+            routes=api,
+            exception_handlers=HANDLERS,  # type: ignore[arg-type]
+            lifespan=lifespan,
+            middleware=layers,
+        )
+    if prefix is not None:
+        # Outermost, so every layer above sees the paths without it.
+        app.add_middleware(http_app.MountPrefix, prefix=prefix)
+    return app
 
 
 def _worker_ended(worker: Worker, task: asyncio.Task[None]) -> int:

@@ -12,6 +12,8 @@
 - ``configurable_headers``: request headers, by ``includes``/``excludes``
   patterns (``*`` the only wildcard), copied into a new run's
   ``configurable``. Credentials never are.
+- ``mount_prefix``: every route under that path; ``/ok`` answers at the
+  root too, where load balancers look for it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pgqueue.errors import ConfigError
 
@@ -137,3 +140,44 @@ def merge(
         user_app.exception_handlers.setdefault(kind, handler)
     user_app.middleware_stack = None  # built again, with ours, on first call
     return user_app
+
+
+def mount_prefix(prefix: Any, where: str) -> str | None:
+    """``http.mount_prefix`` checked: "/api" or "/v1/agents", not "api/"."""
+    if prefix is None:
+        return None
+    if (
+        not isinstance(prefix, str)
+        or not prefix.startswith("/")
+        or prefix.endswith("/")
+        or "//" in prefix
+    ):
+        raise ConfigError(
+            f"{where}: http.mount_prefix must start with / and not end with one, like /api"
+        )
+    return prefix
+
+
+class MountPrefix:
+    """Serves ``app`` under ``prefix``: the prefix moves from the path to
+    ``root_path`` (as a proxy stripping it would), so routes, auth and CORS
+    see the paths they know. Location headers stay relative to the prefix:
+    both SDKs join them to the URL they were given, which includes it."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)  # lifespan
+            return
+        path: str = scope["path"]
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            inner = path[len(self.prefix) :] or "/"
+            root = scope.get("root_path", "") + self.prefix
+            await self.app({**scope, "path": inner, "root_path": root}, receive, send)
+        elif path == "/ok":
+            await self.app(scope, receive, send)
+        else:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)

@@ -35,6 +35,7 @@ _SERVED = {
     "http",
     "http.cors",
     "http.app",
+    "http.mount_prefix",
     "http.configurable_headers",
     "http.enable_custom_route_auth",
     "http.disable_assistants",
@@ -63,7 +64,6 @@ _REFUSED = {
     "ignore the query",
     "checkpointer.path": "a custom checkpointer is not supported: pgqueue's fenced "
     "PostgreSQL checkpointer would be used instead",
-    "http.mount_prefix": "http.mount_prefix is not supported: routes would not be under it",
 }
 
 # Refused only when switched on (false is what pgqueue does anyway).

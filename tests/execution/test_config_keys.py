@@ -49,7 +49,6 @@ def test_the_served_keys_load_without_a_word(
         ({"encryption": {"path": "./e.py:e"}}, "encryption"),
         ({"store": {"index": {"dims": 3, "embed": "openai:x"}}}, "store.index"),
         ({"checkpointer": {"path": "./c.py:c"}}, "checkpointer.path"),
-        ({"http": {"mount_prefix": "/api"}}, "http.mount_prefix"),
         ({"http": {"disable_webhooks": True}}, "http.disable_webhooks"),
         ({"http": {"disable_store": "yes"}}, "http.disable_store"),
     ],

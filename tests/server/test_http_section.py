@@ -13,7 +13,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.support.procs import REPO
-from tests.support.server import server_process
+from tests.support.server import ServerProcess, server_process
 
 GRAPHS = REPO / "tests" / "graphs"
 AUTH = {"path": str(GRAPHS / "auth" / "auth.py") + ":auth"}
@@ -119,3 +119,46 @@ async def test_without_configurable_headers_no_header_reaches_the_graph(
         finally:
             await client.http.client.aclose()
     assert result["seen"] == {}
+
+
+async def test_mount_prefix_serves_everything_under_it_and_ok_at_the_root(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "langgraph.json"
+    graphs = {"echo": str(GRAPHS / "graphs.py") + ":echo_graph"}
+    http = {"mount_prefix": "/api/v1"}
+    path.write_text(json.dumps({"dependencies": [str(GRAPHS)], "graphs": graphs, "http": http}))
+    with server_process(module_database_url, config=path) as server:
+        assert httpx.get(server.url + "/ok", timeout=30).json() == {"ok": True}
+        assert httpx.get(server.url + "/api/v1/ok", timeout=30).json() == {"ok": True}
+        assert httpx.post(server.url + "/threads", json={}, timeout=30).status_code == 404
+        client = get_client(url=server.url + "/api/v1")
+        try:
+            thread = await client.threads.create()
+            tid = thread["thread_id"]
+            assert await client.runs.wait(tid, "echo", input={"count": 1}) == {"count": 2}
+            # A background run, then its stream joined through the paths
+            # the server hands out (Content-Location, Location).
+            run = await client.runs.create(tid, "echo", input={"count": 5}, stream_resumable=True)
+            await client.runs.join(tid, run["run_id"])
+            parts = [
+                p async for p in client.runs.join_stream(tid, run["run_id"], last_event_id="-1")
+            ]
+            assert parts[0].event == "metadata"
+            assert (await client.threads.get_state(tid))["values"] == {"count": 6}
+        finally:
+            await client.http.client.aclose()
+
+
+def test_a_malformed_mount_prefix_stops_the_server(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    path = config(tmp_path, {"mount_prefix": "api/"})
+    server = ServerProcess(module_database_url, config=path)
+    try:
+        assert server.proc.wait(60) != 0
+        log = server.log()
+    finally:
+        server.close()
+    assert "http.mount_prefix must start with /" in log
+    assert "Traceback" not in log
