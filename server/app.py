@@ -184,7 +184,15 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
     prefix = http_app.mount_prefix(http.get("mount_prefix"), str(registry.config_path))
     api = http_app.served_routes(starlette_routes(routes.ROUTERS), http)
     if user_app is not None:
-        app = http_app.merge(user_app, api, layers, lifespan, HANDLERS)
+        order = http.get("middleware_order", "middleware_first")
+        if order not in ("middleware_first", "auth_first"):
+            raise ConfigError(
+                f"{registry.config_path}: http.middleware_order must be "
+                '"middleware_first" or "auth_first"'
+            )
+        app = http_app.merge(
+            user_app, api, layers, lifespan, HANDLERS, auth_first=order == "auth_first"
+        )
     else:
         app = Starlette(
             routes=api,

@@ -119,15 +119,21 @@ def merge(
     middleware: list[Middleware],
     lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]],
     handlers: Mapping[Any, Any],
+    *,
+    auth_first: bool = False,
 ) -> Starlette:
     """The user's app, serving the API too: the unshadowable routes first,
-    then the user's, then the API's; the user's middleware outside ours; our
-    lifespan around the user's; our exception handlers where the user has
-    none of their own."""
+    then the user's, then the API's; the user's middleware outside ours
+    (``middleware_order: "auth_first"``: inside, so it sees only
+    authenticated requests); our lifespan around the user's; our exception
+    handlers where the user has none of their own."""
     first = [r for r in api_routes if r.path in UNSHADOWABLE]
     rest = [r for r in api_routes if r.path not in UNSHADOWABLE]
     user_app.router.routes = [*first, *user_app.router.routes, *rest]
-    user_app.user_middleware = [*user_app.user_middleware, *middleware]
+    theirs_first = [*user_app.user_middleware, *middleware]
+    user_app.user_middleware = (
+        [*middleware, *user_app.user_middleware] if auth_first else theirs_first
+    )
     theirs = user_app.router.lifespan_context
 
     @contextlib.asynccontextmanager

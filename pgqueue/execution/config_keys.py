@@ -36,6 +36,7 @@ _SERVED = {
     "http.cors",
     "http.app",
     "http.mount_prefix",
+    "http.middleware_order",
     "http.configurable_headers",
     "http.enable_custom_route_auth",
     "http.disable_assistants",
@@ -77,7 +78,6 @@ _WARNED = {
     "auth.openapi": "auth.openapi is not applied: /openapi.json has no security schemes",
     "auth.cache": "auth.cache is not applied: every request is authenticated",
     "http.logging_headers": "http.logging_headers is not applied",
-    "http.middleware_order": "http.middleware_order is not applied",
     "priority": "priority is not applied: runs are claimed by their own priority and age",
     "ui": "ui components are not served",
 }

@@ -162,3 +162,18 @@ def test_a_malformed_mount_prefix_stops_the_server(
         server.close()
     assert "http.mount_prefix must start with /" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("order", ["middleware_first", "auth_first"])
+def test_middleware_order_puts_the_users_middleware_outside_or_inside_auth(
+    module_database_url: str, tmp_path: Path, order: str
+) -> None:
+    path = config(tmp_path, {"middleware_order": order}, auth=AUTH)
+    with server_process(module_database_url, config=path) as server:
+        refused = httpx.post(server.url + "/threads", json={}, timeout=30)
+        token = {"Authorization": "Bearer token-ann"}
+        allowed = httpx.post(server.url + "/threads", json={}, headers=token, timeout=30)
+    assert refused.status_code == 401 and allowed.status_code == 200
+    assert allowed.headers["x-custom-mw"] == "1"
+    # Refused by auth: seen by the user's middleware only when it is outside.
+    assert ("x-custom-mw" in refused.headers) == (order == "middleware_first")
