@@ -28,6 +28,7 @@ from pgqueue.core.notifier import Notifier
 from pgqueue.db import pools as db
 from pgqueue.errors import ConfigError
 from pgqueue.execution.graphs import GraphRegistry
+from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.maintenance.service import PeriodicService, ServiceGroup
 from pgqueue.resources.streams import RunWatch
 from pgqueue.worker.worker import Worker
@@ -58,6 +59,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
     run_headers = http_app.HeaderPolicy.from_section(
         registry.http.get("configurable_headers"), str(registry.config_path)
     )
+    webhook_policy = WebhookPolicy.from_section(registry.webhooks, str(registry.config_path))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -103,6 +105,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             watch=RunWatch(notifier),
             registry=registry,
             run_headers=run_headers,
+            webhook_policy=webhook_policy,
         )
         app.state.ctx = context
         services = ServiceGroup(background_services(context))

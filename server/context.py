@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from pgqueue.core.notifier import Notifier
 from pgqueue.execution.graphs import GraphRegistry
+from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.resources.streams import RunWatch
 from server.http_app import HeaderPolicy
 from server.settings import Settings
@@ -33,6 +34,8 @@ class AppContext:
     registry: GraphRegistry
     # Which request headers a new run gets in its configurable.
     run_headers: HeaderPolicy = field(default_factory=HeaderPolicy)
+    # Where a run's webhook may point (langgraph.json's webhooks section).
+    webhook_policy: WebhookPolicy = field(default_factory=WebhookPolicy)
     # Background tasks a handler started and nobody awaits (webhooks,
     # on_completion deletes): kept so the loop does not drop them.
     background: set[Any] = field(default_factory=set)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from pgqueue.execution.webhook_policy import WebhookPolicy
 from server.api import invalid
 from server.context import ctx
 
@@ -17,18 +16,6 @@ async def check_webhook(request: Request, url: str | None, field: str = "webhook
     """A 422 naming ``field`` if ``url`` may not receive webhooks."""
     if url is None:
         return
-    problem = await _policy(request).check(url)
+    problem = await ctx(request).webhook_policy.check(url)
     if problem is not None:
         raise invalid(field, problem)
-
-
-def _policy(request: Request) -> WebhookPolicy:
-    # Built once per app. The section was checked when the server started
-    # (pgqueue.cli.worker.load_graphs), so this does not fail here.
-    state = request.app.state
-    policy: WebhookPolicy | None = getattr(state, "webhook_policy", None)
-    if policy is None:
-        registry = ctx(request).registry
-        policy = WebhookPolicy.from_section(registry.webhooks, str(registry.config_path))
-        state.webhook_policy = policy
-    return policy

@@ -50,6 +50,14 @@ def resolve_database_url(args: argparse.Namespace) -> str:
     return str(url)
 
 
+def said(exc: BaseException) -> str:
+    """What the database (or the driver) said: the first line of the
+    message, unwrapped from SQLAlchemy's (which adds the statement in
+    ``orig``), for one log line or an exit message."""
+    words = str(getattr(exc, "orig", None) or exc).strip()
+    return words.splitlines()[0] if words else type(exc).__name__
+
+
 def wait_for_database(url: str, timeout: float) -> None:
     """Return once ``url`` accepts a connection; retry with backoff until
     ``timeout`` (``ProcessSettings.startup_wait``), then exit 1 with the
@@ -63,7 +71,7 @@ def wait_for_database(url: str, timeout: float) -> None:
             psycopg.connect(url, connect_timeout=int(db.CONNECT_TIMEOUT)).close()
             return
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            reason = said(exc)
             if time.monotonic() + delay > deadline:
                 raise SystemExit(
                     f"pgqueue: the database did not answer for {timeout:.0f} s: {reason}"

@@ -117,20 +117,13 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     except DATABASE_REFUSALS as exc:
         # The database refused a statement (a role without the privilege to
         # migrate, say): what it said, once, not a driver's traceback.
-        raise SystemExit(f"pgqueue: the database refused: {_said(exc)}") from None
+        raise SystemExit(f"pgqueue: the database refused: {database.said(exc)}") from None
     except KeyboardInterrupt:
         # SIGINT before the command installed its own handlers (connecting,
         # migrating, loading graphs): nothing was started, so a stop, not
         # a crash.
         print("pgqueue: interrupted while starting", file=sys.stderr)
         return 0
-
-
-def _said(exc: BaseException) -> str:
-    """The database's own words: the first line of the driver's message
-    (SQLAlchemy wraps it, with the statement, in ``orig``)."""
-    said = str(getattr(exc, "orig", None) or exc).strip()
-    return said.splitlines()[0] if said else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

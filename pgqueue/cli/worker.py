@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from pgqueue.cli.database import resolve_database_url, wait_for_database
+from pgqueue.cli.database import resolve_database_url, said, wait_for_database
 from pgqueue.cli.settings import ProcessSettings, webhook_policy
 from pgqueue.core.handler import HandlerFunction
 from pgqueue.db import migrate
@@ -153,7 +153,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             # restart as the worker came up), before the worker held
             # anything: wait for it again, within the same start-up budget,
             # instead of exiting with a traceback.
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            reason = said(exc)
             log.warning(
                 "the database went away while the worker started (%s); waiting for it",
                 reason,

@@ -13,17 +13,10 @@ import pytest
 
 from pgqueue.errors import ConfigError
 from pgqueue.execution.graphs import load_config
-from tests.support.procs import REPO
-from tests.support.server import ServerProcess
+from tests.support.procs import REPO, write_config
+from tests.support.server import refused_start
 
 GRAPHS = REPO / "tests" / "graphs"
-
-
-def config(tmp_path: Path, **keys: Any) -> Path:
-    path = tmp_path / "langgraph.json"
-    graphs = {"echo": str(GRAPHS / "graphs.py") + ":echo_graph"}
-    path.write_text(json.dumps({"dependencies": [str(GRAPHS)], "graphs": graphs, **keys}))
-    return path
 
 
 def test_the_served_keys_load_without_a_word(
@@ -32,7 +25,7 @@ def test_the_served_keys_load_without_a_word(
     with caplog.at_level(logging.WARNING):
         load_config(GRAPHS / "langgraph.json")
         load_config(
-            config(
+            write_config(
                 tmp_path,
                 env={"X": "1"},
                 store={"ttl": {"default_ttl": 5, "refresh_on_read": True}},
@@ -57,7 +50,7 @@ def test_a_key_that_would_quietly_change_behaviour_is_refused_naming_it(
     tmp_path: Path, keys: dict[str, Any], named: str
 ) -> None:
     with pytest.raises(ConfigError) as raised:
-        load_config(config(tmp_path, **keys))
+        load_config(write_config(tmp_path, **keys))
     assert f": {named}: " in str(raised.value)
 
 
@@ -73,7 +66,7 @@ def test_the_others_load_with_a_warning_saying_what_will_not_happen(
         "ui": {"chat": "./ui.tsx"},
         "grpahs": {},  # a typo
     }
-    path = config(tmp_path, **keys)
+    path = write_config(tmp_path, **keys)
     raw = json.loads(path.read_text())
     raw["dependencies"].append("langchain-openai")
     path.write_text(json.dumps(raw))
@@ -93,11 +86,5 @@ def test_the_others_load_with_a_warning_saying_what_will_not_happen(
 def test_a_server_given_a_refused_key_does_not_start_and_says_why(
     database_url: str, tmp_path: Path
 ) -> None:
-    server = ServerProcess(database_url, config=config(tmp_path, encryption={"path": "./e.py:e"}))
-    try:
-        assert server.proc.wait(60) != 0
-        log = server.log()
-    finally:
-        server.close()
+    log = refused_start(database_url, write_config(tmp_path, encryption={"path": "./e.py:e"}))
     assert "encryption: custom encryption is not supported" in log
-    assert "Traceback" not in log

@@ -30,6 +30,9 @@ async def first(state: Gated) -> dict[str, Any]:
 
 
 async def wait(state: Gated) -> dict[str, Any]:
+    # The same wait as graphs.py's node "two", written again on purpose:
+    # this file imports nothing of pgqueue's tests, so that langgraph dev
+    # (run from a copy of this folder) loads it as it is.
     gate = state.get("gate")
     deadline = time.monotonic() + 300
     while gate and not os.path.exists(gate):

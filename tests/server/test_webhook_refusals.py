@@ -6,9 +6,6 @@ tests/graphs/langgraph.json, which has no webhooks section: the defaults."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.procs import REPO, run_cli
-from tests.support.server import ServerProcess
+from tests.support.procs import run_cli
+from tests.support.server import ServerProcess, refused_start
 from tests.support.webhooks import graphs_config
 
 INWARD = [
@@ -101,17 +98,8 @@ def test_a_bad_section_stops_the_server(
     """``pgqueue server`` sends no webhook, and still refuses the file its
     workers would."""
     config = graphs_config(tmp_path, section)
-    ended = subprocess.run(
-        [sys.executable, "-m", "server", "server", "--config", str(config), "--port", "0"],
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": module_database_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert ended.returncode != 0
-    assert f"{config}: " in ended.stderr and message in ended.stderr, ended.stderr
-    assert "Traceback" not in ended.stderr
+    log = refused_start(module_database_url, config, command="server")
+    assert f"{config}: " in log and message in log, log
 
 
 def test_a_bad_section_stops_the_worker(tmp_path: Path, module_database_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,11 +11,33 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 GRAPHS_CONFIG = REPO / "tests" / "graphs" / "langgraph.json"
+
+
+def write_config(directory: Path, graphs: dict[str, str] | None = None, **sections: Any) -> Path:
+    """A langgraph.json in ``directory`` serving ``graphs`` (specs relative
+    to tests/graphs; by default just ``echo``) with these top-level
+    ``sections``: for tests that need a setting the test graphs' own
+    langgraph.json does not have."""
+    base = GRAPHS_CONFIG.parent
+    specs = graphs or {"echo": "graphs.py:echo_graph"}
+    path = directory / "langgraph.json"
+    path.write_text(
+        json.dumps(
+            {
+                "dependencies": [str(base)],
+                "graphs": {name: str(base / spec) for name, spec in specs.items()},
+                **sections,
+            }
+        )
+    )
+    return path
+
 
 # Short leases so crash tests take seconds; the mechanics are the defaults'.
 # The lease is 25 beats long: a loaded machine that stalls a healthy

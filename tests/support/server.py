@@ -95,3 +95,16 @@ def server_process(database_url: str, *extra: str, **kwargs: object) -> Iterator
         yield server
     finally:
         server.close()
+
+
+def refused_start(database_url: str, config: Path, *, command: str = "serve") -> str:
+    """Start a server that must refuse to: it exits non-zero, without a
+    traceback; returns its log, to say why."""
+    server = ServerProcess(database_url, command=command, config=config)
+    try:
+        assert server.proc.wait(60) != 0
+        log = server.log()
+    finally:
+        server.close()
+    assert "Traceback" not in log, log
+    return log
