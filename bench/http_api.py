@@ -10,6 +10,9 @@ Peers (bench/http/peer_specs.py):
   langhost       `langhost serve` (langgraph-api + langgraph-runtime-pg: PostgreSQL + Redis)
   pgqueue        `pgqueue serve` from this repo's venv (PostgreSQL only)
   pgqueue-split  `pgqueue server` + `pgqueue worker`, two processes
+  pgqueue-auth   `pgqueue serve` with an Auth (bench/http/graph/auth.py) that
+                 authenticates every request, stamps an owner and filters
+                 every read by it: pgqueue-auth / pgqueue is its cost
   pgqueue-baseline  `pgqueue serve` from --baseline-bin (another build's venv)
   instant        not a peer: a server that answers create and join at once
                  and runs nothing (bench/http/instant_server.py), the most
@@ -219,13 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     references = [name for name in summaries if PEERS[name].reference]
     rel = bench_report.ratios(summaries, references)
     ceilings = bench_report.ceiling(summaries, references)
+    auth = bench_report.auth_cost(summaries)
     print()
     not_measured = {**skipped, **bench_report.failures(rounds)}
-    print(bench_report.render(summaries, not_measured, rel, args, ceilings))
+    print(bench_report.render(summaries, not_measured, rel, args, ceilings, auth))
     out = args.output or RESULTS / f"http_api-{stamp}.json"
     out.write_text(
         json.dumps(
-            document(args, stamp, versions, rounds, summaries, skipped, rel, ceilings), indent=2
+            document(args, stamp, versions, rounds, summaries, skipped, rel, ceilings, auth),
+            indent=2,
         )
     )
     print(f"\nwrote {out}")
@@ -241,6 +246,7 @@ def document(
     skipped: dict[str, str],
     rel: dict[str, Any],
     ceilings: dict[str, Any],
+    auth: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "benchmark": "http_api",
@@ -259,6 +265,7 @@ def document(
         "skipped": skipped,
         "pgqueue_vs_best": rel,
         "clients_ceiling": ceilings,
+        "auth_cost": auth,
     }
 
 

@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0009_cron_user
+-- Revision: 0010_authorization
 
 -- Tables, with their indexes and triggers -----------------------------------
 
@@ -288,6 +288,52 @@ BEGIN
     END IF;
 END
 $function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_auth_match(metadata jsonb, filter jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+DECLARE
+    k text;
+    v jsonb;
+    arg jsonb;
+BEGIN
+    IF filter IS NULL THEN
+        RETURN true;
+    END IF;
+    FOR k, v IN SELECT key, value FROM jsonb_each(filter) LOOP
+        IF k = '$or' THEN
+            IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v) AS g(f)
+                           WHERE pgqueue_auth_match(metadata, g.f)) THEN
+                RETURN false;
+            END IF;
+        ELSIF k = '$and' THEN
+            IF EXISTS (SELECT 1 FROM jsonb_array_elements(v) AS g(f)
+                       WHERE NOT pgqueue_auth_match(metadata, g.f)) THEN
+                RETURN false;
+            END IF;
+        ELSIF jsonb_typeof(v) = 'object' AND v ? '$contains' THEN
+            arg := v -> '$contains';
+            IF jsonb_typeof(arg) <> 'array' THEN
+                arg := jsonb_build_array(arg);
+            END IF;
+            IF coalesce(jsonb_typeof(metadata -> k), '') <> 'array'
+               OR NOT (metadata -> k) @> arg THEN
+                RETURN false;
+            END IF;
+        ELSIF jsonb_typeof(v) = 'object' AND v ? '$eq' THEN
+            IF (metadata -> k) IS DISTINCT FROM (v -> '$eq') THEN
+                RETURN false;
+            END IF;
+        ELSIF (metadata -> k) IS DISTINCT FROM v THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$function$;
+COMMENT ON FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) IS 'Whether metadata passes an authorization filter (NULL: no filter); see migration 0010';
 
 CREATE OR REPLACE FUNCTION public.pgqueue_cancel_runs(p_run_ids uuid[], p_action text)
  RETURNS TABLE(run_id uuid, outcome text)

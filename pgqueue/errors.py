@@ -60,6 +60,20 @@ class ThreadBusy(Conflict):
         )
 
 
+class Forbidden(PgqueueError):
+    """The Auth's authorization handler refused the request (it returned
+    False, or raised)."""
+
+    message = "forbidden"
+
+
+class InvalidFilter(Forbidden):
+    """An authorization handler returned a filter pgqueue cannot apply: the
+    request is refused rather than served unfiltered."""
+
+    message = "the authorization handler returned an invalid filter"
+
+
 class Invalid(PgqueueError, ValueError):
     """A request field that a schedule, the database or a graph refuses,
     named by ``field``; ``problem`` says why."""

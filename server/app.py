@@ -35,6 +35,7 @@ from pgqueue.worker.worker import Worker
 from server import cors, http_app, routes
 from server.api import starlette_routes
 from server.auth import Authenticator, AuthMiddleware
+from server.authorization import Authorizer
 from server.context import AppContext
 from server.errors import HANDLERS
 from server.settings import Settings
@@ -60,6 +61,15 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
         registry.http.get("configurable_headers"), str(registry.config_path)
     )
     webhook_policy = WebhookPolicy.from_section(registry.webhooks, str(registry.config_path))
+    auth = registry.load_auth()
+    authorize = Authorizer(auth)
+    if authorize.active and (uncovered := authorize.uncovered()):
+        # As the platform warns: these are open to every authenticated user.
+        log.warning(
+            "auth: no @auth.on handler covers %s; every authenticated user may do these",
+            ", ".join(uncovered),
+            extra={"event": "authz_uncovered"},
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -106,6 +116,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             registry=registry,
             run_headers=run_headers,
             webhook_policy=webhook_policy,
+            authorize=authorize,
         )
         app.state.ctx = context
         services = ServiceGroup(background_services(context))
@@ -174,7 +185,6 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             where=str(registry.config_path),
         )
     ]
-    auth = registry.load_auth()
     if auth is not None:
         custom_auth = http.get("enable_custom_route_auth") is True
         layers.append(

@@ -13,9 +13,8 @@ through because its check failed. The user reaches the graph in
 ``config["configurable"]`` as ``langgraph_auth_user``,
 ``langgraph_auth_user_id`` and ``langgraph_auth_permissions``.
 
-Authorization (``@auth.on...`` handlers, which filter what each user may
-see) is not implemented: a server whose Auth has any refuses to start,
-rather than serve every user everything.
+Authorization (the ``@auth.on...`` handlers, which decide what each user
+may see and do) is ``server.authorization``.
 """
 
 from __future__ import annotations
@@ -57,11 +56,6 @@ class Authenticator:
     def __init__(self, auth: Any) -> None:
         if not isinstance(auth, Auth):
             raise ConfigError(f"auth: expected a langgraph_sdk.Auth, got {type(auth).__name__}")
-        if auth._handlers or auth._global_handlers:
-            raise ConfigError(
-                "auth: @auth.on handlers (authorization) are not supported yet; "
-                "only @auth.authenticate is. Remove them to serve with authentication only."
-            )
         handler = auth._authenticate_handler
         if handler is None:
             raise ConfigError("auth: the Auth has no @auth.authenticate handler")

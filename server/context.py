@@ -16,6 +16,7 @@ from pgqueue.core.notifier import Notifier
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.resources.streams import RunWatch
+from server.authorization import Authorizer
 from server.http_app import HeaderPolicy
 from server.settings import Settings
 
@@ -36,6 +37,8 @@ class AppContext:
     run_headers: HeaderPolicy = field(default_factory=HeaderPolicy)
     # Where a run's webhook may point (langgraph.json's webhooks section).
     webhook_policy: WebhookPolicy = field(default_factory=WebhookPolicy)
+    # The Auth's @auth.on handlers (none: every request sees everything).
+    authorize: Authorizer = field(default_factory=Authorizer)
     # Background tasks a handler started and nobody awaits (webhooks,
     # on_completion deletes): kept so the loop does not drop them.
     background: set[Any] = field(default_factory=set)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pgqueue.errors import Conflict, Invalid, NotFound, PgqueueError
+from pgqueue.errors import Conflict, Forbidden, Invalid, NotFound, PgqueueError
 from server.api import JSON, ApiError
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ RETRY_AFTER_SECONDS = "2"
 # (a subclass answers its nearest listed base's: ThreadBusy is a Conflict).
 REFUSALS: dict[type[PgqueueError], int] = {
     NotFound: 404,
+    Forbidden: 403,
     Conflict: 409,
     Invalid: 422,
 }

@@ -15,6 +15,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pgqueue.resources.runs import RunRequest
+from pgqueue.resources.visibility import Visible
 from server.api import ApiError
 
 # What the SDK may ask for, and the LangGraph stream mode that produces it.
@@ -150,12 +151,16 @@ class RunCreate(BaseModel):
         streamed: bool = False,
         user: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        thread_visible: Visible,
+        assistant_visible: Visible,
     ) -> RunRequest:
         """The queue's view of this request; ``thread_id`` None is stateless.
         ``streamed``: the request streams the run's events as they come.
         ``user``: who asked (auth), passed to the graph in its configurable.
         ``headers``: request headers for the configurable too (the http
-        section's configurable_headers picked them)."""
+        section's configurable_headers picked them). ``thread_visible`` and
+        ``assistant_visible``: what the request may reach
+        (``server.authorization.authorize_run``)."""
         self.refuse_conflicts()
         # The executor runs LangGraph's stream modes; the SDK's
         # "messages-tuple" is LangGraph's "messages".
@@ -195,4 +200,6 @@ class RunCreate(BaseModel):
             if_not_exists=self.if_not_exists,
             after_seconds=self.after_seconds,
             on_completion=self.on_completion,
+            thread_visible=thread_visible,
+            assistant_visible=assistant_visible,
         )

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from pgqueue.resources import runs, streams
+from pgqueue.resources.visibility import EVERYTHING
 from server.api import to_json
 from server.context import AppContext
 
@@ -47,7 +48,8 @@ def _wanted(name: str, modes: list[str] | None) -> bool:
 
 async def _on_disconnect(context: AppContext, run_id: UUID, on_disconnect: str) -> None:
     if on_disconnect == "cancel":
-        outcomes = await runs.cancel(context.pool, [run_id], "interrupt")
+        # The request that started or joined the run was authorized.
+        outcomes = await runs.cancel(context.pool, [run_id], "interrupt", visible=EVERYTHING)
         log.info(
             "client went away: run %s cancelled (%s)",
             run_id,
@@ -189,7 +191,7 @@ def wait(
                 streams.wait_until(
                     context.watch,
                     run_id,
-                    lambda: runs.ended(context.pool, thread_id, run_id),
+                    lambda: runs.ended(context.pool, thread_id, run_id, visible=EVERYTHING),
                     context.settings.join_poll_seconds,
                     ends_only=True,
                     subscribed=subscribed,

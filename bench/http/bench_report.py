@@ -60,6 +60,25 @@ def ratios(
     return out
 
 
+def auth_cost(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """pgqueue-auth / pgqueue, figure by figure: what an Auth that
+    authenticates every request and filters every read costs (1.10 is
+    10% more time or CPU; for runs/s, 0.90 is 10% fewer)."""
+    if "pgqueue" not in summaries or "pgqueue-auth" not in summaries:
+        return {}
+    off, on = summaries["pgqueue"], summaries["pgqueue-auth"]
+    out: dict[str, Any] = {}
+    for section, key, _ in FIGURES:
+        field = f"{section}_{key}"
+        if off[field] and on[field] is not None:
+            out[field] = {
+                "off": off[field],
+                "on": on[field],
+                "ratio": round(on[field] / off[field], 3),
+            }
+    return out
+
+
 def ceiling(
     summaries: dict[str, dict[str, Any]], references: Collection[str], factor: float = 5.0
 ) -> dict[str, Any]:
@@ -104,6 +123,7 @@ def render(
     rel: dict[str, Any],
     args: Any,
     ceilings: dict[str, Any] | None = None,
+    auth: dict[str, Any] | None = None,
 ) -> str:
     head = (
         f"{'peer':<14} {'seq p50':>9} {'seq p90':>9} {'seq p99':>9} "
@@ -138,6 +158,11 @@ def render(
             lines.append(
                 f"  {field:<40} {r['ratio']!s:>7}x  (pgqueue {r['pgqueue']}, {r['best_peer']} {r['best_value']})"
             )
+    if auth:
+        lines.append("")
+        lines.append("pgqueue-auth / pgqueue (the cost of an Auth that filters every read)")
+        for field, r in auth.items():
+            lines.append(f"  {field:<40} {r['ratio']!s:>7}x  (on {r['on']}, off {r['off']})")
     for name, c in (ceilings or {}).items():
         lines.append(
             f"  clients' ceiling ({name}: a server that answers at once):"

@@ -83,7 +83,7 @@ class Server:
         if self.peer.uses_redis:
             flush_redis(self.peer, self.settings.redis_url)
         port = free_port()
-        cmd = command(self.peer, self.settings, write_config(workdir), port)
+        cmd = command(self.peer, self.settings, write_config(workdir, self.peer), port)
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = workdir / "server.log"
         with self.log_path.open("wb") as log:

@@ -68,6 +68,9 @@ class Peer:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Not a competitor: a yardstick for the harness itself (no ratios).
     reference: bool = False
+    # Serve with bench/http/graph/auth.py: authentication and authorization
+    # on every request (pgqueue-auth, against pgqueue without).
+    auth: bool = False
 
     @property
     def venv(self) -> Path | None:
@@ -96,6 +99,9 @@ PEERS: dict[str, Peer] = {
         uses_redis=True,
     ),
     "pgqueue": Peer("pgqueue", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
+    # The same with an Auth that stamps an owner and filters by it: what
+    # authorization costs (issue 13's target: at most 10% more).
+    "pgqueue-auth": Peer("pgqueue-auth", (), PGQUEUE_REPORTED, database="bench_pgqueue", auth=True),
     # `pgqueue serve` from --baseline-bin: is this build faster or slower?
     "pgqueue-baseline": Peer("pgqueue-baseline", (), (), database="bench_pgqueue"),
     # The same, as two processes: `pgqueue server` (HTTP) and one `pgqueue
@@ -152,7 +158,7 @@ def git_describe() -> str:
     return proc.stdout.strip() or "unknown"
 
 
-def write_config(workdir: Path) -> Path:
+def write_config(workdir: Path, peer: Peer) -> Path:
     """langgraph.json for one server start, with the graph's paths made absolute.
 
     langgraph dev and langhost resolve graph paths against their working
@@ -167,6 +173,8 @@ def write_config(workdir: Path) -> Path:
         graphs[graph_id] = f"{(GRAPH_DIR / path).resolve()}:{attr}"
     # langhost refuses a config without dependencies; the graph dir is the only one.
     config = {**raw, "graphs": graphs, "dependencies": [str(GRAPH_DIR)]}
+    if peer.auth:
+        config["auth"] = {"path": f"{(GRAPH_DIR / 'auth.py').resolve()}:auth"}
     target = workdir / "langgraph.json"
     target.write_text(json.dumps(config, indent=2))
     return target

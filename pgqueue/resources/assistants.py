@@ -10,6 +10,10 @@ Every version is kept (``assistant_versions``): an update makes a new one,
 numbered after the highest so far, and ``set_latest`` makes the assistant
 an earlier version again.
 
+Every function a request reaches takes ``visible``, the Auth's answer for
+it (``pgqueue.resources.visibility``; ``EVERYTHING`` without one): an
+assistant it hides is answered exactly as a missing one (``NotFound``).
+
 Errors are ``pgqueue.errors``' ``NotFound``, ``Conflict`` and ``Invalid``.
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -32,6 +36,7 @@ from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
 from pgqueue.resources import threads
 from pgqueue.resources.pages import search_page
 from pgqueue.resources.threads import dumps
+from pgqueue.resources.visibility import Visible
 from pgqueue.types import Queryable
 
 
@@ -47,6 +52,16 @@ class AssistantSearch:
 
     def filters(self) -> tuple[Any, ...]:
         return (dumps(self.metadata), self.graph_id, self.name)
+
+
+@dataclass
+class _VisibleSearch(AssistantSearch):
+    # The Auth's filter travels last among the filters: search_page passes
+    # them to both the search and the count statement.
+    auth_filter: str | None = None
+
+    def filters(self) -> tuple[Any, ...]:
+        return (*super().filters(), self.auth_filter)
 
 
 def assistant_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -109,7 +124,11 @@ async def create(
     name: str | None = None,
     description: str | None = None,
     if_exists: str = "raise",
+    visible: Visible,
 ) -> dict[str, Any]:
+    """With ``if_exists="do_nothing"``, a taken id answers the existing
+    assistant only if ``visible`` (the create's filter) shows it; one it
+    hides is as taken as ever (409), and says nothing more."""
     _known_graph(registry, graph_id)
     assistant_id = assistant_id or uuid4()
     row = await db.fetchrow(
@@ -125,12 +144,15 @@ async def create(
     if row is not None:
         return assistant_json(row)
     if if_exists == "do_nothing":
-        return await get(db, assistant_id)
+        try:
+            return await get(db, assistant_id, visible=visible)
+        except NotFound:
+            pass
     raise Conflict(f"assistant {assistant_id} already exists")
 
 
-async def get(db: Queryable, assistant_id: UUID) -> dict[str, Any]:
-    row = await db.fetchrow(queries.get_assistant, assistant_id)
+async def get(db: Queryable, assistant_id: UUID, *, visible: Visible) -> dict[str, Any]:
+    row = await db.fetchrow(queries.get_assistant, assistant_id, visible.filter)
     if row is None:
         raise NotFound(f"assistant {assistant_id} not found")
     return assistant_json(row)
@@ -147,6 +169,7 @@ async def update(
     metadata: dict[str, Any] | None = None,
     name: str | None = None,
     description: str | None = None,
+    visible: Visible,
 ) -> dict[str, Any]:
     _refuse_system(registry, assistant_id, "updated")
     if graph_id is not None:
@@ -160,6 +183,7 @@ async def update(
         dumps(metadata),
         name,
         description,
+        visible.filter,
     )
     if row is None:
         raise NotFound(f"assistant {assistant_id} not found")
@@ -167,28 +191,45 @@ async def update(
 
 
 async def delete(
-    pool: asyncpg.Pool, registry: GraphRegistry, assistant_id: UUID, *, delete_threads: bool
+    pool: asyncpg.Pool,
+    registry: GraphRegistry,
+    assistant_id: UUID,
+    *,
+    delete_threads: bool,
+    visible: Visible,
+    threads_visible: Visible | None,
 ) -> None:
     """Delete an assistant; with ``delete_threads``, also the threads it ran
-    on (as ``DELETE /threads/{id}`` would, each), in the same transaction."""
+    on (as ``DELETE /threads/{id}`` would, each), in the same transaction:
+    those ``threads_visible`` (the threads.delete filter) shows; the others
+    stay. ``threads_visible`` is required when ``delete_threads`` is."""
     _refuse_system(registry, assistant_id, "deleted")
+    if delete_threads and threads_visible is None:
+        raise ValueError("delete_threads needs threads_visible, the threads.delete filter")
 
     async def work(conn: asyncpg.Connection) -> bool:
-        if await conn.fetchval(queries.delete_assistant, assistant_id) is None:
+        if await conn.fetchval(queries.delete_assistant, assistant_id, visible.filter) is None:
             return False
         if delete_threads:
-            rows = await conn.fetch(queries.list_assistant_threads, assistant_id)
-            await threads.delete_many(conn, [r["thread_id"] for r in rows])
+            assert threads_visible is not None
+            rows = await conn.fetch(
+                queries.list_assistant_threads, assistant_id, threads_visible.filter
+            )
+            ids = [r["thread_id"] for r in rows]
+            await threads.delete_many(conn, ids, visible=threads_visible)
         return True
 
     if not await threads.in_transaction(pool, work):
         raise NotFound(f"assistant {assistant_id} not found")
 
 
-async def search(db: Queryable, query: AssistantSearch) -> tuple[list[dict[str, Any]], int]:
-    """One page of assistants and how many match in all."""
+async def search(
+    db: Queryable, query: AssistantSearch, *, visible: Visible
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the assistants ``visible`` shows and how many match in all."""
+    scoped = _VisibleSearch(**asdict(query), auth_filter=visible.filter)
     return await search_page(
-        db, queries.search_assistants, queries.count_assistants, query, assistant_json
+        db, queries.search_assistants, queries.count_assistants, scoped, assistant_json
     )
 
 
@@ -197,26 +238,45 @@ async def count(
     metadata: dict[str, Any] | None = None,
     graph_id: str | None = None,
     name: str | None = None,
+    *,
+    visible: Visible,
 ) -> int:
-    filters = AssistantSearch(metadata=metadata, graph_id=graph_id, name=name).filters()
-    return int(await db.fetchval(queries.count_assistants, *filters))
+    scoped = _VisibleSearch(
+        metadata=metadata, graph_id=graph_id, name=name, auth_filter=visible.filter
+    )
+    return int(await db.fetchval(queries.count_assistants, *scoped.filters()))
 
 
 async def versions(
-    db: Queryable, assistant_id: UUID, metadata: dict[str, Any] | None, limit: int, offset: int
+    db: Queryable,
+    assistant_id: UUID,
+    metadata: dict[str, Any] | None,
+    limit: int,
+    offset: int,
+    *,
+    visible: Visible,
 ) -> list[dict[str, Any]]:
     """The assistant's versions, newest first."""
-    await get(db, assistant_id)  # 404 for an unknown assistant, not []
+    await get(db, assistant_id, visible=visible)  # 404 for an unknown assistant, not []
     rows = await db.fetch(
-        queries.list_assistant_versions, assistant_id, dumps(metadata), limit, offset
+        queries.list_assistant_versions,
+        assistant_id,
+        dumps(metadata),
+        limit,
+        offset,
+        visible.filter,
     )
     return [assistant_json(r) for r in rows]
 
 
-async def set_latest(db: Queryable, assistant_id: UUID, version: int) -> dict[str, Any]:
-    row = await db.fetchrow(queries.set_latest_assistant_version, assistant_id, version)
+async def set_latest(
+    db: Queryable, assistant_id: UUID, version: int, *, visible: Visible
+) -> dict[str, Any]:
+    row = await db.fetchrow(
+        queries.set_latest_assistant_version, assistant_id, version, visible.filter
+    )
     if row is None:
-        await get(db, assistant_id)  # an unknown assistant says so
+        await get(db, assistant_id, visible=visible)  # an unknown assistant says so
         raise NotFound(f"version {version} of assistant {assistant_id} not found")
     return assistant_json(row)
 
@@ -225,13 +285,13 @@ async def set_latest(db: Queryable, assistant_id: UUID, version: int) -> dict[st
 
 
 async def graph_of(
-    db: Queryable, registry: GraphRegistry, assistant_id: UUID
+    db: Queryable, registry: GraphRegistry, assistant_id: UUID, *, visible: Visible
 ) -> tuple[str, Pregel]:
     """The assistant's graph, for its schemas and drawing. A factory is
     called for each, with the assistant's config, as the platform calls it
     (``assistants.read``); a context it returns is left before the graph is
     handed back, as only its structure is read."""
-    assistant = await get(db, assistant_id)
+    assistant = await get(db, assistant_id, visible=visible)
     graph_id = assistant["graph_id"]
     if graph_id not in registry.specs:
         raise NotFound(f"graph {graph_id!r} of assistant {assistant_id} is not in langgraph.json")

@@ -11,6 +11,10 @@ in the payload too (the run request ignores them).
 This module checks what only a schedule or the database can tell (the
 expression parses, the thread exists, the row is there); shapes are the
 server's business.
+
+Every function a request reaches takes the Auth's answer for it
+(``pgqueue.resources.visibility``; ``EVERYTHING`` without one), applied in
+SQL to the cron's metadata: a cron it hides is answered as a missing one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pgqueue.db.encoding import loads
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
 from pgqueue.errors import Invalid, NotFound
+from pgqueue.resources.visibility import Visible
 from pgqueue.types import Queryable
 
 # Cron settings kept in the payload (see the module docstring).
@@ -142,8 +147,11 @@ class NewCron:
     auth_user: dict[str, Any] | None = None
 
 
-async def create(db: Queryable, cron: NewCron) -> dict[str, Any]:
-    """Store a cron, due at its schedule's next tick from now."""
+async def create(db: Queryable, cron: NewCron, *, thread_visible: Visible) -> dict[str, Any]:
+    """Store a cron, due at its schedule's next tick from now. A thread
+    cron's thread must exist and be one ``thread_visible`` (the request's
+    threads.create_run filter) shows, else ``NotFound``. An insert reads no
+    cron, so no crons filter applies here."""
     schedule = check_schedule(cron.schedule)
     due = next_run(schedule, datetime.now(UTC), cron.payload.get(TIMEZONE))
     try:
@@ -159,10 +167,13 @@ async def create(db: Queryable, cron: NewCron) -> dict[str, Any]:
             aware(cron.end_time) if cron.end_time else None,
             due,
             None if cron.auth_user is None else json.dumps(cron.auth_user),
+            thread_visible.filter,
         )
     except asyncpg.ForeignKeyViolationError:
-        raise NotFound(f"thread {cron.thread_id} not found") from None
-    assert row is not None
+        # The thread went between the check and the insert.
+        row = None
+    if row is None:
+        raise NotFound(f"thread {cron.thread_id} not found")
     return cron_json(row)
 
 
@@ -178,17 +189,23 @@ async def update(
     schedule: str | None = None,
     end_time: Any = KEEP,
     check: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
-    metadata_filter: dict[str, Any] | None = None,
+    add_metadata: dict[str, Any] | None = None,
+    visible: Visible,
 ) -> dict[str, Any]:
     """Merge ``changes`` into the cron's payload (``check`` may validate the
     merged payload with the schedule and return it normalized), and move the
-    next tick when the schedule, the timezone or ``enabled`` changed."""
+    next tick when the schedule, the timezone or ``enabled`` changed.
+    ``metadata`` in ``changes`` replaces the cron's; ``add_metadata`` (keys
+    an authorization handler set on a PATCH that sent none) merges into it.
+    A cron ``visible`` hides is ``NotFound``."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(queries.lock_cron, cron_id, _filter(metadata_filter))
+        row = await conn.fetchrow(queries.lock_cron, cron_id, visible.filter)
         if row is None:
             raise NotFound(f"cron {cron_id} not found")
         old = loads(row["payload"]) or {}
         payload = {**old, **changes}
+        if add_metadata:
+            payload["metadata"] = {**(payload.get("metadata") or {}), **add_metadata}
         if row["thread_id"] is not None:
             # on_completion is about a stateless cron's temporary threads.
             payload.pop("on_completion", None)
@@ -218,10 +235,8 @@ async def update(
     return cron_json(updated)
 
 
-async def delete(
-    db: Queryable, cron_id: UUID, metadata_filter: dict[str, Any] | None = None
-) -> None:
-    if await db.fetchval(queries.delete_cron, cron_id, _filter(metadata_filter)) is None:
+async def delete(db: Queryable, cron_id: UUID, *, visible: Visible) -> None:
+    if await db.fetchval(queries.delete_cron, cron_id, visible.filter) is None:
         raise NotFound(f"cron {cron_id} not found")
 
 
@@ -236,6 +251,7 @@ async def search(
     sort_order: str = "desc",
     limit: int = 10,
     offset: int = 0,
+    visible: Visible,
 ) -> list[dict[str, Any]]:
     if sort_by not in SORT_KEYS:
         raise ValueError(f"sort_by must be one of {SORT_KEYS}, got {sort_by!r}")
@@ -249,6 +265,7 @@ async def search(
         "asc" if sort_order == "asc" else "desc",
         limit,
         offset,
+        visible.filter,
     )
     return [cron_json(r) for r in rows]
 
@@ -259,11 +276,13 @@ async def count(
     assistant_id: UUID | None = None,
     thread_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
+    visible: Visible,
 ) -> int:
     value = await db.fetchval(
         queries.count_crons,
         assistant_id,
         thread_id,
         _filter(metadata),
+        visible.filter,
     )
     return int(value or 0)

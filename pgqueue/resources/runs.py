@@ -26,6 +26,7 @@ from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry, system_assistant_id
+from pgqueue.resources.visibility import EVERYTHING, Visible
 from pgqueue.types import Queryable
 
 # The mark of a stateless run's thread that goes once the run ends
@@ -49,6 +50,11 @@ class RunRequest:
     after_seconds: float = 0.0
     # Stateless runs: delete the thread once the run ends, or keep it.
     on_completion: str = "delete"
+    # What the request may reach (an Auth's filters): the thread
+    # (threads.create_run) and a user-made assistant (assistants.read).
+    # A cron's tick passes EVERYTHING: creating the cron was authorized.
+    thread_visible: Visible = field(kw_only=True)
+    assistant_visible: Visible = field(kw_only=True)
 
 
 def _merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -60,9 +66,11 @@ def _merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
 
 
 async def resolve_assistant(
-    conn: Queryable, registry: GraphRegistry, assistant: str
+    conn: Queryable, registry: GraphRegistry, assistant: str, visible: Visible
 ) -> dict[str, Any]:
-    """The assistant row for a UUID or a graph id (its system assistant)."""
+    """The assistant row for a UUID or a graph id (its system assistant).
+    A user-made one must pass ``visible``; a graph's own assistant is open
+    to every user who may run it, as on the platform."""
     if assistant in registry.specs:
         # A graph's system assistant: made at startup with no config or
         # context, and read-only (see assistants.py). Nothing to read.
@@ -81,7 +89,9 @@ async def resolve_assistant(
             f"{assistant!r} is neither an assistant UUID nor a graph id; "
             f"graphs: {sorted(registry.specs)}",
         ) from None
-    row = await conn.fetchrow(queries.get_assistant_for_run, assistant_id)
+    if assistant_id in registry.assistant_ids:
+        visible = EVERYTHING
+    row = await conn.fetchrow(queries.get_assistant_for_run, assistant_id, visible.filter)
     if row is None or row["graph_id"] not in registry.specs:
         raise NotFound(f"assistant {assistant} not found")
     return {
@@ -102,7 +112,9 @@ async def create(
         async with db.acquire() as conn:
             return await create(conn, registry, request)
     conn = db
-    assistant = await resolve_assistant(conn, registry, request.assistant)
+    assistant = await resolve_assistant(
+        conn, registry, request.assistant, request.assistant_visible
+    )
     kwargs = dict(request.kwargs)
     config = _merge_config(assistant["config"], kwargs.get("config") or {})
     config["configurable"] = {
@@ -133,8 +145,12 @@ async def create(
         },
     )
     temporary = stateless and request.on_completion == "delete"
+    # A filtered request checks its thread in the submit's transaction.
+    checked = not stateless and not request.thread_visible.everything
     try:
-        async with conn.transaction() if temporary else contextlib.nullcontext():
+        async with conn.transaction() if temporary or checked else contextlib.nullcontext():
+            if checked and thread_id is not None:
+                await _reachable(conn, thread_id, request)
             submitted = await queue.submit(
                 conn,
                 [run],
@@ -159,6 +175,16 @@ async def create(
     }
 
 
+async def _reachable(conn: asyncpg.Connection, thread_id: UUID, request: RunRequest) -> None:
+    """Refuse a thread the request may not see, as if it did not exist;
+    so if_not_exists=create never runs on (or claims) another's thread."""
+    visible = await conn.fetchval(
+        queries.get_visible_thread, thread_id, request.thread_visible.filter
+    )
+    if visible is False:
+        raise NotFound(f"thread {thread_id} not found")
+
+
 def _run_json(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "run_id": row["run_id"],
@@ -173,8 +199,10 @@ def _run_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def get(pool: Queryable, thread_id: UUID, run_id: UUID) -> dict[str, Any]:
-    row = await pool.fetchrow(queries.get_thread_run, run_id, thread_id)
+async def get(
+    pool: Queryable, thread_id: UUID, run_id: UUID, *, visible: Visible
+) -> dict[str, Any]:
+    row = await pool.fetchrow(queries.get_thread_run, run_id, thread_id, visible.filter)
     if row is None:
         raise NotFound(f"run {run_id} not found on thread {thread_id}")
     return _run_json(row)
@@ -188,11 +216,13 @@ class Ended:
     result: Any
 
 
-async def ended(pool: Queryable, thread_id: UUID, run_id: UUID) -> Ended | None:
+async def ended(
+    pool: Queryable, thread_id: UUID, run_id: UUID, *, visible: Visible
+) -> Ended | None:
     """None while the run is pending or running; else its result, from one
     query: its values (with ``__interrupt__`` when interrupted), or
     ``{"__error__": ...}``, or ``{}`` if it no longer exists (rolled back)."""
-    row = await pool.fetchrow(queries.get_run_result, run_id, thread_id)
+    row = await pool.fetchrow(queries.get_run_result, run_id, thread_id, visible.filter)
     if row is None:
         return Ended(None, {})
     status = row["status"]
@@ -205,16 +235,24 @@ async def ended(pool: Queryable, thread_id: UUID, run_id: UUID) -> Ended | None:
 
 
 async def list_for_thread(
-    pool: Queryable, thread_id: UUID, status: str | None, limit: int, offset: int
+    pool: Queryable,
+    thread_id: UUID,
+    status: str | None,
+    limit: int,
+    offset: int,
+    *,
+    visible: Visible,
 ) -> list[dict[str, Any]]:
-    rows = await pool.fetch(queries.list_thread_runs, thread_id, status, limit, offset)
-    if not rows and not await pool.fetchval(queries.thread_exists, thread_id):
+    rows = await pool.fetch(
+        queries.list_thread_runs, thread_id, status, limit, offset, visible.filter
+    )
+    if not rows and not await pool.fetchval(queries.thread_exists, thread_id, visible.filter):
         raise NotFound(f"thread {thread_id} not found")
     return [_run_json(r) for r in rows]
 
 
-async def delete(pool: Queryable, thread_id: UUID, run_id: UUID) -> None:
-    row = await pool.fetchrow(queries.delete_finished_run, run_id, thread_id)
+async def delete(pool: Queryable, thread_id: UUID, run_id: UUID, *, visible: Visible) -> None:
+    row = await pool.fetchrow(queries.delete_finished_run, run_id, thread_id, visible.filter)
     if row is None:
         raise NotFound(f"run {run_id} not found on thread {thread_id}")
     if not row["deleted"]:
@@ -228,11 +266,13 @@ async def cancel(
     *,
     thread_id: UUID | None = None,
     statuses: list[str] | None = None,
+    visible: Visible,
 ) -> dict[UUID, str]:
-    """Cancel live runs (by id, or every live run of a thread); pending ones
-    end at once, running ones are stopped by their worker. Returns
-    {run_id: outcome} for the runs that were live."""
-    live = [r["run_id"] for r in await pool.fetch(queries.live_runs, run_ids, thread_id, statuses)]
+    """Cancel live runs (by id, or every live run of a thread) on threads
+    ``visible`` shows; pending ones end at once, running ones are stopped
+    by their worker. Returns {run_id: outcome} for the runs that were live."""
+    rows = await pool.fetch(queries.live_runs, run_ids, thread_id, statuses, visible.filter)
+    live = [r["run_id"] for r in rows]
     if not live:
         return {}
     outcomes = await queue.cancel(pool, live, action)

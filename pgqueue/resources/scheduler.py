@@ -38,6 +38,7 @@ from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.maintenance.service import PeriodicService, require, require_interval
 from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
+from pgqueue.resources.visibility import EVERYTHING
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ class Scheduler(PeriodicService[SchedulerConfig]):
     async def _end(
         self, conn: asyncpg.Connection, cron_id: UUID, result: SchedulerResult, why: str
     ) -> None:
-        await conn.execute(queries.delete_cron, cron_id, None)
+        # The scheduler's own decision, not a request's: every row.
+        await conn.execute(queries.delete_cron, cron_id, EVERYTHING.filter)
         result.ended.append(cron_id)
         log.info(
             "cron %s deleted: %s",

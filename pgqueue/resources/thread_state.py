@@ -35,6 +35,7 @@ from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.factories import AccessContext
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.resources.threads import delete_many, dumps, get, insert_thread
+from pgqueue.resources.visibility import EVERYTHING, Visible
 from pgqueue.types import Queryable
 
 
@@ -47,21 +48,33 @@ async def create_with_state(
     thread_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
     if_exists: str = "raise",
+    visible: Visible,
 ) -> dict[str, Any]:
     """Create a thread and apply ``supersteps`` of state updates to it, with
     the graph its metadata names (``graph_id``). An update the graph refuses
     leaves no thread behind. An existing thread (``do_nothing``) is left as
-    it is."""
+    it is, and is answered only if ``visible`` shows it."""
     thread_id = thread_id or uuid4()
-    _, created = await insert_thread(pool, thread_id, metadata, if_exists)
+    _, created = await insert_thread(pool, thread_id, metadata, if_exists, visible)
     if created:
+        # The request just made this thread: its own updates and cleanup
+        # need no further filter.
         try:
-            await update_state(pool, registry, checkpointer, thread_id, None, supersteps=supersteps)
+            await update_state(
+                pool,
+                registry,
+                checkpointer,
+                thread_id,
+                None,
+                supersteps=supersteps,
+                visible=EVERYTHING,
+            )
         except Exception:
             async with pool.acquire() as conn, conn.transaction():
-                await delete_many(conn, [thread_id])
+                await delete_many(conn, [thread_id], visible=EVERYTHING)
             raise
-    return await get(pool, thread_id)
+        return await get(pool, thread_id, visible=EVERYTHING)
+    return await get(pool, thread_id, visible=visible)
 
 
 # -- state -------------------------------------------------------------------
@@ -73,8 +86,10 @@ class ThreadGraph:
     busy: bool
 
 
-async def graph_of(db: Queryable, registry: GraphRegistry, thread_id: UUID) -> ThreadGraph:
-    row = await db.fetchrow(queries.get_thread_graph, thread_id)
+async def graph_of(
+    db: Queryable, registry: GraphRegistry, thread_id: UUID, *, visible: Visible
+) -> ThreadGraph:
+    row = await db.fetchrow(queries.get_thread_graph, thread_id, visible.filter)
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     candidates: list[str | None] = list(row["graph_ids"])
@@ -179,11 +194,13 @@ async def get_state(
     thread_id: UUID,
     checkpoint: dict[str, Any] | None = None,
     subgraphs: bool = False,
+    *,
+    visible: Visible,
 ) -> dict[str, Any]:
     """The state at the latest checkpoint, or at ``checkpoint`` (404 if the
     thread has no such checkpoint). A thread without a graph or a
     checkpoint has empty values and nothing next."""
-    found = await graph_of(db, registry, thread_id)
+    found = await graph_of(db, registry, thread_id, visible=visible)
     config = state_config(thread_id, checkpoint)
     wanted = config["configurable"].get("checkpoint_id")
     if found.graph_id is None:
@@ -207,9 +224,10 @@ async def history(
     before: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     checkpoint: dict[str, Any] | None = None,
+    visible: Visible,
 ) -> list[dict[str, Any]]:
     """States newest first, at most ``limit``, older than ``before``."""
-    found = await graph_of(db, registry, thread_id)
+    found = await graph_of(db, registry, thread_id, visible=visible)
     if found.graph_id is None:
         return []
     config = state_config(thread_id, checkpoint)
@@ -233,6 +251,7 @@ async def update_state(
     as_node: str | None = None,
     checkpoint: dict[str, Any] | None = None,
     supersteps: Sequence[Sequence[tuple[Any, str | None]]] | None = None,
+    visible: Visible,
 ) -> dict[str, Any]:
     """Write a checkpoint as if ``as_node`` had returned ``values`` (or apply
     ``supersteps`` of such updates), then record the thread's new values,
@@ -243,7 +262,7 @@ async def update_state(
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetch(queries.lock_threads, [thread_id]):
             raise NotFound(f"thread {thread_id} not found")
-        found = await graph_of(conn, registry, thread_id)
+        found = await graph_of(conn, registry, thread_id, visible=visible)
         if found.busy:
             raise Conflict(f"thread {thread_id} has a pending or running run; update it later")
         if found.graph_id is None:

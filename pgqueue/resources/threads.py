@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -27,6 +27,7 @@ from pgqueue.db.encoding import loads
 from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, NotFound
 from pgqueue.resources.pages import search_page
+from pgqueue.resources.visibility import EVERYTHING, Visible
 from pgqueue.types import Queryable
 
 DEADLOCK_ATTEMPTS = 3
@@ -63,39 +64,53 @@ async def create(
     thread_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
     if_exists: str = "raise",
+    visible: Visible,
 ) -> dict[str, Any]:
-    thread, _ = await insert_thread(db, thread_id or uuid4(), metadata, if_exists)
+    thread, _ = await insert_thread(db, thread_id or uuid4(), metadata, if_exists, visible)
     return thread
 
 
 async def insert_thread(
-    db: Queryable, thread_id: UUID, metadata: dict[str, Any] | None, if_exists: str
+    db: Queryable,
+    thread_id: UUID,
+    metadata: dict[str, Any] | None,
+    if_exists: str,
+    visible: Visible,
 ) -> tuple[dict[str, Any], bool]:
+    """The new thread, or (do_nothing) the existing one if ``visible``
+    shows it; a taken id the request may not see is a conflict, never
+    another user's thread."""
     row = await db.fetchrow(queries.create_thread, thread_id, json.dumps(metadata or {}))
     if row is not None:
         return thread_json(row), True
     if if_exists == "do_nothing":
-        return await get(db, thread_id), False
+        row = await db.fetchrow(queries.get_thread, thread_id, visible.filter)
+        if row is not None:
+            return thread_json(row), False
     raise Conflict(f"thread {thread_id} already exists")
 
 
-async def get(db: Queryable, thread_id: UUID) -> dict[str, Any]:
-    row = await db.fetchrow(queries.get_thread, thread_id)
+async def get(db: Queryable, thread_id: UUID, *, visible: Visible) -> dict[str, Any]:
+    row = await db.fetchrow(queries.get_thread, thread_id, visible.filter)
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     return thread_json(row)
 
 
-async def update(db: Queryable, thread_id: UUID, metadata: dict[str, Any]) -> dict[str, Any]:
-    row = await db.fetchrow(queries.update_thread_metadata, thread_id, json.dumps(metadata))
+async def update(
+    db: Queryable, thread_id: UUID, metadata: dict[str, Any], *, visible: Visible
+) -> dict[str, Any]:
+    row = await db.fetchrow(
+        queries.update_thread_metadata, thread_id, json.dumps(metadata), visible.filter
+    )
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     return thread_json(row)
 
 
-async def delete(pool: asyncpg.Pool, thread_id: UUID) -> None:
+async def delete(pool: asyncpg.Pool, thread_id: UUID, *, visible: Visible) -> None:
     async def work(conn: asyncpg.Connection) -> list[UUID]:
-        return await delete_many(conn, [thread_id])
+        return await delete_many(conn, [thread_id], visible=visible)
 
     if not await in_transaction(pool, work):
         raise NotFound(f"thread {thread_id} not found")
@@ -119,15 +134,20 @@ async def in_transaction(
     raise AssertionError("unreachable")
 
 
-async def delete_many(conn: asyncpg.Connection, thread_ids: list[UUID]) -> list[UUID]:
+async def delete_many(
+    conn: asyncpg.Connection, thread_ids: list[UUID], *, visible: Visible
+) -> list[UUID]:
     """Delete threads with their runs and checkpoints, in the caller's
-    transaction; returns the ids that existed.
+    transaction; returns the ids that existed (and ``visible`` showed).
 
     Live runs are locked first (run before thread: the order workers lock
     in), which also holds off their checkpoint writes; then the threads go
     (their runs by cascade, taking a running run's lease away); then the
     checkpoints, in a later statement, so that it sees every checkpoint
     committed before the locks were granted."""
+    if thread_ids and not visible.everything:
+        rows = await conn.fetch(queries.visible_threads, thread_ids, visible.filter)
+        thread_ids = [r["thread_id"] for r in rows]
     if not thread_ids:
         return []
     await conn.fetch(queries.lock_thread_live_runs, thread_ids)
@@ -147,30 +167,47 @@ class ThreadSearch:
     offset: int = 0
     sort_by: str = "created_at"
     sort_order: str = "desc"
+    # Set by search() and count() from their required argument.
+    visible: Visible = EVERYTHING
 
     def filters(self) -> tuple[Any, ...]:
-        return (dumps(self.metadata), dumps(self.values), self.ids, self.status)
+        return (
+            dumps(self.metadata),
+            dumps(self.values),
+            self.ids,
+            self.status,
+            self.visible.filter,
+        )
 
 
-async def search(db: Queryable, query: ThreadSearch) -> tuple[list[dict[str, Any]], int]:
+async def search(
+    db: Queryable, query: ThreadSearch, *, visible: Visible
+) -> tuple[list[dict[str, Any]], int]:
     """One page of threads and how many match in all."""
+    query = replace(query, visible=visible)
     return await search_page(db, queries.search_threads, queries.count_threads, query, thread_json)
 
 
-async def count(db: Queryable, query: ThreadSearch) -> int:
+async def count(db: Queryable, query: ThreadSearch, *, visible: Visible) -> int:
+    query = replace(query, visible=visible)
     return int(await db.fetchval(queries.count_threads, *query.filters()))
 
 
-async def copy(db: Queryable, thread_id: UUID) -> dict[str, Any]:
+async def copy(db: Queryable, thread_id: UUID, *, visible: Visible) -> dict[str, Any]:
     """A new thread with this one's metadata, values and checkpoints."""
-    row = await db.fetchrow(queries.copy_thread, thread_id, uuid4())
+    row = await db.fetchrow(queries.copy_thread, thread_id, uuid4(), visible.filter)
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     return thread_json(row)
 
 
 async def prune(
-    pool: asyncpg.Pool, checkpointer: AsyncPostgresSaver, thread_ids: list[UUID], strategy: str
+    pool: asyncpg.Pool,
+    checkpointer: AsyncPostgresSaver,
+    thread_ids: list[UUID],
+    strategy: str,
+    *,
+    visible: Visible,
 ) -> int:
     """``delete``: the threads go, as with ``delete``. ``keep_latest``: the
     threads stay with only their latest checkpoints. Returns how many of
@@ -178,10 +215,12 @@ async def prune(
     if strategy == "delete":
 
         async def work(conn: asyncpg.Connection) -> list[UUID]:
-            return await delete_many(conn, thread_ids)
+            return await delete_many(conn, thread_ids, visible=visible)
 
         return len(await in_transaction(pool, work))
-    found, _ = await search(pool, ThreadSearch(ids=thread_ids, limit=len(thread_ids) or 1))
+    found, _ = await search(
+        pool, ThreadSearch(ids=thread_ids, limit=len(thread_ids) or 1), visible=visible
+    )
     try:
         await checkpointer.aprune([str(t["thread_id"]) for t in found], strategy="keep_latest")
     except NotImplementedError as exc:

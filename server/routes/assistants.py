@@ -1,18 +1,25 @@
 """Assistants: create, read, update, delete, search and count them; draw
-their graph and describe its schemas. Logic and SQL: ``pgqueue.assistants``."""
+their graph and describe its schemas. Logic and SQL: ``pgqueue.assistants``.
+
+Each handler asks the Auth first (``server.authorization``), with the
+value the SDK's ``Auth.types.Assistants*`` describes, and then works from
+that value: a handler may change it (stamp an owner in ``metadata``), so
+it is validated again by the same model as the request."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pgqueue.resources import assistants
-from server.api import JSON, Router, no_content, parse_body, parse_query
+from pgqueue.resources.visibility import Visible
+from server.api import JSON, Router, no_content, parse_body, parse_query, validate
+from server.authorization import authorize
 from server.context import ctx
 from server.pages import Limit, Offset, page, search_of
 from server.schemas import RunConfig
@@ -137,6 +144,12 @@ def assistant_id(request: Request) -> UUID:
     return assistants.resolve_id(ctx(request).registry, request.path_params["assistant_id"])
 
 
+async def readable(request: Request) -> tuple[UUID, Visible]:
+    """The path's assistant and what assistants.read lets the request see."""
+    ident = assistant_id(request)
+    return ident, await authorize(request, "assistants", "read", {"assistant_id": ident})
+
+
 @router.route(
     "POST",
     "/assistants",
@@ -147,9 +160,14 @@ def assistant_id(request: Request) -> UUID:
 )
 async def create_assistant(request: Request) -> Response:
     body = await parse_body(request, AssistantCreate)
+    # The id is chosen here so the handler sees the assistant it authorizes.
+    value = body.model_dump(exclude={"description"})
+    value.update(assistant_id=body.assistant_id or uuid4(), metadata=body.metadata or {})
+    visible = await authorize(request, "assistants", "create", value)
+    body = validate(AssistantCreate, {**value, "description": body.description}, "body")
     context = ctx(request)
     found = await assistants.create(
-        context.pool, context.registry, **body.model_dump(exclude_none=True)
+        context.pool, context.registry, **body.model_dump(exclude_none=True), visible=visible
     )
     return JSON(found)
 
@@ -163,8 +181,11 @@ async def create_assistant(request: Request) -> Response:
 )
 async def search_assistants(request: Request) -> Response:
     body = await parse_body(request, AssistantSearchBody)
+    value = body.model_dump(include={"graph_id", "metadata", "limit", "offset"})
+    visible = await authorize(request, "assistants", "search", value)
+    body = validate(AssistantSearchBody, {**body.model_dump(), **value}, "body")
     query = search_of(assistants.AssistantSearch, body)
-    found, total = await assistants.search(ctx(request).pool, query)
+    found, total = await assistants.search(ctx(request).pool, query, visible=visible)
     return page(found, total, body.offset, body.select)
 
 
@@ -176,7 +197,13 @@ async def search_assistants(request: Request) -> Response:
 )
 async def count_assistants(request: Request) -> Response:
     body = await parse_body(request, AssistantFilter)
-    return JSON(await assistants.count(ctx(request).pool, body.metadata, body.graph_id, body.name))
+    value = body.model_dump(include={"graph_id", "metadata"})
+    visible = await authorize(request, "assistants", "search", value)
+    body = validate(AssistantFilter, {**body.model_dump(), **value}, "body")
+    found = await assistants.count(
+        ctx(request).pool, body.metadata, body.graph_id, body.name, visible=visible
+    )
+    return JSON(found)
 
 
 @router.route(
@@ -187,7 +214,8 @@ async def count_assistants(request: Request) -> Response:
     returns=Assistant,
 )
 async def get_assistant(request: Request) -> Response:
-    return JSON(await assistants.get(ctx(request).pool, assistant_id(request)))
+    ident, visible = await readable(request)
+    return JSON(await assistants.get(ctx(request).pool, ident, visible=visible))
 
 
 @router.route(
@@ -201,8 +229,14 @@ async def get_assistant(request: Request) -> Response:
 async def update_assistant(request: Request) -> Response:
     ident = assistant_id(request)
     body = await parse_body(request, AssistantPatch)
+    value = {"assistant_id": ident, **body.model_dump()}
+    visible = await authorize(request, "assistants", "update", value)
+    value.pop("assistant_id", None)  # the path names the assistant
+    body = validate(AssistantPatch, value, "body")
     context = ctx(request)
-    found = await assistants.update(context.pool, context.registry, ident, **dict(body))
+    found = await assistants.update(
+        context.pool, context.registry, ident, **dict(body), visible=visible
+    )
     return JSON(found)
 
 
@@ -216,9 +250,19 @@ async def update_assistant(request: Request) -> Response:
 async def delete_assistant(request: Request) -> Response:
     ident = assistant_id(request)
     query = parse_query(request, DeleteQuery)
+    visible = await authorize(request, "assistants", "delete", {"assistant_id": ident})
+    # Its threads go only as far as the request may delete threads.
+    threads_visible = None
+    if query.delete_threads:
+        threads_visible = await authorize(request, "threads", "delete", {"thread_id": None})
     context = ctx(request)
     await assistants.delete(
-        context.pool, context.registry, ident, delete_threads=query.delete_threads
+        context.pool,
+        context.registry,
+        ident,
+        delete_threads=query.delete_threads,
+        visible=visible,
+        threads_visible=threads_visible,
     )
     return no_content()
 
@@ -233,8 +277,11 @@ async def delete_assistant(request: Request) -> Response:
 async def assistant_versions(request: Request) -> Response:
     ident = assistant_id(request)
     body = await parse_body(request, VersionsBody)
+    value = {"assistant_id": ident, "metadata": body.metadata}
+    visible = await authorize(request, "assistants", "read", value)
+    body = validate(VersionsBody, {**body.model_dump(), "metadata": value.get("metadata")}, "body")
     found = await assistants.versions(
-        ctx(request).pool, ident, body.metadata, body.limit, body.offset
+        ctx(request).pool, ident, body.metadata, body.limit, body.offset, visible=visible
     )
     return JSON(found)
 
@@ -250,7 +297,13 @@ async def assistant_versions(request: Request) -> Response:
 async def set_latest_version(request: Request) -> Response:
     ident = assistant_id(request)
     body = await parse_body(request, LatestBody)
-    return JSON(await assistants.set_latest(ctx(request).pool, ident, body.version))
+    value: dict[str, Any] = {"assistant_id": ident, "version": body.version}
+    visible = await authorize(request, "assistants", "update", value)
+    # The version's own metadata comes back whole: a handler's metadata
+    # (which it may set on any update) has no place in a restore.
+    body = validate(LatestBody, {"version": value.get("version")}, "body")
+    found = await assistants.set_latest(ctx(request).pool, ident, body.version, visible=visible)
+    return JSON(found)
 
 
 @router.route(
@@ -261,10 +314,10 @@ async def set_latest_version(request: Request) -> Response:
     responses={200: "The graph", 404: "Unknown assistant"},
 )
 async def assistant_graph(request: Request) -> Response:
-    ident = assistant_id(request)
     query = parse_query(request, GraphQuery)
+    ident, visible = await readable(request)
     context = ctx(request)
-    _, graph = await assistants.graph_of(context.pool, context.registry, ident)
+    _, graph = await assistants.graph_of(context.pool, context.registry, ident, visible=visible)
     return JSON(assistants.drawing(graph, query.xray))
 
 
@@ -276,17 +329,21 @@ async def assistant_graph(request: Request) -> Response:
     returns=GraphSchema,
 )
 async def assistant_schemas(request: Request) -> Response:
-    ident = assistant_id(request)
+    ident, visible = await readable(request)
     context = ctx(request)
-    graph_id, graph = await assistants.graph_of(context.pool, context.registry, ident)
+    graph_id, graph = await assistants.graph_of(
+        context.pool, context.registry, ident, visible=visible
+    )
     return JSON(assistants.schemas(graph_id, graph))
 
 
 async def _subgraphs(request: Request, namespace: str | None) -> Response:
-    ident = assistant_id(request)
     query = parse_query(request, SubgraphsQuery)
+    ident, visible = await readable(request)
     context = ctx(request)
-    graph_id, graph = await assistants.graph_of(context.pool, context.registry, ident)
+    graph_id, graph = await assistants.graph_of(
+        context.pool, context.registry, ident, visible=visible
+    )
     return JSON(assistants.subgraphs(graph_id, graph, namespace, query.recurse))
 
 

@@ -6,16 +6,21 @@ A cron's run request is validated by the same model as any run request
 (``RunCreate``), once when the cron is created or changed and again at each
 tick (``cron_run_request``, which the scheduler calls), so a cron never
 stores a run the runs API would refuse.
+
+Each handler asks the Auth first (``server.authorization``) with the value
+the SDK's ``Auth.types.Crons*`` describes, and works from that value (a
+handler may stamp an owner in ``metadata``), validated again. Creating a
+cron also asks what its runs may reach, as for a run (``authorize_run``):
+``threads.create_run`` (its thread, or none for a stateless cron) and
+``assistants.read`` for a user-made assistant. Its ticks then run as
+created, unasked: the scheduler has no request to ask about.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,165 +28,16 @@ from pgqueue.errors import Invalid, NotFound
 from pgqueue.execution.graphs import system_assistant_id
 from pgqueue.resources import crons, runs
 from pgqueue.resources.runs import RunRequest
+from pgqueue.resources.visibility import EVERYTHING, Visible
 from server.api import JSON, Router, invalid, no_content, parse_body, path_uuid, validate
 from server.auth import user_of
+from server.authorization import authorize, authorize_run
 from server.context import ctx
-from server.pages import Limit, Offset
-from server.schemas import RunConfig, RunCreate
+from server.cron_schemas import Cron, CronCount, CronCreate, CronPatch, CronSearch
+from server.schemas import RunCreate
 from server.webhook_check import check_webhook
 
 router = Router("crons")
-
-CronSortBy = Literal[
-    "cron_id", "assistant_id", "thread_id", "created_at", "updated_at", "next_run_date", "end_time"
-]
-CronField = Literal[
-    "cron_id",
-    "assistant_id",
-    "thread_id",
-    "on_run_completed",
-    "end_time",
-    "schedule",
-    "timezone",
-    "created_at",
-    "updated_at",
-    "payload",
-    "user_id",
-    "next_run_date",
-    "metadata",
-    "enabled",
-    "now",
-]
-# CronCreate fields that describe the cron, not its run: kept out of the payload.
-CRON_ONLY = {"schedule", "end_time", "on_run_completed"}
-
-
-def _refuse(problem: str) -> PydanticCustomError:
-    # A custom error: the message reads as written, without "Value error, ".
-    return PydanticCustomError("invalid_cron", "{problem}", {"problem": problem})
-
-
-def _schedule(value: str) -> str:
-    try:
-        return crons.check_schedule(value)
-    except Invalid as exc:
-        raise _refuse(exc.problem) from None
-
-
-def _timezone(value: str) -> str:
-    try:
-        crons.zone(value)
-    except Invalid as exc:
-        raise _refuse(exc.problem) from None
-    return value
-
-
-def _future(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    value = crons.aware(value)
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC.
-        raise _refuse(f"{value.isoformat()} is out of range once in UTC") from None
-    if value <= datetime.now(UTC):
-        raise _refuse(f"{value.isoformat()} is in the past; a cron ends in the future")
-    return value
-
-
-Schedule = Annotated[str, Field(max_length=200), AfterValidator(_schedule)]
-Timezone = Annotated[str, Field(max_length=100), AfterValidator(_timezone)]
-EndTime = Annotated[datetime, AfterValidator(_future)]
-
-
-class CronCreate(RunCreate):
-    """A cron: when to run (``schedule`` in UTC unless ``timezone``, until
-    ``end_time``) and, as for any run, what to run."""
-
-    schedule: Schedule
-    end_time: EndTime | None = None
-    enabled: bool | None = None
-    timezone: Timezone | None = None
-    # Stateless crons: delete (default) or keep each tick's thread after its run.
-    on_run_completed: Literal["delete", "keep"] | None = None
-
-    def payload(self, stateless: bool) -> dict[str, Any]:
-        """The run request as stored: what the client sent, minus the cron's
-        own fields (``enabled`` and ``timezone`` stay; see pgqueue.crons)."""
-        data = self.model_dump(
-            mode="json", exclude_unset=True, exclude_none=True, exclude=CRON_ONLY
-        )
-        if stateless and self.on_run_completed:
-            data["on_completion"] = self.on_run_completed
-        if not stateless:
-            data.pop("on_completion", None)
-        return data
-
-
-class CronPatch(BaseModel):
-    """Fields to change; the rest stay. ``end_time: null`` clears the end."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    schedule: Schedule | None = None
-    end_time: EndTime | None = None
-    enabled: bool | None = None
-    timezone: Timezone | None = None
-    on_run_completed: Literal["delete", "keep"] | None = None
-    input: dict[str, Any] | list[Any] | str | int | float | bool | None = None
-    metadata: dict[str, Any] | None = None
-    config: RunConfig | None = None
-    context: dict[str, Any] | None = None
-    webhook: str | None = None
-    interrupt_before: Literal["*"] | list[str] | None = None
-    interrupt_after: Literal["*"] | list[str] | None = None
-    stream_mode: str | list[str] | None = None
-    stream_subgraphs: bool | None = None
-    stream_resumable: bool | None = None
-    durability: Literal["sync", "async", "exit"] | None = None
-
-
-class CronSearch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    # An assistant UUID or a graph id (its system assistant).
-    assistant_id: str | None = Field(default=None, max_length=200)
-    thread_id: UUID | None = None
-    enabled: bool | None = None
-    metadata: dict[str, Any] | None = None
-    limit: Limit = 10
-    offset: Offset = 0
-    sort_by: CronSortBy = "created_at"
-    sort_order: Literal["asc", "desc"] = "desc"
-    select: list[CronField] | None = None
-
-
-class CronCount(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    assistant_id: str | None = Field(default=None, max_length=200)
-    thread_id: UUID | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class Cron(BaseModel):
-    """A cron as the API answers it (the SDK's ``Cron``)."""
-
-    cron_id: UUID
-    assistant_id: UUID
-    thread_id: UUID | None
-    on_run_completed: Literal["delete", "keep"] | None
-    end_time: datetime | None
-    schedule: str
-    timezone: str | None
-    created_at: datetime
-    updated_at: datetime
-    payload: dict[str, Any]
-    user_id: str | None
-    next_run_date: datetime | None
-    metadata: dict[str, Any]
-    enabled: bool
 
 
 def cron_run_request(
@@ -194,7 +50,41 @@ def cron_run_request(
     (raises if it no longer is one), for the cron's resolved assistant, run
     as the user who created the cron."""
     body = RunCreate.model_validate({**payload, "assistant_id": str(assistant_id)})
-    return body.to_request(thread_id, user=user)
+    # The cron's creation was authorized (its thread, its assistant); a tick
+    # has no request to ask about, so it reaches what the cron names.
+    return body.to_request(
+        thread_id, user=user, thread_visible=EVERYTHING, assistant_visible=EVERYTHING
+    )
+
+
+async def _authorized(
+    request: Request, body: CronCreate, thread_id: UUID | None
+) -> tuple[CronCreate, Visible, Visible]:
+    """The cron as the crons.create handler left it (validated again), and
+    what its runs may reach: its thread and assistant, asked as for a run
+    (``authorize_run``: threads.create_run, assistants.read for a
+    user-made assistant). Its metadata is its runs' too (the payload
+    carries it), so it travels in ``metadata``, not in ``payload``."""
+    user = user_of(request)
+    payload = body.payload(stateless=thread_id is None)
+    sent_metadata = payload.pop("metadata", None) is not None
+    value: dict[str, Any] = {
+        "payload": payload,
+        "schedule": body.schedule,
+        "cron_id": None,
+        "thread_id": thread_id,
+        "user_id": user["identity"] if user else None,
+        "end_time": body.end_time,
+        "metadata": dict(body.metadata or {}),
+    }
+    await authorize(request, "crons", "create", value)
+    checked = {**(value.get("payload") or {}), "schedule": value.get("schedule")}
+    checked["end_time"] = value.get("end_time")
+    if value.get("metadata") or sent_metadata:
+        checked["metadata"] = value.get("metadata") or {}
+    body = validate(CronCreate, checked, "body")
+    thread_visible, assistant_visible = await authorize_run(request, body, thread_id)
+    return body, thread_visible, assistant_visible
 
 
 async def _create(request: Request, thread_id: UUID | None) -> Response:
@@ -205,8 +95,15 @@ async def _create(request: Request, thread_id: UUID | None) -> Response:
     body.refuse_conflicts()
     if thread_id is None and body.command is not None:
         raise invalid("command", "a cron without a thread has no interrupted run to resume")
+    sent = body
+    body, thread_visible, assistant_visible = await _authorized(request, body, thread_id)
+    if body.webhook != sent.webhook:  # the handler's webhook must pass as the client's
+        await check_webhook(request, body.webhook)
+    body.refuse_conflicts()
     try:
-        assistant = await runs.resolve_assistant(context.pool, context.registry, body.assistant_id)
+        assistant = await runs.resolve_assistant(
+            context.pool, context.registry, body.assistant_id, visible=assistant_visible
+        )
     except Invalid as exc:
         # The platform answers an unknown assistant on a cron 404, where a
         # run gets 422.
@@ -223,6 +120,7 @@ async def _create(request: Request, thread_id: UUID | None) -> Response:
             user_id=user["identity"] if user else None,
             auth_user=user,
         ),
+        thread_visible=thread_visible,
     )
     return JSON(cron)
 
@@ -266,6 +164,24 @@ async def update_cron(request: Request) -> Response:
     changes = {k: v for k, v in changes.items() if v is not None}
     if body.on_run_completed is not None:
         changes["on_completion"] = body.on_run_completed
+    # Metadata travels beside the payload, as on create: a handler stamps
+    # it there. Sent, it replaces the cron's; added by the handler to a
+    # PATCH that sent none, it merges into the cron's.
+    sent_metadata = changes.pop("metadata", None)
+    value: dict[str, Any] = {"cron_id": cron_id, "payload": changes, "schedule": body.schedule}
+    if sent_metadata is not None:
+        value["metadata"] = sent_metadata
+    visible = await authorize(request, "crons", "update", value)
+    changes = dict(value.get("payload") or {})
+    schedule = value.get("schedule")
+    metadata = value.get("metadata")
+    add_metadata = None
+    if sent_metadata is not None:
+        changes["metadata"] = metadata or {}
+    elif metadata:
+        add_metadata = metadata
+    if changes.get("webhook") != body.webhook:  # the handler's must pass as the client's
+        await check_webhook(request, changes.get("webhook"))
 
     def check(payload: dict[str, Any], schedule: str) -> dict[str, Any]:
         # The merged run request must still be one the runs API accepts.
@@ -277,9 +193,11 @@ async def update_cron(request: Request) -> Response:
         ctx(request).pool,
         cron_id,
         changes=changes,
-        schedule=body.schedule,
+        schedule=schedule,
         end_time=end_time,
         check=check,
+        add_metadata=add_metadata,
+        visible=visible,
     )
     return JSON(cron)
 
@@ -292,7 +210,8 @@ async def update_cron(request: Request) -> Response:
 )
 async def delete_cron(request: Request) -> Response:
     cron_id = path_uuid(request, "cron_id")
-    await crons.delete(ctx(request).pool, cron_id)
+    visible = await authorize(request, "crons", "delete", {"cron_id": cron_id})
+    await crons.delete(ctx(request).pool, cron_id, visible=visible)
     return no_content()
 
 
@@ -320,6 +239,15 @@ def _where(request: Request, body: CronSearch | CronCount) -> dict[str, Any] | N
 async def search_crons(request: Request) -> Response:
     body = await parse_body(request, CronSearch)
     where = _where(request, body)
+    # The value (the SDK's CronsSearch) is for the handler to judge: what it
+    # returns scopes the search, as with threads and runs.
+    value = {
+        "assistant_id": where["assistant_id"] if where else None,
+        "thread_id": body.thread_id,
+        "limit": body.limit,
+        "offset": body.offset,
+    }
+    visible = await authorize(request, "crons", "search", value)
     if where is None:
         return JSON([])
     found = await crons.search(
@@ -330,6 +258,7 @@ async def search_crons(request: Request) -> Response:
         sort_order=body.sort_order,
         limit=body.limit,
         offset=body.offset,
+        visible=visible,
     )
     if body.select:
         fields = set(body.select)
@@ -346,6 +275,8 @@ async def search_crons(request: Request) -> Response:
 async def count_crons(request: Request) -> Response:
     body = await parse_body(request, CronCount)
     where = _where(request, body)
+    value = {"assistant_id": where["assistant_id"] if where else None, "thread_id": body.thread_id}
+    visible = await authorize(request, "crons", "search", value)
     if where is None:
         return JSON(0)
-    return JSON(await crons.count(ctx(request).pool, **where))
+    return JSON(await crons.count(ctx(request).pool, **where, visible=visible))

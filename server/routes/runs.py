@@ -14,6 +14,7 @@ from pgqueue.resources import runs
 from server import streaming
 from server.api import JSON, ApiError, Router, invalid, parse_body, parse_query, path_uuid
 from server.auth import user_of
+from server.authorization import authorize, authorize_run
 from server.context import ctx
 from server.pages import Limit, Offset
 from server.schemas import STREAM_MODES, RunCreate
@@ -63,11 +64,14 @@ async def start_run(
     if thread_id is None and body.command is not None:
         raise ApiError(400, "command: resuming needs a thread; stateless runs cannot resume")
     context = ctx(request)
+    thread_visible, assistant_visible = await authorize_run(request, body, thread_id)
     wanted = body.to_request(
         thread_id,
         streamed=streamed,
         user=user_of(request),
         headers=context.run_headers.pick(request.headers),
+        thread_visible=thread_visible,
+        assistant_visible=assistant_visible,
     )
     return body, await runs.create(context.pool, context.registry, wanted)
 
@@ -97,6 +101,10 @@ def stream_of(request: Request, body: RunCreate, run: dict[str, Any], **kw: Any)
         on_disconnect=body.on_disconnect,
         **kw,
     )
+
+
+def _ids(thread_id: UUID, run_id: UUID) -> dict[str, Any]:
+    return {"thread_id": thread_id, "run_id": run_id}
 
 
 def run_path(request: Request) -> tuple[UUID, UUID]:
@@ -150,8 +158,9 @@ async def create_and_stream(request: Request) -> Response:
 async def list_runs(request: Request) -> Response:
     thread_id = path_uuid(request, "thread_id")
     query = parse_query(request, RunList)
+    visible = await authorize(request, "threads", "read", {"thread_id": thread_id})
     found = await runs.list_for_thread(
-        ctx(request).pool, thread_id, query.status, query.limit, query.offset
+        ctx(request).pool, thread_id, query.status, query.limit, query.offset, visible=visible
     )
     return JSON(found)
 
@@ -164,7 +173,8 @@ async def list_runs(request: Request) -> Response:
 )
 async def get_run(request: Request) -> Response:
     thread_id, run_id = run_path(request)
-    return JSON(await runs.get(ctx(request).pool, thread_id, run_id))
+    visible = await authorize(request, "threads", "read", _ids(thread_id, run_id))
+    return JSON(await runs.get(ctx(request).pool, thread_id, run_id, visible=visible))
 
 
 @router.route(
@@ -175,7 +185,8 @@ async def get_run(request: Request) -> Response:
 )
 async def delete_run(request: Request) -> Response:
     thread_id, run_id = run_path(request)
-    await runs.delete(ctx(request).pool, thread_id, run_id)
+    visible = await authorize(request, "threads", "delete", _ids(thread_id, run_id))
+    await runs.delete(ctx(request).pool, thread_id, run_id, visible=visible)
     return Response(status_code=204)
 
 
@@ -188,12 +199,13 @@ async def delete_run(request: Request) -> Response:
 async def join_run(request: Request) -> Response:
     thread_id, run_id = run_path(request)
     context = ctx(request)
+    visible = await authorize(request, "threads", "read", _ids(thread_id, run_id))
     # One read answers a run that already ended (and tells an unknown one).
     # Subscribed first, so an end between that read and the wait is seen
     # and the wait needs no read of its own until the run ends.
     subscribed = context.watch.subscribe(run_id, ends_only=True)
     try:
-        done = await runs.ended(context.pool, thread_id, run_id)
+        done = await runs.ended(context.pool, thread_id, run_id, visible=visible)
     except BaseException:
         subscribed.close()
         raise
@@ -225,7 +237,9 @@ async def join_stream(request: Request) -> Response:
     context = ctx(request)
     last_event_id = request.headers.get("last-event-id")
     after = None if last_event_id is None else _event_id(last_event_id)
-    await runs.get(context.pool, thread_id, run_id)  # an unknown run answers 404
+    visible = await authorize(request, "threads", "read", _ids(thread_id, run_id))
+    # An unknown run (or one the request may not see) answers 404.
+    await runs.get(context.pool, thread_id, run_id, visible=visible)
     if after is None:
         # Without Last-Event-ID a joiner gets what happens from now on.
         after = await runs.last_event_seq(context.pool, run_id)
@@ -263,8 +277,12 @@ async def cancel_run(request: Request) -> Response:
     thread_id, run_id = run_path(request)
     query = parse_query(request, CancelQuery)
     context = ctx(request)
-    await runs.get(context.pool, thread_id, run_id)  # an unknown run answers 404
-    outcomes = await runs.cancel(context.pool, [run_id], query.action)
+    visible = await authorize(
+        request, "threads", "update", {**_ids(thread_id, run_id), "action": query.action}
+    )
+    # An unknown run (or one the request may not see) answers 404.
+    await runs.get(context.pool, thread_id, run_id, visible=visible)
+    outcomes = await runs.cancel(context.pool, [run_id], query.action, visible=visible)
     if run_id not in outcomes:
         raise ApiError(404, f"run {run_id} is neither pending nor running; nothing to cancel")
     if query.wait:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from pgqueue.resources import runs, streams
 from server.api import JSON, ApiError, Router, parse_body, parse_query, read_json, validate
 from server.auth import user_of
+from server.authorization import authorize, authorize_run
 from server.context import AppContext, ctx
 from server.errors import REFUSALS, as_api_error
 from server.routes.runs import CREATED, created, start_run, stream_of, wait_for
@@ -123,10 +124,13 @@ async def create_batch(request: Request) -> Response:
     items = [_batch_item(item, index) for index, item in enumerate(data)]
     for index, item in enumerate(items):
         await check_webhook(request, item.webhook, f"body.{index}.webhook")
+    reach = [await authorize_run(request, item, item.thread_id) for item in items]
     created = []
     # All or nothing: one transaction, so a bad item leaves no runs behind.
     async with context.pool.acquire() as conn, conn.transaction():
-        for index, item in enumerate(items):
+        for index, (item, (thread_visible, assistant_visible)) in enumerate(
+            zip(items, reach, strict=True)
+        ):
             try:
                 created.append(
                     await runs.create(
@@ -136,6 +140,8 @@ async def create_batch(request: Request) -> Response:
                             item.thread_id,
                             user=user_of(request),
                             headers=context.run_headers.pick(request.headers),
+                            thread_visible=thread_visible,
+                            assistant_visible=assistant_visible,
                         ),
                     )
                 )
@@ -167,11 +173,20 @@ async def cancel_many(request: Request) -> Response:
     if body.run_ids is None and body.thread_id is None and body.status is None:
         raise ApiError(422, "body: give run_ids, thread_id or status (all live runs)")
     statuses: list[str] | None = None if body.status in (None, "all") else [str(body.status)]
+    # Only runs on threads the request may update are cancelled; others
+    # are left alone, as if they were not live.
+    visible = await authorize(
+        request,
+        "threads",
+        "update",
+        {"thread_id": body.thread_id, "run_ids": body.run_ids, "action": query.action},
+    )
     await runs.cancel(
         ctx(request).pool,
         list(body.run_ids) if body.run_ids is not None else None,
         query.action,
         thread_id=body.thread_id,
         statuses=statuses,
+        visible=visible,
     )
     return Response(status_code=204)

@@ -6,6 +6,14 @@ store graphs get, so items a graph writes are visible here and the other
 way round. The SDK sends namespaces as lists, except on ``GET`` where the
 query string carries them joined with dots; hence labels may not contain
 dots.
+
+Each route asks the Auth first (``server.authorization``, resource
+"store"), with the value the SDK's ``Auth.types.Store*`` describes. A
+store handler scopes a user by rewriting ``namespace`` (prefixing their
+identity, say), so the route goes on with the namespace as the handler
+left it, validated again as the client's would be. The store is
+LangGraph's, with no metadata for a filter to read: a handler that answers
+with a filter is refused (403) rather than served unfiltered.
 """
 
 from __future__ import annotations
@@ -19,7 +27,18 @@ from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api import JSON, ApiError, Router, invalid, no_content, parse_body, parse_query
+from pgqueue.errors import Forbidden
+from server.api import (
+    JSON,
+    ApiError,
+    Router,
+    invalid,
+    no_content,
+    parse_body,
+    parse_query,
+    validate,
+)
+from server.authorization import authorize
 from server.context import ctx
 from server.pages import Limit, Offset
 
@@ -210,6 +229,18 @@ def _namespace_error(exc: InvalidNamespaceError) -> ApiError:
     return invalid("namespace", str(exc))
 
 
+async def _authorized(request: Request, action: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` as the store's handler for ``action`` left it; refused
+    (403) if the handler answered with a filter the store cannot apply."""
+    visible = await authorize(request, "store", action, value)
+    if not visible.everything:
+        raise Forbidden(
+            "store handlers scope by rewriting the namespace; "
+            "a metadata filter cannot be applied to the store"
+        )
+    return value
+
+
 @router.route(
     "PUT",
     "/store/items",
@@ -219,6 +250,8 @@ def _namespace_error(exc: InvalidNamespaceError) -> ApiError:
 )
 async def put_item(request: Request) -> Response:
     body = await parse_body(request, StorePut)
+    value = await _authorized(request, "put", {**dict(body), "namespace": tuple(body.namespace)})
+    body = validate(StorePut, value, "body")
     # No ttl (langgraph-sdk leaves a None out): the store's default TTL from
     # langgraph.json, which an explicit ttl=None would switch off.
     ttl: dict[str, Any] = {} if body.ttl is None else {"ttl": body.ttl}
@@ -244,7 +277,12 @@ async def get_item(request: Request) -> Response:
         namespace = _item_namespace(query.namespace.split(".") if query.namespace else [])
     except PydanticCustomError as exc:
         raise invalid("namespace", exc.message()) from None
-    item = await ctx(request).store.aget(tuple(namespace), query.key, refresh_ttl=query.refresh_ttl)
+    value = await _authorized(request, "get", {"namespace": tuple(namespace), "key": query.key})
+    # The same checks as a delete's namespace and key (a list, not dots).
+    where = validate(StoreDelete, value, "query")
+    item = await ctx(request).store.aget(
+        tuple(where.namespace), where.key, refresh_ttl=query.refresh_ttl
+    )
     # A missing item is a 200 with null, as on the platform: the SDKs
     # return None for it rather than raise.
     return JSON(None if item is None else _item(item))
@@ -259,6 +297,8 @@ async def get_item(request: Request) -> Response:
 )
 async def delete_item(request: Request) -> Response:
     body = await parse_body(request, StoreDelete)
+    value = {"namespace": tuple(body.namespace), "key": body.key}
+    body = validate(StoreDelete, await _authorized(request, "delete", value), "body")
     try:
         await ctx(request).store.adelete(tuple(body.namespace), body.key)
     except InvalidNamespaceError as exc:
@@ -275,6 +315,16 @@ async def delete_item(request: Request) -> Response:
 )
 async def search_items(request: Request) -> Response:
     body = await parse_body(request, StoreSearch)
+    value = {
+        "namespace": tuple(body.namespace_prefix),
+        "filter": body.filter,
+        "limit": body.limit,
+        "offset": body.offset,
+        "query": body.query,
+    }
+    value = await _authorized(request, "search", value)
+    value["namespace_prefix"] = value.pop("namespace", None)
+    body = validate(StoreSearch, {**dict(body), **value}, "body")
     _check_filter(body.filter)
     try:
         items = await ctx(request).store.asearch(
@@ -299,6 +349,16 @@ async def search_items(request: Request) -> Response:
 )
 async def list_namespaces(request: Request) -> Response:
     body = await parse_body(request, StoreNamespaces)
+    value = {
+        "namespace": tuple(body.prefix) if body.prefix else None,
+        "suffix": tuple(body.suffix) if body.suffix else None,
+        "max_depth": body.max_depth,
+        "limit": body.limit,
+        "offset": body.offset,
+    }
+    value = await _authorized(request, "list_namespaces", value)
+    value["prefix"] = value.pop("namespace", None)
+    body = validate(StoreNamespaces, value, "body")
     found = await ctx(request).store.alist_namespaces(
         prefix=tuple(body.prefix) if body.prefix else None,
         suffix=tuple(body.suffix) if body.suffix else None,

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from pgqueue.resources import thread_state
 from server.api import JSON, Router, invalid, parse_body, parse_query
 from server.api import path_uuid as _path_uuid
+from server.authorization import authorize
 from server.context import ctx
 from server.pages import Limit
 from server.routes.threads import path_uuid
@@ -121,13 +122,16 @@ def project_state(state: dict[str, Any], select: list[str] | str | None) -> dict
 
 async def _state(request: Request, checkpoint: Checkpoint | None, subgraphs: bool) -> Any:
     context = ctx(request)
+    thread_id = path_uuid(request)
+    visible = await authorize(request, "threads", "read", {"thread_id": thread_id})
     return await thread_state.get_state(
         context.pool,
         context.registry,
         context.checkpointer,
-        path_uuid(request),
+        thread_id,
         checkpoint.as_dict() if checkpoint else None,
         subgraphs,
+        visible=visible,
     )
 
 
@@ -190,6 +194,9 @@ async def update_state(request: Request) -> Response:
         Checkpoint(checkpoint_id=body.checkpoint_id) if body.checkpoint_id else None
     )
     context = ctx(request)
+    visible = await authorize(
+        request, "threads", "update", {"thread_id": thread_id, "metadata": {}}
+    )
     updated = await thread_state.update_state(
         context.pool,
         context.registry,
@@ -198,6 +205,7 @@ async def update_state(request: Request) -> Response:
         body.values,
         as_node=body.as_node,
         checkpoint=checkpoint.as_dict() if checkpoint else None,
+        visible=visible,
     )
     return JSON(updated)
 
@@ -206,6 +214,8 @@ async def _history(
     request: Request, limit: int, before: UUID | CheckpointConfig | Checkpoint | None, **kw: Any
 ) -> list[dict[str, Any]]:
     context = ctx(request)
+    thread_id = path_uuid(request)
+    visible = await authorize(request, "threads", "read", {"thread_id": thread_id})
     if isinstance(before, UUID):
         before = Checkpoint(checkpoint_id=before)
     elif isinstance(before, CheckpointConfig):
@@ -214,9 +224,10 @@ async def _history(
         context.pool,
         context.registry,
         context.checkpointer,
-        path_uuid(request),
+        thread_id,
         limit=limit,
         before=before.as_dict() if before else None,
+        visible=visible,
         **kw,
     )
 

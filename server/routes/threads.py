@@ -15,6 +15,7 @@ from starlette.responses import Response
 from pgqueue.resources import thread_state, threads
 from server.api import JSON, Router, no_content, parse_body
 from server.api import path_uuid as _path_uuid
+from server.authorization import authorize
 from server.context import ctx
 from server.pages import Limit, Offset, page, search_of
 
@@ -134,6 +135,13 @@ def path_uuid(request: Request) -> UUID:
 async def create_thread(request: Request) -> Response:
     body = await parse_body(request, ThreadCreate)
     context = ctx(request)
+    value: dict[str, Any] = {
+        "thread_id": body.thread_id,
+        "metadata": dict(body.metadata or {}),
+        "if_exists": body.if_exists,
+    }
+    visible = await authorize(request, "threads", "create", value)
+    metadata = value.get("metadata")
     if body.supersteps:
         steps = [[(u.values, u.as_node) for u in s.updates] for s in body.supersteps]
         thread = await thread_state.create_with_state(
@@ -142,15 +150,17 @@ async def create_thread(request: Request) -> Response:
             context.checkpointer,
             steps,
             thread_id=body.thread_id,
-            metadata=body.metadata,
+            metadata=metadata,
             if_exists=body.if_exists,
+            visible=visible,
         )
     else:
         thread = await threads.create(
             context.pool,
             thread_id=body.thread_id,
-            metadata=body.metadata,
+            metadata=metadata,
             if_exists=body.if_exists,
+            visible=visible,
         )
     return JSON(thread)
 
@@ -164,7 +174,10 @@ async def create_thread(request: Request) -> Response:
 )
 async def search_threads(request: Request) -> Response:
     body = await parse_body(request, ThreadSearchBody)
-    found, total = await threads.search(ctx(request).pool, search_of(threads.ThreadSearch, body))
+    visible = await authorize(request, "threads", "search", _search_value(body))
+    found, total = await threads.search(
+        ctx(request).pool, search_of(threads.ThreadSearch, body), visible=visible
+    )
     if body.extract:
         paths = {alias: threads.parse_path(p) for alias, p in body.extract.items()}
         for thread in found:
@@ -180,7 +193,20 @@ async def search_threads(request: Request) -> Response:
 )
 async def count_threads(request: Request) -> Response:
     body = await parse_body(request, ThreadFilter)
-    return JSON(await threads.count(ctx(request).pool, search_of(threads.ThreadSearch, body)))
+    visible = await authorize(request, "threads", "search", _search_value(body))
+    query = search_of(threads.ThreadSearch, body)
+    return JSON(await threads.count(ctx(request).pool, query, visible=visible))
+
+
+def _search_value(body: ThreadFilter) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "metadata": body.metadata,
+        "values": body.values,
+        "status": body.status,
+    }
+    if isinstance(body, ThreadSearchBody):
+        value.update(ids=body.ids, limit=body.limit, offset=body.offset)
+    return value
 
 
 @router.route(
@@ -193,7 +219,13 @@ async def count_threads(request: Request) -> Response:
 async def prune_threads(request: Request) -> Response:
     body = await parse_body(request, PruneBody)
     context = ctx(request)
-    n = await threads.prune(context.pool, context.checkpointer, body.thread_ids, body.strategy)
+    # Only threads the request may delete are pruned; others count as missing.
+    visible = await authorize(
+        request, "threads", "delete", {"thread_id": None, "thread_ids": body.thread_ids}
+    )
+    n = await threads.prune(
+        context.pool, context.checkpointer, body.thread_ids, body.strategy, visible=visible
+    )
     return JSON({"pruned_count": n})
 
 
@@ -206,7 +238,8 @@ async def prune_threads(request: Request) -> Response:
 )
 async def get_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
-    return JSON(await threads.get(ctx(request).pool, thread_id))
+    visible = await authorize(request, "threads", "read", {"thread_id": thread_id})
+    return JSON(await threads.get(ctx(request).pool, thread_id, visible=visible))
 
 
 @router.route(
@@ -220,7 +253,10 @@ async def get_thread(request: Request) -> Response:
 async def update_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
     body = await parse_body(request, ThreadPatch)
-    thread = await threads.update(ctx(request).pool, thread_id, body.metadata)
+    value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata)}
+    visible = await authorize(request, "threads", "update", value)
+    metadata = value.get("metadata") or {}
+    thread = await threads.update(ctx(request).pool, thread_id, metadata, visible=visible)
     if "return=minimal" in request.headers.get("prefer", ""):
         return no_content()
     return JSON(thread)
@@ -234,7 +270,8 @@ async def update_thread(request: Request) -> Response:
 )
 async def delete_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
-    await threads.delete(ctx(request).pool, thread_id)
+    visible = await authorize(request, "threads", "delete", {"thread_id": thread_id})
+    await threads.delete(ctx(request).pool, thread_id, visible=visible)
     return no_content()
 
 
@@ -247,7 +284,10 @@ async def delete_thread(request: Request) -> Response:
 )
 async def copy_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
-    return JSON(await threads.copy(ctx(request).pool, thread_id))
+    # The copy keeps the source's metadata (its owner): reading the
+    # source is what the request must be allowed.
+    visible = await authorize(request, "threads", "read", {"thread_id": thread_id})
+    return JSON(await threads.copy(ctx(request).pool, thread_id, visible=visible))
 
 
 # -- state ---------------------------------------------------------------------

@@ -18,8 +18,12 @@ from pgqueue.errors import Invalid
 from pgqueue.execution.graphs import GraphRegistry, load_config, system_assistant_id
 from pgqueue.resources import crons, runs
 from pgqueue.resources.scheduler import Scheduler, SchedulerConfig
+from pgqueue.resources.visibility import EVERYTHING
 from server.routes.crons import cron_run_request
 from tests.support.procs import GRAPHS_CONFIG
+
+# No Auth: a run may reach any thread and assistant.
+OPEN = {"thread_visible": EVERYTHING, "assistant_visible": EVERYTHING}
 
 
 @pytest.fixture
@@ -51,6 +55,7 @@ async def new_cron(
             payload={"assistant_id": graph, "input": {"count": 0}, **payload},
             end_time=end_time,
         ),
+        thread_visible=EVERYTHING,
     )
     return cron["cron_id"]  # type: ignore[no-any-return]
 
@@ -110,12 +115,14 @@ async def fires_once_and_moves_on(pool: asyncpg.Pool, registry: GraphRegistry) -
     assert run["run_id"] == result.fired[0]
     assert json.loads(run["metadata"]) == {"team": "a", "cron_id": str(cron_id)}
     assert json.loads(run["kwargs"])["input"] == {"count": 0}
-    # A stateless cron's thread is new and says which cron made it.
+    # A stateless cron's thread is new, has its first run's metadata (as
+    # any thread a run creates, on the platform too) and says which cron
+    # made it.
     thread_meta = await pool.fetchval(
         "SELECT metadata FROM threads WHERE thread_id = $1", run["thread_id"]
     )
     echo = {"graph_id": "echo", "assistant_id": str(system_assistant_id("echo"))}
-    assert json.loads(thread_meta) == {"cron_id": str(cron_id), **echo}
+    assert json.loads(thread_meta) == {"team": "a", "cron_id": str(cron_id), **echo}
 
     row = await pool.fetchrow(
         "SELECT next_run_at, now() AS now FROM crons WHERE cron_id = $1", cron_id
@@ -197,6 +204,7 @@ async def test_a_refused_run_skips_the_tick_and_keeps_the_cron(
         await crons.create(
             pool,
             crons.NewCron(assistant_id=uuid4(), thread_id=None, schedule="* * * * *", payload={}),
+            thread_visible=EVERYTHING,
         )
     )["cron_id"]
     fine = await new_cron(pool, on_completion="keep")
@@ -261,9 +269,11 @@ async def test_a_stateless_runs_thread_left_by_a_dead_server_goes_after_the_grac
     sched = Scheduler(
         pool, registry, cron_run_request, SchedulerConfig(interval=60, stateless_grace=300)
     )
-    orphan = await runs.create(pool, registry, runs.RunRequest("echo", None))
-    recent = await runs.create(pool, registry, runs.RunRequest("echo", None))
-    kept = await runs.create(pool, registry, runs.RunRequest("echo", None, on_completion="keep"))
+    orphan = await runs.create(pool, registry, runs.RunRequest("echo", None, **OPEN))
+    recent = await runs.create(pool, registry, runs.RunRequest("echo", None, **OPEN))
+    kept = await runs.create(
+        pool, registry, runs.RunRequest("echo", None, on_completion="keep", **OPEN)
+    )
     ours = [orphan, recent, kept]
     tags = await pool.fetch(
         "SELECT thread_id, metadata FROM threads WHERE thread_id = ANY($1::uuid[])",

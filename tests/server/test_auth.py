@@ -3,10 +3,8 @@ by the SDK with and without credentials."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,7 +13,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.support.procs import REPO
-from tests.support.server import ServerProcess, refused_start, server_process
+from tests.support.server import ServerProcess, server_process
 from tests.support.waiting import eventually
 
 AUTH_DIR = REPO / "tests" / "graphs" / "auth"
@@ -64,22 +62,6 @@ async def test_the_user_reaches_the_graph(auth_server: ServerProcess) -> None:
         }
     finally:
         await admin.aclose()
-
-
-def test_an_auth_with_authorization_handlers_is_refused_at_start(
-    module_database_url: str, tmp_path: Path
-) -> None:
-    config = tmp_path / "langgraph.json"
-    config.write_text(
-        json.dumps(
-            {
-                "graphs": {"whoami": str(AUTH_DIR / "graph.py") + ":whoami_graph"},
-                "auth": {"path": str(AUTH_DIR / "with_authorization.py") + ":auth"},
-            }
-        )
-    )
-    log = refused_start(module_database_url, config)
-    assert "@auth.on handlers (authorization) are not supported yet" in log
 
 
 async def test_a_crons_runs_run_as_the_user_who_created_it(

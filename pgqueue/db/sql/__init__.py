@@ -13,6 +13,13 @@ psycopg connections send them through ``pgqueue.db.psycopg_sql``. Loading
 refuses a block without a one-line description (its first line, a comment),
 a name used twice, and psycopg-style placeholders, so a driver-specific copy
 of a statement cannot creep back in.
+
+The files of the resources an Auth guards (``RESOURCE_FILES``) fail closed:
+each of their blocks applies the request's authorization filter
+(``pgqueue_auth_match(metadata, $n::jsonb)``, migration 0010), or says in a
+``-- internal:`` line why no request reaches it unfiltered (a worker's or
+the scheduler's statement, or one that runs after an authorized read in
+the same transaction). A new statement that forgets both does not load.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from importlib import resources
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 # %s and %(name)s; format()'s %L, %I inside a statement stay allowed.
 _PSYCOPG_PLACEHOLDER = re.compile(r"%(\(\w+\))?s")
+RESOURCE_FILES = frozenset({"threads.sql", "runs.sql", "assistants.sql", "crons.sql"})
+AUTH_PREDICATE = "pgqueue_auth_match("
+INTERNAL = "-- internal:"
 
 
 def _load() -> dict[str, str]:
@@ -45,6 +55,15 @@ def _load() -> dict[str, str]:
             statement = "\n".join(lines).strip().rstrip(";")
             if _PSYCOPG_PLACEHOLDER.search(statement):
                 raise ValueError(f"{where}: use $1, $2, ... placeholders, for every driver")
+            if (
+                file.name in RESOURCE_FILES
+                and AUTH_PREDICATE not in statement
+                and not any(ln.strip().startswith(INTERNAL) for ln in block)
+            ):
+                raise ValueError(
+                    f"{where}: apply the authorization filter ({AUTH_PREDICATE}metadata, $n)) "
+                    f"or say why not in an '{INTERNAL}' line"
+                )
             found[name] = statement
     return found
 

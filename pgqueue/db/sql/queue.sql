@@ -8,7 +8,8 @@
 -- Inserts a batch of pending runs in order, marking their threads busy and
 -- merging $12 (per run) into their metadata, the newest run's last.
 -- The runs' seq follows the given order. Missing threads are created (busy)
--- when $10 is true. $11 is the multitask strategy the runs were submitted
+-- when $10 is true, with the first run's metadata under $12's (as on the
+-- platform: an owner an Auth stamps on the run lands on its new thread). $11 is the multitask strategy the runs were submitted
 -- with. $9 says whether to wake workers: pg_notify folds duplicates within
 -- a transaction and is delivered only if the transaction commits, so a
 -- rolled-back submit wakes nobody.
@@ -24,7 +25,8 @@ WITH input AS (
     -- key given twice the last run's value wins.
     SELECT i.thread_id,
            coalesce(jsonb_object_agg(kv.key, kv.value ORDER BY i.ord)
-                        FILTER (WHERE kv.key IS NOT NULL), '{}') AS thread_metadata
+                        FILTER (WHERE kv.key IS NOT NULL), '{}') AS thread_metadata,
+           (array_agg(i.metadata ORDER BY i.ord))[1] AS run_metadata
     FROM input i LEFT JOIN LATERAL jsonb_each(i.thread_metadata) kv ON true
     WHERE i.thread_id IS NOT NULL
     GROUP BY i.thread_id
@@ -38,7 +40,10 @@ WITH input AS (
     -- ...and those that don't, created busy. The runs' foreign key is
     -- checked at the end of the statement, when these rows exist.
     INSERT INTO threads (thread_id, status, metadata)
-    SELECT thread_id, 'busy', thread_metadata FROM per_thread WHERE $10::boolean
+    SELECT thread_id, 'busy',
+           CASE WHEN jsonb_typeof(run_metadata) = 'object' THEN run_metadata ELSE '{}' END
+               || thread_metadata
+    FROM per_thread WHERE $10::boolean
     ON CONFLICT (thread_id) DO NOTHING
 ), inserted AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,

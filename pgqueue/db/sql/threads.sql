@@ -6,6 +6,9 @@
 -- name: create_thread
 -- Creates thread $1 with metadata $2; no row back when the id is taken.
 -- The caller answers 409, or the existing thread with if_exists=do_nothing.
+-- internal: an insert; the route asked threads.create first (its handler
+-- stamps the metadata), and an existing thread is read back through
+-- get_thread with that filter.
 INSERT INTO threads (thread_id, metadata)
 VALUES ($1, $2::jsonb)
 ON CONFLICT (thread_id) DO NOTHING
@@ -13,21 +16,29 @@ RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status,
           state_values, interrupts, error;
 
 -- name: get_thread
--- Thread $1 as the API shows it.
+-- Thread $1 as the API shows it, if filter $2 lets the request see it.
 SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
        state_values, interrupts, error
-FROM threads WHERE thread_id = $1;
+FROM threads WHERE thread_id = $1 AND ($2::jsonb IS NULL OR pgqueue_auth_match(metadata, $2::jsonb));
 
 -- name: update_thread_metadata
--- Merges $2 into thread $1's metadata (a PATCH).
+-- Merges $2 into thread $1's metadata (a PATCH), if filter $3 allows.
 -- PATCH merges: keys given replace theirs, others stay.
 UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = now()
-WHERE thread_id = $1
+WHERE thread_id = $1 AND ($3::jsonb IS NULL OR pgqueue_auth_match(metadata, $3::jsonb))
 RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
           state_values, interrupts, error;
 
+-- name: visible_threads
+-- Those of threads $1 that filter $2 lets the request see (to delete them).
+-- No lock: deleting locks runs before threads (the order workers lock
+-- in); the statements that follow in the transaction take the ids.
+SELECT thread_id FROM threads
+WHERE thread_id = ANY($1::uuid[]) AND ($2::jsonb IS NULL OR pgqueue_auth_match(metadata, $2::jsonb));
+
 -- name: lock_thread_live_runs
 -- Locks the live runs of threads $1 before they are deleted, stopping them.
+-- internal: $1 comes from visible_threads, in the same transaction.
 -- Before deleting threads: lock their live runs (runs before threads, the
 -- order workers lock in), which also holds off their checkpoint writes (the
 -- fence takes the run row FOR SHARE), and tell the workers of running ones
@@ -42,11 +53,13 @@ FOR UPDATE;
 
 -- name: delete_threads
 -- Deletes threads $1; their runs (and the runs' events) go by cascade.
+-- internal: $1 comes from visible_threads, in the same transaction.
 DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) RETURNING thread_id;
 
 -- name: delete_thread_checkpoints
 -- Deletes the checkpoints, blobs and writes of threads $1.
 -- $1 text[]: thread ids as the checkpoint tables store them.
+-- internal: the ids delete_threads just deleted.
 WITH writes AS (
     DELETE FROM checkpoint_writes WHERE thread_id = ANY($1::text[])
 ), blobs AS (
@@ -57,9 +70,10 @@ DELETE FROM checkpoints WHERE thread_id = ANY($1::text[]);
 -- name: search_threads
 -- A page of threads matching the filters, sorted, with the total count.
 -- $1 metadata containment, $2 values containment, $3 ids, $4 status,
--- $5 sort column, $6 'asc' | 'desc', $7 limit, $8 offset; NULL filters match
--- all. Sorted by CASE so the text stays fixed; timestamps and text sort in
--- separate expressions to keep their types. total counts every match.
+-- $5 the authorization filter, $6 sort column, $7 'asc' | 'desc', $8 limit,
+-- $9 offset; NULL filters match all. Sorted by CASE so the text stays
+-- fixed; timestamps and text sort in separate expressions to keep their
+-- types. total counts every match.
 SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
        state_values, interrupts, error, count(*) OVER () AS total
 FROM threads
@@ -67,37 +81,40 @@ WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
   AND ($3::uuid[] IS NULL OR thread_id = ANY($3::uuid[]))
   AND ($4::text IS NULL OR status = $4)
+  AND ($5::jsonb IS NULL OR pgqueue_auth_match(metadata, $5::jsonb))
 ORDER BY
-    CASE WHEN $6 = 'asc' THEN CASE $5 WHEN 'created_at' THEN created_at
+    CASE WHEN $7 = 'asc' THEN CASE $6 WHEN 'created_at' THEN created_at
                                       WHEN 'updated_at' THEN updated_at
                                       WHEN 'state_updated_at' THEN state_updated_at END END
         ASC NULLS FIRST,
-    CASE WHEN $6 = 'desc' THEN CASE $5 WHEN 'created_at' THEN created_at
+    CASE WHEN $7 = 'desc' THEN CASE $6 WHEN 'created_at' THEN created_at
                                        WHEN 'updated_at' THEN updated_at
                                        WHEN 'state_updated_at' THEN state_updated_at END END
         DESC NULLS LAST,
-    CASE WHEN $6 = 'asc' THEN CASE $5 WHEN 'thread_id' THEN thread_id::text
+    CASE WHEN $7 = 'asc' THEN CASE $6 WHEN 'thread_id' THEN thread_id::text
                                       WHEN 'status' THEN status END END ASC,
-    CASE WHEN $6 = 'desc' THEN CASE $5 WHEN 'thread_id' THEN thread_id::text
+    CASE WHEN $7 = 'desc' THEN CASE $6 WHEN 'thread_id' THEN thread_id::text
                                        WHEN 'status' THEN status END END DESC,
     thread_id
-LIMIT $7 OFFSET $8;
+LIMIT $8 OFFSET $9;
 
 -- name: count_threads
--- How many threads match search_threads' filters $1-$4.
+-- How many threads match search_threads' filters $1-$5.
 SELECT count(*) FROM threads
 WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
   AND ($3::uuid[] IS NULL OR thread_id = ANY($3::uuid[]))
-  AND ($4::text IS NULL OR status = $4);
+  AND ($4::text IS NULL OR status = $4)
+  AND ($5::jsonb IS NULL OR pgqueue_auth_match(metadata, $5::jsonb));
 
 -- name: copy_thread
 -- Copies thread $1 to a new thread $2: metadata, config, values, checkpoints.
 -- One statement, so one snapshot: a run writing on $1 meanwhile is copied
 -- either before or after a checkpoint, never half of one. The copy has no
--- runs, so it is not busy.
+-- runs, so it is not busy. $3: the filter the source must pass; the
+-- copy keeps the source's metadata (and so its owner).
 WITH source AS (
-    SELECT * FROM threads WHERE thread_id = $1::uuid
+    SELECT * FROM threads WHERE thread_id = $1::uuid AND ($3::jsonb IS NULL OR pgqueue_auth_match(metadata, $3::jsonb))
 ), copied AS (
     INSERT INTO threads (thread_id, status, metadata, config, interrupts, error,
                          state_values, state_updated_at)
@@ -129,6 +146,7 @@ SELECT * FROM copied;
 -- Its metadata names them: graph_id (which every run on it writes, and
 -- threads.create(graph_id=...) sets), else its assistant's graph. The
 -- assistant's id comes back too: a graph's system assistant has no row.
+-- $2: the filter the thread must pass.
 SELECT t.thread_id,
        ARRAY[t.metadata ->> 'graph_id', ma.graph_id] AS graph_ids,
        t.metadata ->> 'assistant_id' AS assistant_id,
@@ -140,12 +158,13 @@ FROM threads t
 LEFT JOIN assistants ma ON ma.assistant_id = CASE
     WHEN t.metadata ->> 'assistant_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
     THEN (t.metadata ->> 'assistant_id')::uuid END
-WHERE t.thread_id = $1;
+WHERE t.thread_id = $1 AND ($2::jsonb IS NULL OR pgqueue_auth_match(t.metadata, $2::jsonb));
 
 -- name: record_thread_state
 -- Records thread $1's state after an update from the API.
 -- Its values, interrupts and status ($4: interrupted or idle) as of its
 -- new latest checkpoint.
+-- internal: after get_thread_graph (filtered) in the same transaction.
 UPDATE threads SET
     state_values = $2::jsonb,
     interrupts = $3::jsonb,
@@ -165,6 +184,7 @@ RETURNING thread_id;
 -- streams in any process. NULL values keep the thread's previous ones.
 -- $6: the graph stopped with work left (an interrupt): a run that did so
 -- succeeded, as on the platform, and its thread, once idle, is interrupted.
+-- internal: a worker's final write, fenced by the run's lease.
 WITH settled AS (
     UPDATE threads t SET
         state_values = coalesce($4::jsonb, t.state_values),
