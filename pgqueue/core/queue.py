@@ -20,7 +20,7 @@ import asyncpg
 
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
-from pgqueue.errors import ThreadBusy
+from pgqueue.errors import NotFound, ThreadBusy
 from pgqueue.types import (
     CANCEL_ACTIONS,
     MULTITASK_STRATEGIES,
@@ -125,6 +125,7 @@ async def submit(
     wake: bool = True,
     create_threads: bool = True,
     multitask_strategy: str = "enqueue",
+    thread_filter: str | None = None,
 ) -> list[SubmittedRun]:
     """Submit runs. ``multitask_strategy`` decides, in the same transaction,
     what happens to live runs already on the runs' threads:
@@ -133,13 +134,17 @@ async def submit(
     - ``reject``: raise ``ThreadBusy`` and insert nothing;
     - ``interrupt`` / ``rollback``: cancel them with that action; the new run
       starts once they have stopped, from the state they left.
+
+    ``thread_filter`` (a metadata filter as JSON, see
+    ``pgqueue.resources.visibility``): existing threads must pass it, or
+    ``NotFound`` is raised and nothing is written.
     """
     if multitask_strategy not in MULTITASK_STRATEGIES:
         raise ValueError(
             f"multitask_strategy must be one of {MULTITASK_STRATEGIES}, got {multitask_strategy!r}"
         )
     if multitask_strategy == "enqueue":
-        return await _insert(conn, runs, wake, create_threads, multitask_strategy)
+        return await _insert(conn, runs, wake, create_threads, multitask_strategy, thread_filter)
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as acquired:
             return await submit(
@@ -148,14 +153,21 @@ async def submit(
                 wake=wake,
                 create_threads=create_threads,
                 multitask_strategy=multitask_strategy,
+                thread_filter=thread_filter,
             )
     thread_ids = sorted({r.thread_id for r in runs if r.thread_id is not None})
     async with conn.transaction():
-        await conn.execute(queries.lock_threads, thread_ids)
+        locked = await conn.fetch(queries.lock_threads, thread_ids, thread_filter)
+        hidden = sorted(str(r["thread_id"]) for r in locked if not r["visible"])
+        if hidden:
+            # Before looking at its runs: busy or not, it is not there.
+            raise NotFound(f"thread {', '.join(hidden)} not found")
         active = await conn.fetch(queries.active_runs_on_threads, thread_ids)
         if active and multitask_strategy == "reject":
             raise ThreadBusy(sorted({r["thread_id"] for r in active}))
-        submitted = await _insert(conn, runs, wake, create_threads, multitask_strategy)
+        submitted = await _insert(
+            conn, runs, wake, create_threads, multitask_strategy, thread_filter
+        )
         if active:
             await conn.fetch(queries.cancel_runs, [r["run_id"] for r in active], multitask_strategy)
         return submitted
@@ -167,6 +179,7 @@ async def _insert(
     wake: bool,
     create_threads: bool,
     multitask_strategy: str,
+    thread_filter: str | None = None,
 ) -> list[SubmittedRun]:
     """Insert pending runs in one statement, creating missing threads unless
     ``create_threads`` is false (then an unknown thread id is an error).
@@ -195,7 +208,12 @@ async def _insert(
         create_threads,
         multitask_strategy,
         [json.dumps(r.thread_metadata) for r in runs],
+        thread_filter,
     )
+    if not rows:
+        # A thread the filter hides: answered as a missing one.
+        missing = sorted({str(r.thread_id) for r in runs})
+        raise NotFound(f"thread {', '.join(missing)} not found")
     return [SubmittedRun(r["run_id"], r["seq"], r["created_at"], r["not_before"]) for r in rows]
 
 

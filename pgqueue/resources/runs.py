@@ -145,17 +145,16 @@ async def create(
         },
     )
     temporary = stateless and request.on_completion == "delete"
-    # A filtered request checks its thread in the submit's transaction.
-    checked = not stateless and not request.thread_visible.everything
     try:
-        async with conn.transaction() if temporary or checked else contextlib.nullcontext():
-            if checked and thread_id is not None:
-                await _reachable(conn, thread_id, request)
+        async with conn.transaction() if temporary else contextlib.nullcontext():
             submitted = await queue.submit(
                 conn,
                 [run],
                 create_threads=stateless or request.if_not_exists == "create",
                 multitask_strategy=request.multitask_strategy,
+                # A thread the request may not see is answered as missing,
+                # and never run on or created over (if_not_exists=create).
+                thread_filter=request.thread_visible.filter,
             )
             if temporary:
                 await conn.execute(queries.tag_thread, thread_id, json.dumps(TEMPORARY_THREAD_TAG))
@@ -173,16 +172,6 @@ async def create(
         "multitask_strategy": request.multitask_strategy,
         "kwargs": kwargs,
     }
-
-
-async def _reachable(conn: asyncpg.Connection, thread_id: UUID, request: RunRequest) -> None:
-    """Refuse a thread the request may not see, as if it did not exist;
-    so if_not_exists=create never runs on (or claims) another's thread."""
-    visible = await conn.fetchval(
-        queries.get_visible_thread, thread_id, request.thread_visible.filter
-    )
-    if visible is False:
-        raise NotFound(f"thread {thread_id} not found")
 
 
 def _run_json(row: asyncpg.Record) -> dict[str, Any]:

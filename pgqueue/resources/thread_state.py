@@ -260,7 +260,7 @@ async def update_state(
     The thread row stays locked meanwhile, so no run can be submitted on it
     until the thread's record agrees with its checkpoints."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetch(queries.lock_threads, [thread_id]):
+        if not await conn.fetch(queries.lock_threads, [thread_id], visible.filter):
             raise NotFound(f"thread {thread_id} not found")
         found = await graph_of(conn, registry, thread_id, visible=visible)
         if found.busy:

@@ -9,10 +9,13 @@
 -- merging $12 (per run) into their metadata, the newest run's last.
 -- The runs' seq follows the given order. Missing threads are created (busy)
 -- when $10 is true, with the first run's metadata under $12's (as on the
--- platform: an owner an Auth stamps on the run lands on its new thread). $11 is the multitask strategy the runs were submitted
--- with. $9 says whether to wake workers: pg_notify folds duplicates within
--- a transaction and is delivered only if the transaction commits, so a
--- rolled-back submit wakes nobody.
+-- platform: an owner an Auth stamps on the run lands on its new thread).
+-- $11 is the multitask strategy the runs were submitted with. $9 says
+-- whether to wake workers: pg_notify folds duplicates within a transaction
+-- and is delivered only if the transaction commits, so a rolled-back
+-- submit wakes nobody. $13: an authorization filter the runs' existing
+-- threads must pass (NULL: none); if one does not, nothing is written and
+-- no row comes back, in this one statement (no read before it).
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::jsonb[],
                          $6::integer[], $7::integer[], $8::double precision[], $12::jsonb[])
@@ -30,12 +33,16 @@ WITH input AS (
     FROM input i LEFT JOIN LATERAL jsonb_each(i.thread_metadata) kv ON true
     WHERE i.thread_id IS NOT NULL
     GROUP BY i.thread_id
+), hidden AS (
+    SELECT 1 FROM threads t JOIN per_thread p ON p.thread_id = t.thread_id
+    WHERE $13::jsonb IS NOT NULL AND NOT pgqueue_auth_match(t.metadata, $13::jsonb)
+    LIMIT 1
 ), busy AS (
     -- Threads that exist already (this statement's snapshot)...
     UPDATE threads t
     SET status = 'busy', updated_at = now(), metadata = t.metadata || p.thread_metadata
     FROM per_thread p
-    WHERE t.thread_id = p.thread_id
+    WHERE t.thread_id = p.thread_id AND NOT EXISTS (SELECT 1 FROM hidden)
 ), created AS (
     -- ...and those that don't, created busy. The runs' foreign key is
     -- checked at the end of the statement, when these rows exist.
@@ -43,7 +50,7 @@ WITH input AS (
     SELECT thread_id, 'busy',
            CASE WHEN jsonb_typeof(run_metadata) = 'object' THEN run_metadata ELSE '{}' END
                || thread_metadata
-    FROM per_thread WHERE $10::boolean
+    FROM per_thread WHERE $10::boolean AND NOT EXISTS (SELECT 1 FROM hidden)
     ON CONFLICT (thread_id) DO NOTHING
 ), inserted AS (
     INSERT INTO runs (run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,
@@ -51,6 +58,7 @@ WITH input AS (
     SELECT run_id, thread_id, assistant_id, kwargs, metadata, priority, max_attempts,
            now() + make_interval(secs => delay), $11::text
     FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM hidden)
     ORDER BY ord
     RETURNING run_id, seq, created_at, not_before
 )
@@ -60,7 +68,10 @@ ORDER BY inserted.seq;
 
 -- name: lock_threads
 -- Locks threads $1 in id order: serializes submits with a multitask strategy.
-SELECT thread_id FROM threads WHERE thread_id = ANY($1::uuid[]) ORDER BY thread_id FOR UPDATE;
+-- visible: whether each passes authorization filter $2 (NULL: none), so a
+-- submit looks at no other thread's runs before refusing it.
+SELECT thread_id, ($2::jsonb IS NULL OR pgqueue_auth_match(metadata, $2::jsonb)) AS visible
+FROM threads WHERE thread_id = ANY($1::uuid[]) ORDER BY thread_id FOR UPDATE;
 
 -- name: active_runs_on_threads
 -- The pending and running runs on threads $1, oldest first.

@@ -9,14 +9,6 @@
 SELECT assistant_id, graph_id, config, context FROM assistants
 WHERE assistant_id = $1 AND ($2::jsonb IS NULL OR pgqueue_auth_match(metadata, $2::jsonb));
 
--- name: get_visible_thread
--- Whether thread $1 exists and whether filter $2 lets the request see it.
--- Run creation asks before submitting, in the submit's transaction: a
--- thread it may not see is answered as missing, and is never created over
--- (if_not_exists=create) either.
-SELECT ($2::jsonb IS NULL OR pgqueue_auth_match(metadata, $2::jsonb)) AS visible
-FROM threads WHERE thread_id = $1;
-
 -- name: get_thread_run
 -- Run $1 of thread $2 as the API shows it, if filter $3 lets the request
 -- see the thread (runs are authorized as their threads).
