@@ -289,7 +289,21 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.pgqueue_auth_match(metadata jsonb, filter jsonb)
+CREATE OR REPLACE FUNCTION public.pgqueue_auth_containment(filter jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+SELECT coalesce(jsonb_object_agg(key, CASE
+           WHEN jsonb_typeof(value) <> 'object' THEN value
+           WHEN value ? '$eq' THEN value -> '$eq'
+           WHEN jsonb_typeof(value -> '$contains') = 'array' THEN value -> '$contains'
+           ELSE jsonb_build_array(value -> '$contains') END), '{}'::jsonb)
+FROM jsonb_each(filter)
+WHERE key NOT LIKE '$%'
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_auth_eval(metadata jsonb, filter jsonb)
  RETURNS boolean
  LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
@@ -298,21 +312,32 @@ DECLARE
     k text;
     v jsonb;
     arg jsonb;
+    i integer;
+    found boolean;
 BEGIN
     IF filter IS NULL THEN
         RETURN true;
     END IF;
     FOR k, v IN SELECT key, value FROM jsonb_each(filter) LOOP
+        -- Index loops, not SELECTs over jsonb_array_elements: no query
+        -- per group.
         IF k = '$or' THEN
-            IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v) AS g(f)
-                           WHERE pgqueue_auth_match(metadata, g.f)) THEN
+            found := false;
+            FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
+                IF pgqueue_auth_eval(metadata, v -> i) THEN
+                    found := true;
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF NOT found THEN
                 RETURN false;
             END IF;
         ELSIF k = '$and' THEN
-            IF EXISTS (SELECT 1 FROM jsonb_array_elements(v) AS g(f)
-                       WHERE NOT pgqueue_auth_match(metadata, g.f)) THEN
-                RETURN false;
-            END IF;
+            FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
+                IF NOT pgqueue_auth_eval(metadata, v -> i) THEN
+                    RETURN false;
+                END IF;
+            END LOOP;
         ELSIF jsonb_typeof(v) = 'object' AND v ? '$contains' THEN
             arg := v -> '$contains';
             IF jsonb_typeof(arg) <> 'array' THEN
@@ -332,6 +357,15 @@ BEGIN
     END LOOP;
     RETURN true;
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_auth_match(metadata jsonb, filter jsonb)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+SELECT filter IS NULL
+    OR (metadata @> pgqueue_auth_containment(filter) AND pgqueue_auth_eval(metadata, filter))
 $function$;
 COMMENT ON FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) IS 'Whether metadata passes an authorization filter (NULL: no filter); see migration 0010';
 

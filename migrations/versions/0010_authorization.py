@@ -18,7 +18,14 @@ shape before sending it, so this function only has to evaluate it:
 - ``{"$and": [f, ...]}`` / ``{"$or": [f, ...]}``: all / any of the filters;
 - several keys: all of them.
 
-It is IMMUTABLE and STRICT-free on purpose: a NULL filter means "no filter".
+It is IMMUTABLE and not STRICT on purpose: a NULL filter means "no
+filter". It is a SQL function (inlined by the planner) over two parts: a
+containment test that the GIN index on metadata serves, and the exact
+evaluation in plpgsql (pgqueue_auth_eval) of the rows it leaves. Measured
+on 100,000 threads of 100 owners, counting one owner's: 290-320 ms with
+the plpgsql check on every row, 17-28 ms with the index first. A filter
+made only of $or/$and has no containment to index: every row is checked
+(1.2-1.3 s per 100,000 rows for a two-way $or).
 """
 
 from __future__ import annotations
@@ -30,28 +37,39 @@ down_revision = "0009_cron_user"
 branch_labels = None
 depends_on = None
 
-MATCH = r"""
-CREATE FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) RETURNS boolean
+EVAL = r"""
+CREATE FUNCTION pgqueue_auth_eval(metadata jsonb, filter jsonb) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     k text;
     v jsonb;
     arg jsonb;
+    i integer;
+    found boolean;
 BEGIN
     IF filter IS NULL THEN
         RETURN true;
     END IF;
     FOR k, v IN SELECT key, value FROM jsonb_each(filter) LOOP
+        -- Index loops, not SELECTs over jsonb_array_elements: no query
+        -- per group.
         IF k = '$or' THEN
-            IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v) AS g(f)
-                           WHERE pgqueue_auth_match(metadata, g.f)) THEN
+            found := false;
+            FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
+                IF pgqueue_auth_eval(metadata, v -> i) THEN
+                    found := true;
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF NOT found THEN
                 RETURN false;
             END IF;
         ELSIF k = '$and' THEN
-            IF EXISTS (SELECT 1 FROM jsonb_array_elements(v) AS g(f)
-                       WHERE NOT pgqueue_auth_match(metadata, g.f)) THEN
-                RETURN false;
-            END IF;
+            FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
+                IF NOT pgqueue_auth_eval(metadata, v -> i) THEN
+                    RETURN false;
+                END IF;
+            END LOOP;
         ELSIF jsonb_typeof(v) = 'object' AND v ? '$contains' THEN
             arg := v -> '$contains';
             IF jsonb_typeof(arg) <> 'array' THEN
@@ -74,8 +92,39 @@ END
 $$
 """
 
+# What every row a filter accepts must contain: its top-level exact values
+# and $contains members, as one jsonb document (the rest, $and/$or, adds
+# nothing). A necessary condition, not a sufficient one: equality is
+# checked by pgqueue_auth_eval.
+CONTAINMENT = r"""
+CREATE FUNCTION pgqueue_auth_containment(filter jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT coalesce(jsonb_object_agg(key, CASE
+           WHEN jsonb_typeof(value) <> 'object' THEN value
+           WHEN value ? '$eq' THEN value -> '$eq'
+           WHEN jsonb_typeof(value -> '$contains') = 'array' THEN value -> '$contains'
+           ELSE jsonb_build_array(value -> '$contains') END), '{}'::jsonb)
+FROM jsonb_each(filter)
+WHERE key NOT LIKE '$%'
+$$
+"""
+
+# A SQL function, so the planner inlines it into the query that calls it:
+# with the filter known, pgqueue_auth_containment(filter) folds into a
+# constant and "metadata @> constant" can use the GIN index on metadata
+# (threads_metadata_idx, assistants_metadata_idx) before the exact check.
+MATCH = r"""
+CREATE FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT filter IS NULL
+    OR (metadata @> pgqueue_auth_containment(filter) AND pgqueue_auth_eval(metadata, filter))
+$$
+"""
+
 
 def upgrade() -> None:
+    op.execute(EVAL)
+    op.execute(CONTAINMENT)
     op.execute(MATCH)
     op.execute(
         "COMMENT ON FUNCTION pgqueue_auth_match(jsonb, jsonb) IS "
@@ -85,3 +134,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION pgqueue_auth_match(jsonb, jsonb)")
+    op.execute("DROP FUNCTION pgqueue_auth_containment(jsonb)")
+    op.execute("DROP FUNCTION pgqueue_auth_eval(jsonb, jsonb)")
