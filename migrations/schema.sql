@@ -291,19 +291,27 @@ $function$;
 
 CREATE OR REPLACE FUNCTION public.pgqueue_auth_containment(filter jsonb)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
 AS $function$
-SELECT coalesce(jsonb_object_agg(key, CASE
-           WHEN jsonb_typeof(value) <> 'object' THEN value
-           WHEN value ? '$eq' THEN value -> '$eq'
-           WHEN jsonb_typeof(value -> '$contains') = 'array' THEN value -> '$contains'
-           ELSE jsonb_build_array(value -> '$contains') END), '{}'::jsonb)
-FROM jsonb_each(filter)
-WHERE key NOT LIKE '$%'
+DECLARE
+    found jsonb := '{}'::jsonb;
+    k text;
+    v jsonb;
+BEGIN
+    FOR k, v IN SELECT key, value FROM jsonb_each(filter) LOOP
+        CONTINUE WHEN left(k, 1) = '$';
+        found := found || jsonb_build_object(k, CASE
+            WHEN jsonb_typeof(v) <> 'object' THEN v
+            WHEN v ? '$eq' THEN v -> '$eq'
+            WHEN jsonb_typeof(v -> '$contains') = 'array' THEN v -> '$contains'
+            ELSE jsonb_build_array(v -> '$contains') END);
+    END LOOP;
+    RETURN found;
+END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.pgqueue_auth_eval(metadata jsonb, filter jsonb)
+CREATE OR REPLACE FUNCTION public.pgqueue_auth_match(metadata jsonb, filter jsonb)
  RETURNS boolean
  LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
@@ -324,7 +332,7 @@ BEGIN
         IF k = '$or' THEN
             found := false;
             FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
-                IF pgqueue_auth_eval(metadata, v -> i) THEN
+                IF pgqueue_auth_match(metadata, v -> i) THEN
                     found := true;
                     EXIT;
                 END IF;
@@ -334,7 +342,7 @@ BEGIN
             END IF;
         ELSIF k = '$and' THEN
             FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
-                IF NOT pgqueue_auth_eval(metadata, v -> i) THEN
+                IF NOT pgqueue_auth_match(metadata, v -> i) THEN
                     RETURN false;
                 END IF;
             END LOOP;
@@ -358,16 +366,16 @@ BEGIN
     RETURN true;
 END
 $function$;
+COMMENT ON FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) IS 'Whether metadata passes an authorization filter (NULL: no filter); see migration 0010';
 
-CREATE OR REPLACE FUNCTION public.pgqueue_auth_match(metadata jsonb, filter jsonb)
+CREATE OR REPLACE FUNCTION public.pgqueue_auth_match_indexed(metadata jsonb, filter jsonb)
  RETURNS boolean
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE
 AS $function$
 SELECT filter IS NULL
-    OR (metadata @> pgqueue_auth_containment(filter) AND pgqueue_auth_eval(metadata, filter))
+    OR (metadata @> pgqueue_auth_containment(filter) AND pgqueue_auth_match(metadata, filter))
 $function$;
-COMMENT ON FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) IS 'Whether metadata passes an authorization filter (NULL: no filter); see migration 0010';
 
 CREATE OR REPLACE FUNCTION public.pgqueue_cancel_runs(p_run_ids uuid[], p_action text)
  RETURNS TABLE(run_id uuid, outcome text)

@@ -19,13 +19,12 @@ shape before sending it, so this function only has to evaluate it:
 - several keys: all of them.
 
 It is IMMUTABLE and not STRICT on purpose: a NULL filter means "no
-filter". It is a SQL function (inlined by the planner) over two parts: a
-containment test that the GIN index on metadata serves, and the exact
-evaluation in plpgsql (pgqueue_auth_eval) of the rows it leaves. Measured
-on 100,000 threads of 100 owners, counting one owner's: 290-320 ms with
-the plpgsql check on every row, 17-28 ms with the index first. A filter
-made only of $or/$and has no containment to index: every row is checked
-(1.2-1.3 s per 100,000 rows for a two-way $or).
+filter". Searches use ``pgqueue_auth_match_indexed(metadata, filter)``,
+the same answer with a containment test first that the GIN index on
+metadata serves. Measured on 100,000 threads of 100 owners, counting one
+owner's: 290-320 ms with the plpgsql check on every row, 17-28 ms with the
+index first. A filter made only of $or/$and has no containment to index:
+every row is checked (1.2-1.3 s per 100,000 rows for a two-way $or).
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ down_revision = "0009_cron_user"
 branch_labels = None
 depends_on = None
 
-EVAL = r"""
-CREATE FUNCTION pgqueue_auth_eval(metadata jsonb, filter jsonb) RETURNS boolean
+MATCH = r"""
+CREATE FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     k text;
@@ -56,7 +55,7 @@ BEGIN
         IF k = '$or' THEN
             found := false;
             FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
-                IF pgqueue_auth_eval(metadata, v -> i) THEN
+                IF pgqueue_auth_match(metadata, v -> i) THEN
                     found := true;
                     EXIT;
                 END IF;
@@ -66,7 +65,7 @@ BEGIN
             END IF;
         ELSIF k = '$and' THEN
             FOR i IN 0 .. jsonb_array_length(v) - 1 LOOP
-                IF NOT pgqueue_auth_eval(metadata, v -> i) THEN
+                IF NOT pgqueue_auth_match(metadata, v -> i) THEN
                     RETURN false;
                 END IF;
             END LOOP;
@@ -95,37 +94,50 @@ $$
 # What every row a filter accepts must contain: its top-level exact values
 # and $contains members, as one jsonb document (the rest, $and/$or, adds
 # nothing). A necessary condition, not a sufficient one: equality is
-# checked by pgqueue_auth_eval.
+# checked by pgqueue_auth_match. Given a known filter, the planner calls it
+# once, at planning.
 CONTAINMENT = r"""
 CREATE FUNCTION pgqueue_auth_containment(filter jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT coalesce(jsonb_object_agg(key, CASE
-           WHEN jsonb_typeof(value) <> 'object' THEN value
-           WHEN value ? '$eq' THEN value -> '$eq'
-           WHEN jsonb_typeof(value -> '$contains') = 'array' THEN value -> '$contains'
-           ELSE jsonb_build_array(value -> '$contains') END), '{}'::jsonb)
-FROM jsonb_each(filter)
-WHERE key NOT LIKE '$%'
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    found jsonb := '{}'::jsonb;
+    k text;
+    v jsonb;
+BEGIN
+    FOR k, v IN SELECT key, value FROM jsonb_each(filter) LOOP
+        CONTINUE WHEN left(k, 1) = '$';
+        found := found || jsonb_build_object(k, CASE
+            WHEN jsonb_typeof(v) <> 'object' THEN v
+            WHEN v ? '$eq' THEN v -> '$eq'
+            WHEN jsonb_typeof(v -> '$contains') = 'array' THEN v -> '$contains'
+            ELSE jsonb_build_array(v -> '$contains') END);
+    END LOOP;
+    RETURN found;
+END
 $$
 """
 
-# A SQL function, so the planner inlines it into the query that calls it:
-# with the filter known, pgqueue_auth_containment(filter) folds into a
-# constant and "metadata @> constant" can use the GIN index on metadata
-# (threads_metadata_idx, assistants_metadata_idx) before the exact check.
-MATCH = r"""
-CREATE FUNCTION pgqueue_auth_match(metadata jsonb, filter jsonb) RETURNS boolean
+# For searches: a SQL function, so the planner inlines it into the query
+# that calls it, and with the filter known, pgqueue_auth_containment(filter)
+# folds into a constant that "metadata @> constant" looks up in the GIN
+# index on metadata (threads_metadata_idx, assistants_metadata_idx) before
+# the exact check. Only searches use it: inlining makes every execution
+# plan afresh (a custom plan per filter), which costs more than it saves on
+# a lookup by id (measured: 7-20% more server CPU per run with the bench's
+# Auth when every statement used it).
+INDEXED = r"""
+CREATE FUNCTION pgqueue_auth_match_indexed(metadata jsonb, filter jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 SELECT filter IS NULL
-    OR (metadata @> pgqueue_auth_containment(filter) AND pgqueue_auth_eval(metadata, filter))
+    OR (metadata @> pgqueue_auth_containment(filter) AND pgqueue_auth_match(metadata, filter))
 $$
 """
 
 
 def upgrade() -> None:
-    op.execute(EVAL)
-    op.execute(CONTAINMENT)
     op.execute(MATCH)
+    op.execute(CONTAINMENT)
+    op.execute(INDEXED)
     op.execute(
         "COMMENT ON FUNCTION pgqueue_auth_match(jsonb, jsonb) IS "
         "'Whether metadata passes an authorization filter (NULL: no filter); see migration 0010'"
@@ -133,6 +145,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION pgqueue_auth_match(jsonb, jsonb)")
+    op.execute("DROP FUNCTION pgqueue_auth_match_indexed(jsonb, jsonb)")
     op.execute("DROP FUNCTION pgqueue_auth_containment(jsonb)")
-    op.execute("DROP FUNCTION pgqueue_auth_eval(jsonb, jsonb)")
+    op.execute("DROP FUNCTION pgqueue_auth_match(jsonb, jsonb)")

@@ -224,8 +224,9 @@ def test_every_case_passes_its_filters_containment(conn: psycopg.Connection[Any]
 
 
 def test_an_owner_filter_can_use_the_metadata_index(conn: psycopg.Connection[Any]) -> None:
-    """pgqueue_auth_match is inlined into the query that calls it, so the
-    containment part can be served by threads_metadata_idx (seq scans are
+    """pgqueue_auth_match_indexed (what searches call) is inlined into the
+    query that calls it, so its containment part can be served by
+    threads_metadata_idx (seq scans are
     switched off here only to show the index is usable: on a table this
     small the planner would rightly scan it)."""
     with conn.transaction():
@@ -234,8 +235,18 @@ def test_an_owner_filter_can_use_the_metadata_index(conn: psycopg.Connection[Any
             r[0]
             for r in conn.execute(
                 "EXPLAIN SELECT thread_id FROM threads"
-                " WHERE pgqueue_auth_match(metadata, %s::jsonb)",
+                " WHERE pgqueue_auth_match_indexed(metadata, %s::jsonb)",
                 (json.dumps({"owner": "a"}),),
             ).fetchall()
         )
     assert "threads_metadata_idx" in plan, plan
+
+
+def test_the_indexed_form_answers_as_the_plain_one(conn: psycopg.Connection[Any]) -> None:
+    for filter_, metadata, _ in CASES:
+        row = conn.execute(
+            "SELECT pgqueue_auth_match(%s::jsonb, %s::jsonb),"
+            " pgqueue_auth_match_indexed(%s::jsonb, %s::jsonb)",
+            (json.dumps(metadata), None if filter_ is None else json.dumps(filter_)) * 2,
+        ).fetchone()
+        assert row is not None and row[0] == row[1], (filter_, metadata)

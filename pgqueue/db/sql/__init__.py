@@ -16,7 +16,8 @@ of a statement cannot creep back in.
 
 The files of the resources an Auth guards (``RESOURCE_FILES``) fail closed:
 each of their blocks applies the request's authorization filter
-(``pgqueue_auth_match(metadata, $n::jsonb)``, migration 0010), or says in a
+(``pgqueue_auth_match(metadata, $n::jsonb)``, or its ``_indexed`` form in
+searches; migration 0010), or says in a
 ``-- internal:`` line why no request reaches it unfiltered (a worker's or
 the scheduler's statement, or one that runs after an authorized read in
 the same transaction). A new statement that forgets both does not load.
@@ -31,7 +32,7 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 # %s and %(name)s; format()'s %L, %I inside a statement stay allowed.
 _PSYCOPG_PLACEHOLDER = re.compile(r"%(\(\w+\))?s")
 RESOURCE_FILES = frozenset({"threads.sql", "runs.sql", "assistants.sql", "crons.sql"})
-AUTH_PREDICATE = "pgqueue_auth_match("
+AUTH_PREDICATE = "pgqueue_auth_match"
 INTERNAL = "-- internal:"
 
 
@@ -61,7 +62,7 @@ def _load() -> dict[str, str]:
                 and not any(ln.strip().startswith(INTERNAL) for ln in block)
             ):
                 raise ValueError(
-                    f"{where}: apply the authorization filter ({AUTH_PREDICATE}metadata, $n)) "
+                    f"{where}: apply the authorization filter ({AUTH_PREDICATE}(metadata, $n)) "
                     f"or say why not in an '{INTERNAL}' line"
                 )
             found[name] = statement

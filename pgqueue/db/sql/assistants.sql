@@ -124,7 +124,7 @@ FROM assistants
 WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::text IS NULL OR graph_id = $2)
   AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)
-  AND ($4::jsonb IS NULL OR pgqueue_auth_match(metadata, $4::jsonb))
+  AND ($4::jsonb IS NULL OR pgqueue_auth_match_indexed(metadata, $4::jsonb))
 ORDER BY
     CASE WHEN $6 = 'asc' THEN CASE $5 WHEN 'created_at' THEN created_at
                                       WHEN 'updated_at' THEN updated_at END END ASC,
@@ -145,4 +145,4 @@ SELECT count(*) FROM assistants
 WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::text IS NULL OR graph_id = $2)
   AND ($3::text IS NULL OR strpos(lower(name), lower($3)) > 0)
-  AND ($4::jsonb IS NULL OR pgqueue_auth_match(metadata, $4::jsonb));
+  AND ($4::jsonb IS NULL OR pgqueue_auth_match_indexed(metadata, $4::jsonb));

@@ -73,7 +73,9 @@ DELETE FROM checkpoints WHERE thread_id = ANY($1::text[]);
 -- $5 the authorization filter, $6 sort column, $7 'asc' | 'desc', $8 limit,
 -- $9 offset; NULL filters match all. Sorted by CASE so the text stays
 -- fixed; timestamps and text sort in separate expressions to keep their
--- types. total counts every match.
+-- types. total counts every match. The authorization filter goes through
+-- pgqueue_auth_match_indexed: an owner's threads are found in the metadata
+-- index, not by checking every thread.
 SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
        state_values, interrupts, error, count(*) OVER () AS total
 FROM threads
@@ -81,7 +83,7 @@ WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
   AND ($3::uuid[] IS NULL OR thread_id = ANY($3::uuid[]))
   AND ($4::text IS NULL OR status = $4)
-  AND ($5::jsonb IS NULL OR pgqueue_auth_match(metadata, $5::jsonb))
+  AND ($5::jsonb IS NULL OR pgqueue_auth_match_indexed(metadata, $5::jsonb))
 ORDER BY
     CASE WHEN $7 = 'asc' THEN CASE $6 WHEN 'created_at' THEN created_at
                                       WHEN 'updated_at' THEN updated_at
@@ -105,7 +107,7 @@ WHERE ($1::jsonb IS NULL OR metadata @> $1::jsonb)
   AND ($2::jsonb IS NULL OR state_values @> $2::jsonb)
   AND ($3::uuid[] IS NULL OR thread_id = ANY($3::uuid[]))
   AND ($4::text IS NULL OR status = $4)
-  AND ($5::jsonb IS NULL OR pgqueue_auth_match(metadata, $5::jsonb));
+  AND ($5::jsonb IS NULL OR pgqueue_auth_match_indexed(metadata, $5::jsonb));
 
 -- name: copy_thread
 -- Copies thread $1 to a new thread $2: metadata, config, values, checkpoints.
