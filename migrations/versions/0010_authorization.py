@@ -121,10 +121,11 @@ $$
 # that calls it, and with the filter known, pgqueue_auth_containment(filter)
 # folds into a constant that "metadata @> constant" looks up in the GIN
 # index on metadata (threads_metadata_idx, assistants_metadata_idx) before
-# the exact check. Only searches use it: inlining makes every execution
-# plan afresh (a custom plan per filter), which costs more than it saves on
-# a lookup by id (measured: 7-20% more server CPU per run with the bench's
-# Auth when every statement used it).
+# the exact check. Only searches use it: a lookup by id has its own index,
+# and the inlined form's plan depends on the filter (a custom plan per
+# execution) where the plain function's need not. (Whether that costs
+# anything per run could not be told apart from this machine's drift: see
+# BENCHMARKS.md, "The cost of authorization".)
 INDEXED = r"""
 CREATE FUNCTION pgqueue_auth_match_indexed(metadata jsonb, filter jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
