@@ -12,6 +12,8 @@ the last event any earlier attempt wrote.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 from typing import Any
 
@@ -23,6 +25,12 @@ from pgqueue.db.sql import queries
 from pgqueue.execution.saver import FencedPostgresSaver
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=256)
+def _name(event: str) -> str:
+    """An event's name as a JSON string (a handful of names, each escaped once)."""
+    return json.dumps(event)
 
 
 class EventWriter:
@@ -111,18 +119,14 @@ class EventWriter:
         return conn
 
     def _params(self) -> tuple[Any, ...] | None:
-        """insert_events' parameters: run, attempt, seqs, events, datas."""
+        """insert_events' parameters: run, attempt, and the batch as one
+        JSON array of [seq, event, data], joined from text already encoded."""
         if not self._buffer:
             return None
         batch, self._buffer = self._buffer, []
         self.written += len(batch)
-        return (
-            self._saver.lease.run_id,
-            self._saver.lease.attempt,
-            [seq for seq, _, _ in batch],
-            [event for _, event, _ in batch],
-            [data for _, _, data in batch],
-        )
+        rows = ",".join(f"[{seq},{_name(event)},{data}]" for seq, event, data in batch)
+        return (self._saver.lease.run_id, self._saver.lease.attempt, f"[{rows}]")
 
     async def _flush_later(self) -> None:
         if self._flush_delay > 0:

@@ -4,13 +4,16 @@
 
 -- name: insert_events
 -- Writes a batch of run $1's events for attempt $2, then announces the last seq.
--- $3 seqs, $4 event names, $5 data (JSON text). Fenced by the table's
--- pgqueue_fence trigger; the NOTIFY payload is small (run and seq), readers
--- fetch the rows.
+-- $3: the batch as one JSON array of [seq, event, data] triples, built as
+-- text by the writer (each data is already JSON): one parameter to send,
+-- where three arrays had the driver adapt every element (14% of a
+-- streaming server's samples). Fenced by the table's pgqueue_fence
+-- trigger; the NOTIFY payload is small (run and seq), readers fetch the
+-- rows.
 WITH inserted AS (
     INSERT INTO run_events (run_id, seq, attempt, event, data)
-    SELECT $1, s, $2, e, d
-    FROM unnest($3::bigint[], $4::text[], $5::jsonb[]) AS t(s, e, d)
+    SELECT $1, (t.e ->> 0)::bigint, $2, t.e ->> 1, t.e -> 2
+    FROM jsonb_array_elements($3::jsonb) AS t(e)
     RETURNING seq
 )
 SELECT pg_notify('pgqueue_events', $1::text || ':' || max(seq)) FROM inserted;
