@@ -54,8 +54,14 @@ class ExecutorConfig:
     # A run's first events wait this long before their own write, so a short
     # run's events commit with its final status instead (streams see them
     # at most this late). This for runs a client streams as they happen
-    # (created by a stream route, or stream_resumable)...
-    event_flush_delay: float = 0.02
+    # (created by a stream route, or stream_resumable)... With a chat model
+    # streaming a token every 20 ms (bench/http_stream.py, 20 clients), 20 ms
+    # wrote about one event per transaction. With 50 ms this build used 91.4
+    # ms of server CPU per run beside 121.6 for the build before it (20 ms,
+    # events sent as three arrays) in the same invocation; with 100 ms, 79.3
+    # beside 131.3, but time to first token went from ~90 to ~130 ms and
+    # tokens came in 10 lumps a second: 50 ms keeps 20 updates a second.
+    event_flush_delay: float = 0.05
     # ...and this for the others (create + join or wait), whose events
     # matter only to a client that may join the stream later: a run that
     # ends within it commits once. Under 20 concurrent clients that was
