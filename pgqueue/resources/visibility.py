@@ -54,24 +54,6 @@ def matching(metadata_filter: Mapping[str, Any]) -> Visible:
     return Visible(json.dumps(metadata_filter, separators=(",", ":"), default=str))
 
 
-def exact_values(visible: Visible) -> dict[str, Any]:
-    """The top-level exact matches of a filter: metadata that a new row
-    must carry to be visible under it (a thread that run creation makes)."""
-    if visible.filter is None:
-        return {}
-    parsed = json.loads(visible.filter)
-    found: dict[str, Any] = {}
-    for key, value in parsed.items():
-        if key.startswith("$"):
-            continue
-        if isinstance(value, dict):
-            if "$eq" in value:
-                found[key] = value["$eq"]
-        else:
-            found[key] = value
-    return found
-
-
 def _check(f: Mapping[str, Any], depth: int) -> None:
     if depth > MAX_NESTING:
         raise InvalidFilter(f"operators nest at most {MAX_NESTING} deep")
