@@ -90,6 +90,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--jobs-per-worker", type=int, default=10, help="run slots per server (default 10)"
     )
+    add_server_options(p, "http_api")
+    args = p.parse_args(argv)
+    args.peer_names = [name.strip() for name in args.peers.split(",") if name.strip()]
+    unknown = [name for name in args.peer_names if name not in PEERS]
+    if unknown or not args.peer_names:
+        p.error(f"unknown peer(s) {unknown}; choose from {', '.join(PEERS)}")
+    return args
+
+
+def add_server_options(p: argparse.ArgumentParser, bench: str) -> None:
+    """The options of every peer's server and of the results file, shared
+    by the HTTP benches (this one and http_stream.py)."""
     p.add_argument("--server-log-level", default="warning", help="every server's log level")
     p.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument(
@@ -106,14 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stop-timeout", type=float, default=20.0, help="seconds from SIGINT to SIGKILL"
     )
     p.add_argument(
-        "--output", type=Path, help="JSON path (default bench/results/http_api-<ts>.json)"
+        "--output", type=Path, help=f"JSON path (default bench/results/{bench}-<ts>.json)"
     )
-    args = p.parse_args(argv)
-    args.peer_names = [name.strip() for name in args.peers.split(",") if name.strip()]
-    unknown = [name for name in args.peer_names if name not in PEERS]
-    if unknown or not args.peer_names:
-        p.error(f"unknown peer(s) {unknown}; choose from {', '.join(PEERS)}")
-    return args
 
 
 def default_pgqueue_bin() -> str:

@@ -96,23 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--run-timeout", type=float, default=120.0, help="seconds one stream may take at most"
     )
     p.add_argument("--profile", action="store_true", help="run pgqueue under py-spy record")
-    p.add_argument("--server-log-level", default="warning", help="every server's log level")
-    p.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    p.add_argument(
-        "--redis-url", default="redis://127.0.0.1:6379/13", help="emptied before langhost starts"
-    )
-    p.add_argument("--pgqueue-bin", default=http_api.default_pgqueue_bin())
-    p.add_argument(
-        "--baseline-bin", help="another build's pgqueue command, served as pgqueue-baseline"
-    )
-    p.add_argument("--python", default=sys.executable, help="interpreter that makes the peer venvs")
-    p.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to a 200 from /ok")
-    p.add_argument(
-        "--stop-timeout", type=float, default=20.0, help="seconds from SIGINT to SIGKILL"
-    )
-    p.add_argument(
-        "--output", type=Path, help="JSON path (default bench/results/http_stream-<ts>.json)"
-    )
+    http_api.add_server_options(p, "http_stream")
     args = p.parse_args(argv)
     args.peer_names = [name.strip() for name in args.peers.split(",") if name.strip()]
     unknown = [name for name in args.peer_names if name not in STREAM_PEERS]
