@@ -243,6 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if summaries else 1
 
 
+def results_header(bench: str, stamp: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What every HTTP bench's results file starts with: which bench, when,
+    on what machine, with which options."""
+    return {
+        "benchmark": bench,
+        "started": stamp,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "profiled": args.profile,
+    }
+
+
 def document(
     args: argparse.Namespace,
     stamp: str,
@@ -255,15 +271,7 @@ def document(
     auth: dict[str, Any],
 ) -> dict[str, Any]:
     return {
-        "benchmark": "http_api",
-        "started": stamp,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "profiled": args.profile,
+        **results_header("http_api", stamp, args),
         "peers": {
             name: {"versions": versions.get(name, {}), "rounds": rs, "summary": summaries.get(name)}
             for name, rs in rounds.items()

@@ -49,7 +49,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import platform
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -243,14 +242,7 @@ def document(
     skipped: dict[str, str],
 ) -> dict[str, Any]:
     return {
-        "benchmark": "http_stream",
-        "started": stamp,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        **http_api.results_header("http_stream", stamp, args),
         "workload": {
             "graph": stream_load.GRAPH,
             "tokens_per_run": stream_load.TOKENS,
@@ -258,7 +250,6 @@ def document(
             "stream_mode": "messages-tuple",
             "runs": "per client",
         },
-        "profiled": args.profile,
         "versions": versions,
         "by_clients": by_clients,
         "skipped": skipped,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench_report import headline
+
 # (summary key, where it is in a round, lower is better)
 FIGURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("server_cpu_ms_per_run", ("server_cpu_ms_per_run",), True),
@@ -75,15 +77,6 @@ def best_latency(summaries: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 def _num(v: Any, fmt: str, width: int) -> str:
     return f"{v:>{width}{fmt}}" if v is not None else f"{'-':>{width}}"
-
-
-def headline(reason: str, width: int = 150) -> str:
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("(full log:")]
-    text = lines[0] if lines else reason
-    if len(lines) > 1 and text.endswith(":"):
-        text = f"{text} ... {lines[-1]}"
-    return text[:width]
 
 
 def render(
