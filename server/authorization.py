@@ -76,6 +76,11 @@ class Authorizer:
     def active(self) -> bool:
         return bool(self._handlers)
 
+    def handles(self, resource: str, action: str) -> bool:
+        """Whether a handler runs for this pair (and so may change the value
+        a route passes it, which the route must then check again)."""
+        return (resource, action) in self._handlers
+
     def uncovered(self) -> list[str]:
         """The resource.action pairs no handler covers (served to every
         authenticated user); empty when authorization is off."""
@@ -154,6 +159,12 @@ def _most_specific(auth: Auth, resource: str, action: str) -> Callable[..., Any]
 
 def authorizer(request: Request) -> Authorizer:
     return request.app.state.ctx.authorize  # type: ignore[no-any-return]
+
+
+def rewrites(request: Request, resource: str, action: str) -> bool:
+    """Whether ``authorize`` for this pair runs a handler that may change the
+    value: only then does a route validate that value again."""
+    return authorizer(request).handles(resource, action)
 
 
 async def authorize(request: Request, resource: str, action: str, value: dict[str, Any]) -> Visible:

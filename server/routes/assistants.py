@@ -19,7 +19,7 @@ from starlette.responses import Response
 from pgqueue.resources import assistants
 from pgqueue.resources.visibility import Visible
 from server.api import JSON, Router, no_content, parse_body, parse_query, validate
-from server.authorization import authorize
+from server.authorization import authorize, rewrites
 from server.context import ctx
 from server.pages import Limit, Offset, page, search_of
 from server.schemas import RunConfig
@@ -164,7 +164,8 @@ async def create_assistant(request: Request) -> Response:
     value = body.model_dump(exclude={"description"})
     value.update(assistant_id=body.assistant_id or uuid4(), metadata=body.metadata or {})
     visible = await authorize(request, "assistants", "create", value)
-    body = validate(AssistantCreate, {**value, "description": body.description}, "body")
+    if rewrites(request, "assistants", "create"):
+        body = validate(AssistantCreate, {**value, "description": body.description}, "body")
     context = ctx(request)
     found = await assistants.create(
         context.pool, context.registry, **body.model_dump(exclude_none=True), visible=visible
@@ -183,7 +184,8 @@ async def search_assistants(request: Request) -> Response:
     body = await parse_body(request, AssistantSearchBody)
     value = body.model_dump(include={"graph_id", "metadata", "limit", "offset"})
     visible = await authorize(request, "assistants", "search", value)
-    body = validate(AssistantSearchBody, {**body.model_dump(), **value}, "body")
+    if rewrites(request, "assistants", "search"):
+        body = validate(AssistantSearchBody, {**body.model_dump(), **value}, "body")
     query = search_of(assistants.AssistantSearch, body)
     found, total = await assistants.search(ctx(request).pool, query, visible=visible)
     return page(found, total, body.offset, body.select)
@@ -199,7 +201,8 @@ async def count_assistants(request: Request) -> Response:
     body = await parse_body(request, AssistantFilter)
     value = body.model_dump(include={"graph_id", "metadata"})
     visible = await authorize(request, "assistants", "search", value)
-    body = validate(AssistantFilter, {**body.model_dump(), **value}, "body")
+    if rewrites(request, "assistants", "search"):
+        body = validate(AssistantFilter, {**body.model_dump(), **value}, "body")
     found = await assistants.count(
         ctx(request).pool, body.metadata, body.graph_id, body.name, visible=visible
     )
@@ -231,8 +234,9 @@ async def update_assistant(request: Request) -> Response:
     body = await parse_body(request, AssistantPatch)
     value = {"assistant_id": ident, **body.model_dump()}
     visible = await authorize(request, "assistants", "update", value)
-    value.pop("assistant_id", None)  # the path names the assistant
-    body = validate(AssistantPatch, value, "body")
+    if rewrites(request, "assistants", "update"):
+        value.pop("assistant_id", None)  # the path names the assistant
+        body = validate(AssistantPatch, value, "body")
     context = ctx(request)
     found = await assistants.update(
         context.pool, context.registry, ident, **dict(body), visible=visible
@@ -279,7 +283,10 @@ async def assistant_versions(request: Request) -> Response:
     body = await parse_body(request, VersionsBody)
     value = {"assistant_id": ident, "metadata": body.metadata}
     visible = await authorize(request, "assistants", "read", value)
-    body = validate(VersionsBody, {**body.model_dump(), "metadata": value.get("metadata")}, "body")
+    if rewrites(request, "assistants", "read"):
+        body = validate(
+            VersionsBody, {**body.model_dump(), "metadata": value.get("metadata")}, "body"
+        )
     found = await assistants.versions(
         ctx(request).pool, ident, body.metadata, body.limit, body.offset, visible=visible
     )
@@ -299,9 +306,10 @@ async def set_latest_version(request: Request) -> Response:
     body = await parse_body(request, LatestBody)
     value: dict[str, Any] = {"assistant_id": ident, "version": body.version}
     visible = await authorize(request, "assistants", "update", value)
-    # The version's own metadata comes back whole: a handler's metadata
-    # (which it may set on any update) has no place in a restore.
-    body = validate(LatestBody, {"version": value.get("version")}, "body")
+    if rewrites(request, "assistants", "update"):
+        # The version's own metadata comes back whole: a handler's metadata
+        # (which it may set on any update) has no place in a restore.
+        body = validate(LatestBody, {"version": value.get("version")}, "body")
     found = await assistants.set_latest(ctx(request).pool, ident, body.version, visible=visible)
     return JSON(found)
 

@@ -31,7 +31,7 @@ from pgqueue.resources.runs import RunRequest
 from pgqueue.resources.visibility import EVERYTHING, Visible
 from server.api import JSON, Router, invalid, no_content, parse_body, path_uuid, validate
 from server.auth import user_of
-from server.authorization import authorize, authorize_run
+from server.authorization import authorize, authorize_run, rewrites
 from server.context import ctx
 from server.cron_schemas import Cron, CronCount, CronCreate, CronPatch, CronSearch
 from server.schemas import RunCreate
@@ -60,7 +60,8 @@ def cron_run_request(
 async def _authorized(
     request: Request, body: CronCreate, thread_id: UUID | None
 ) -> tuple[CronCreate, Visible, Visible]:
-    """The cron as the crons.create handler left it (validated again), and
+    """The cron as the crons.create handler left it (validated again, if a
+    handler ran), and
     what its runs may reach: its thread and assistant, asked as for a run
     (``authorize_run``: threads.create_run, assistants.read for a
     user-made assistant). Its metadata is its runs' too (the payload
@@ -78,11 +79,12 @@ async def _authorized(
         "metadata": dict(body.metadata or {}),
     }
     await authorize(request, "crons", "create", value)
-    checked = {**(value.get("payload") or {}), "schedule": value.get("schedule")}
-    checked["end_time"] = value.get("end_time")
-    if value.get("metadata") or sent_metadata:
-        checked["metadata"] = value.get("metadata") or {}
-    body = validate(CronCreate, checked, "body")
+    if rewrites(request, "crons", "create"):
+        checked = {**(value.get("payload") or {}), "schedule": value.get("schedule")}
+        checked["end_time"] = value.get("end_time")
+        if value.get("metadata") or sent_metadata:
+            checked["metadata"] = value.get("metadata") or {}
+        body = validate(CronCreate, checked, "body")
     thread_visible, assistant_visible = await authorize_run(request, body, thread_id)
     return body, thread_visible, assistant_visible
 

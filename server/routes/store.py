@@ -38,7 +38,7 @@ from server.api import (
     parse_query,
     validate,
 )
-from server.authorization import authorize
+from server.authorization import authorize, rewrites
 from server.context import ctx
 from server.pages import Limit, Offset
 
@@ -229,16 +229,19 @@ def _namespace_error(exc: InvalidNamespaceError) -> ApiError:
     return invalid("namespace", str(exc))
 
 
-async def _authorized(request: Request, action: str, value: dict[str, Any]) -> dict[str, Any]:
-    """``value`` as the store's handler for ``action`` left it; refused
-    (403) if the handler answered with a filter the store cannot apply."""
+async def _authorized(request: Request, action: str, value: dict[str, Any]) -> bool:
+    """Ask the store's handler for ``action``; True if one ran, so ``value``
+    may have changed and must be checked again. Refused (403) if the
+    handler answered with a filter the store cannot apply."""
+    if not rewrites(request, "store", action):
+        return False
     visible = await authorize(request, "store", action, value)
     if not visible.everything:
         raise Forbidden(
             "store handlers scope by rewriting the namespace; "
             "a metadata filter cannot be applied to the store"
         )
-    return value
+    return True
 
 
 @router.route(
@@ -250,8 +253,9 @@ async def _authorized(request: Request, action: str, value: dict[str, Any]) -> d
 )
 async def put_item(request: Request) -> Response:
     body = await parse_body(request, StorePut)
-    value = await _authorized(request, "put", {**dict(body), "namespace": tuple(body.namespace)})
-    body = validate(StorePut, value, "body")
+    value = {**dict(body), "namespace": tuple(body.namespace)}
+    if await _authorized(request, "put", value):
+        body = validate(StorePut, value, "body")
     # No ttl (langgraph-sdk leaves a None out): the store's default TTL from
     # langgraph.json, which an explicit ttl=None would switch off.
     ttl: dict[str, Any] = {} if body.ttl is None else {"ttl": body.ttl}
@@ -277,12 +281,13 @@ async def get_item(request: Request) -> Response:
         namespace = _item_namespace(query.namespace.split(".") if query.namespace else [])
     except PydanticCustomError as exc:
         raise invalid("namespace", exc.message()) from None
-    value = await _authorized(request, "get", {"namespace": tuple(namespace), "key": query.key})
-    # The same checks as a delete's namespace and key (a list, not dots).
-    where = validate(StoreDelete, value, "query")
-    item = await ctx(request).store.aget(
-        tuple(where.namespace), where.key, refresh_ttl=query.refresh_ttl
-    )
+    key = query.key
+    value: dict[str, Any] = {"namespace": tuple(namespace), "key": key}
+    if await _authorized(request, "get", value):
+        # The same checks as a delete's namespace and key (a list, not dots).
+        where = validate(StoreDelete, value, "query")
+        namespace, key = where.namespace, where.key
+    item = await ctx(request).store.aget(tuple(namespace), key, refresh_ttl=query.refresh_ttl)
     # A missing item is a 200 with null, as on the platform: the SDKs
     # return None for it rather than raise.
     return JSON(None if item is None else _item(item))
@@ -298,7 +303,8 @@ async def get_item(request: Request) -> Response:
 async def delete_item(request: Request) -> Response:
     body = await parse_body(request, StoreDelete)
     value = {"namespace": tuple(body.namespace), "key": body.key}
-    body = validate(StoreDelete, await _authorized(request, "delete", value), "body")
+    if await _authorized(request, "delete", value):
+        body = validate(StoreDelete, value, "body")
     try:
         await ctx(request).store.adelete(tuple(body.namespace), body.key)
     except InvalidNamespaceError as exc:
@@ -322,9 +328,9 @@ async def search_items(request: Request) -> Response:
         "offset": body.offset,
         "query": body.query,
     }
-    value = await _authorized(request, "search", value)
-    value["namespace_prefix"] = value.pop("namespace", None)
-    body = validate(StoreSearch, {**dict(body), **value}, "body")
+    if await _authorized(request, "search", value):
+        value["namespace_prefix"] = value.pop("namespace", None)
+        body = validate(StoreSearch, {**dict(body), **value}, "body")
     _check_filter(body.filter)
     try:
         items = await ctx(request).store.asearch(
@@ -356,9 +362,9 @@ async def list_namespaces(request: Request) -> Response:
         "limit": body.limit,
         "offset": body.offset,
     }
-    value = await _authorized(request, "list_namespaces", value)
-    value["prefix"] = value.pop("namespace", None)
-    body = validate(StoreNamespaces, value, "body")
+    if await _authorized(request, "list_namespaces", value):
+        value["prefix"] = value.pop("namespace", None)
+        body = validate(StoreNamespaces, value, "body")
     found = await ctx(request).store.alist_namespaces(
         prefix=tuple(body.prefix) if body.prefix else None,
         suffix=tuple(body.suffix) if body.suffix else None,
