@@ -129,7 +129,9 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
         exit_status: list[int] = []
         shutting_down = False
         if settings.run_workers:
-            worker = settings.process.graph_worker(registry, url, notifier=notifier)
+            worker = settings.process.graph_worker(
+                registry, url, notifier=notifier, live=context.watch.live
+            )
             worker_task = asyncio.create_task(worker.run())
 
             def on_worker_end(task: asyncio.Task[None]) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from pgqueue.core.handler import Handler, HandlerFunction
+from pgqueue.core.live import LiveRuns
 from pgqueue.errors import ConfigError
 from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.execution.webhooks import WebhookConfig
@@ -242,20 +243,28 @@ class ProcessSettings:
 
     # -- the services built from them ------------------------------------------
 
-    def graph_executor(self, registry: GraphRegistry, database_url: str) -> GraphExecutor:
+    def graph_executor(
+        self, registry: GraphRegistry, database_url: str, *, live: LiveRuns | None = None
+    ) -> GraphExecutor:
         from pgqueue.execution.executor import GraphExecutor
 
-        return GraphExecutor(registry, database_url, self.executor_config(registry))
+        return GraphExecutor(registry, database_url, self.executor_config(registry), live=live)
 
     def graph_worker(
-        self, registry: GraphRegistry, database_url: str, *, notifier: Notifier | None = None
+        self,
+        registry: GraphRegistry,
+        database_url: str,
+        *,
+        notifier: Notifier | None = None,
+        live: LiveRuns | None = None,
     ) -> Worker:
-        """A worker running ``registry``'s graphs with the LangGraph executor."""
+        """A worker running ``registry``'s graphs with the LangGraph executor.
+        ``live``: the process's stream followers (a server's own worker)."""
         from pgqueue.execution.executor import is_retriable
 
         return Worker(
             database_url,
-            self.graph_executor(registry, database_url),
+            self.graph_executor(registry, database_url, live=live),
             self.worker_config(is_retriable=is_retriable),
             notifier=notifier,
         )

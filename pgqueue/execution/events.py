@@ -7,6 +7,10 @@ trigger: one round trip), so a fast graph costs a few writes, not one per
 chunk, and a short one none of its own: its events commit with its final
 status. A worker that lost its lease writes no event. ``seq`` goes on from
 the last event any earlier attempt wrote.
+
+Once a batch has committed, it goes to the run's ``LiveRun`` (if the
+process serves streams too): followers in this process take it from
+memory instead of the table (``pgqueue.core.live``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from pgqueue.core.live import LiveRun, StoredEvent
 from pgqueue.db import psycopg_sql
 from pgqueue.db.encoding import dumps
 from pgqueue.db.sql import queries
@@ -44,11 +49,19 @@ class EventWriter:
     """
 
     def __init__(
-        self, saver: FencedPostgresSaver, *, continues: bool = True, flush_delay: float = 0.0
+        self,
+        saver: FencedPostgresSaver,
+        *,
+        continues: bool = True,
+        flush_delay: float = 0.0,
+        live: LiveRun | None = None,
     ) -> None:
         """``continues`` False: the run's first attempt, with no events
-        before it to number after."""
+        before it to number after. ``live``: where committed batches go."""
         self._saver = saver
+        self._live = live
+        # Handed to the caller by take(), published once it committed them.
+        self._taken: list[tuple[int, str, str]] = []
         self._continues = continues
         self._flush_delay = flush_delay
         # (seq, event, data as JSON text): encoded when added, so the event
@@ -69,6 +82,8 @@ class EventWriter:
             cur = await psycopg_sql.execute(conn, queries.last_event_seq, self._saver.lease.run_id)
             row = await cur.fetchone()
         self._seq = int(row["seq"]) if row else 0
+        if self._live is not None:
+            self._live.base = self._seq
 
     def add(self, event: str, data: Any) -> None:
         """Queue one event; a flush starts unless one is already pending
@@ -85,7 +100,17 @@ class EventWriter:
         parameters for ``insert_events`` (None if nothing is): the caller
         writes them in its own transaction."""
         await self._stop_flusher()
-        return self._params()
+        batch = self._batch()
+        self._taken = batch
+        return self._params(batch) if batch else None
+
+    def ended(self, status: str) -> None:
+        """The caller committed what take() handed over, with the run's
+        final status: followers in this process see both."""
+        taken, self._taken = self._taken, []
+        if self._live is not None:
+            self._publish(taken)
+            self._live.finish(status)
 
     async def close(self) -> None:
         """Write whatever is still buffered; raises LeaseLost if fenced out."""
@@ -101,6 +126,8 @@ class EventWriter:
         except Exception:  # noqa: BLE001 - the run already failed; its events go with it
             log.debug("event flush failed while abandoning", exc_info=True)
         self._buffer = []
+        if self._live is not None:
+            self._live.detach()  # a no-op once ended()
 
     async def _stop_flusher(self) -> None:
         flusher, self._flusher = self._flusher, None
@@ -118,15 +145,20 @@ class EventWriter:
         assert isinstance(conn, psycopg.AsyncConnection)
         return conn
 
-    def _params(self) -> tuple[Any, ...] | None:
-        """insert_events' parameters: run, attempt, and the batch as one
-        JSON array of [seq, event, data], joined from text already encoded."""
-        if not self._buffer:
-            return None
+    def _batch(self) -> list[tuple[int, str, str]]:
         batch, self._buffer = self._buffer, []
         self.written += len(batch)
+        return batch
+
+    def _params(self, batch: list[tuple[int, str, str]]) -> tuple[Any, ...]:
+        """insert_events' parameters: run, attempt, and the batch as one
+        JSON array of [seq, event, data], joined from text already encoded."""
         rows = ",".join(f"[{seq},{_name(event)},{data}]" for seq, event, data in batch)
         return (self._saver.lease.run_id, self._saver.lease.attempt, f"[{rows}]")
+
+    def _publish(self, batch: list[tuple[int, str, str]]) -> None:
+        if self._live is not None and batch:
+            self._live.publish([StoredEvent(seq, event, data) for seq, event, data in batch])
 
     async def _flush_later(self) -> None:
         if self._flush_delay > 0:
@@ -141,11 +173,12 @@ class EventWriter:
     async def _flush(self) -> None:
         self._writing = True
         try:
-            while (params := self._params()) is not None:
+            while batch := self._batch():
                 # Fenced by the pgqueue_fence trigger on run_events. The
                 # checkpoints recorded so far go along, and first: a client
                 # told of a step can read its checkpoint.
                 async with self._saver.transaction("events") as conn:
-                    await psycopg_sql.execute(conn, queries.insert_events, *params)
+                    await psycopg_sql.execute(conn, queries.insert_events, *self._params(batch))
+                self._publish(batch)
         finally:
             self._writing = False

@@ -28,6 +28,7 @@ from langgraph.types import Command
 from psycopg_pool import AsyncConnectionPool
 
 from pgqueue.core.handler import Finished
+from pgqueue.core.live import LiveRuns
 from pgqueue.core.queue import ClaimedRun
 from pgqueue.errors import LeaseLost, RetriableError
 from pgqueue.execution import chunks, outcome, webhooks
@@ -53,14 +54,10 @@ class ExecutorConfig:
     default_durability: str = "async"
     # A run's first events wait this long before their own write, so a short
     # run's events commit with its final status instead (streams see them
-    # at most this late). This for runs a client streams as they happen
-    # (created by a stream route, or stream_resumable)... With a chat model
-    # streaming a token every 20 ms (bench/http_stream.py, 20 clients), 20 ms
-    # wrote about one event per transaction. With 50 ms this build used 91.4
-    # ms of server CPU per run beside 121.6 for the build before it (20 ms,
-    # events sent as three arrays) in the same invocation; with 100 ms, 79.3
-    # beside 131.3, but time to first token went from ~90 to ~130 ms and
-    # tokens came in 10 lumps a second: 50 ms keeps 20 updates a second.
+    # at most this late). This for runs a client streams as they happen.
+    # Streaming a token every 20 ms (bench/http_stream.py): 20 ms wrote
+    # about one event per transaction; 50 ms cut server CPU per run by a
+    # quarter; 100 ms by a third more, but tokens came in 10 lumps a second.
     event_flush_delay: float = 0.05
     # ...and this for the others (create + join or wait), whose events
     # matter only to a client that may join the stream later: a run that
@@ -94,9 +91,17 @@ class GraphExecutor:
     handles_cancel = True
 
     def __init__(
-        self, registry: GraphRegistry, dsn: str, config: ExecutorConfig | None = None
+        self,
+        registry: GraphRegistry,
+        dsn: str,
+        config: ExecutorConfig | None = None,
+        *,
+        live: LiveRuns | None = None,
     ) -> None:
+        """``live``: this process's followers (``pgqueue serve``), handed
+        each run's committed events from memory."""
         self.registry = registry
+        self._live = live
         self.dsn = dsn
         self.config = config or ExecutorConfig()
         self._started: dict[Lease, datetime] = {}
@@ -220,31 +225,26 @@ class GraphExecutor:
                 graph_input = Command(**kw["command"]) if kw.get("command") else kw.get("input")
             # Without the flag (submitted from Python, or before it existed):
             # as a streamed run.
-            live = kw.get("live_stream", True)
-            events = EventWriter(
-                saver,
-                continues=run.attempt > 1,
-                flush_delay=self.config.event_flush_delay
-                if live
-                else self.config.background_event_flush_delay,
-            )
+            events = self._events(saver, run, live=kw.get("live_stream", True))
             try:
-                return await self._stream(
-                    g,
-                    saver,
-                    run,
-                    events,
-                    graph_input,
-                    config,
-                    modes,
-                    durability,
-                    thread_config,
-                    factory,
-                )
+                how = (graph_input, config, modes, durability, thread_config)
+                return await self._stream(g, saver, run, events, *how, factory)
             finally:
                 # Whatever ended the run, no flush may outlive it on this
                 # connection (it goes back to the pool for the next run).
                 await events.abandon()
+
+    def _events(self, saver: FencedPostgresSaver, run: ClaimedRun, *, live: bool) -> EventWriter:
+        """The run's event writer; ``live``: a client streams the run as it
+        happens (events flush sooner)."""
+        return EventWriter(
+            saver,
+            continues=run.attempt > 1,
+            flush_delay=self.config.event_flush_delay
+            if live
+            else self.config.background_event_flush_delay,
+            live=self._live.start(run.run_id) if self._live is not None else None,
+        )
 
     async def _stream(
         self,
@@ -347,9 +347,7 @@ class GraphExecutor:
             extra={"event": "graph_factory_failed", "run_id": str(run.run_id)},
         )
         # Its events commit with the final status (the delay outlasts this).
-        events = EventWriter(
-            saver, continues=run.attempt > 1, flush_delay=self.config.event_flush_delay
-        )
+        events = self._events(saver, run, live=True)
         try:
             await events.start()
             events.add("metadata", {"run_id": str(run.run_id), "attempt": run.attempt})
@@ -388,6 +386,8 @@ class GraphExecutor:
         the run's webhook, if it named one."""
         if not await outcome.write(saver, run, status, output, error, state, events):
             return Finished(None)  # the lease was lost: nothing was written
+        if events is not None:
+            events.ended(status)
         url = run.kwargs.get("webhook")
         if url:
             started = self._started.get(run.lease, datetime.now(UTC))

@@ -7,6 +7,10 @@ connection among every local follower: a follower waits on its run's
 signal, then reads what is new from the table. Followers also re-read on a
 short timer, so a NOTIFY lost while the listener reconnected (or a run that
 ended without one: a sweep that failed it, a rollback) only delays them.
+
+A run this process executes needs neither: its followers take its events
+from memory once they committed (``pgqueue.core.live``), and read the table
+only for what came before.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
+from pgqueue.core.live import LiveRun, LiveRuns, StoredEvent
 from pgqueue.core.notifier import RECONNECTED, Notifier
 from pgqueue.db.sql import queries
 from pgqueue.types import EVENTS_CHANNEL, TERMINAL_STATUSES
@@ -28,14 +32,6 @@ from pgqueue.types import EVENTS_CHANNEL, TERMINAL_STATUSES
 READ_BATCH = 500
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    seq: int
-    event: str
-    # JSON text, as stored: streamed on without decoding.
-    data: str
 
 
 class RunWatch:
@@ -47,6 +43,9 @@ class RunWatch:
         # of its events: woken by 'run_id:end' alone.
         self._end_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._unsubscribe: Callable[[], None] = notifier.subscribe(EVENTS_CHANNEL, self._on_notify)
+        # Runs executing in this process; starting one wakes its followers,
+        # which then leave the table for memory.
+        self.live = LiveRuns(on_start=self._on_start)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -65,6 +64,10 @@ class RunWatch:
         if what == "end":
             for event in self._end_waiters.get(run_id, ()):
                 event.set()
+
+    def _on_start(self, run_id: UUID) -> None:
+        for event in self._waiters.get(str(run_id), ()):
+            event.set()
 
     @contextlib.contextmanager
     def signal(self, run_id: UUID, *, ends_only: bool = False) -> Any:
@@ -158,22 +161,58 @@ async def follow(
     run_id: UUID,
     after: int = 0,
     poll: float = 1.0,
-) -> AsyncGenerator[StoredEvent, None]:
-    """The run's events with seq > ``after``, stored and then live, until the
-    run has ended and every event it wrote has been yielded."""
+) -> AsyncGenerator[list[StoredEvent], None]:
+    """The run's events with seq > ``after``, stored and then live, in
+    batches (as they were read or committed), until the run has ended and
+    every event it wrote has been yielded. From memory while this process
+    executes the run and keeps what comes next; from the table otherwise."""
     with watch.signal(run_id) as event:
         while True:
+            live = watch.live.get(run_id)
+            if live is not None and live.after(after) is not None:
+                async for batch in _follow_live(live, after):
+                    after = batch[-1].seq
+                    yield batch
+                if live.status is not None and live.after(after) == []:
+                    return
+                # Detached, or fell behind what memory keeps: the table.
+                continue
             # Status first: events written before a final status are all
             # visible once that status is, so one more read drains them.
             status = await run_status(pool, run_id)
             ended = status is None or status in TERMINAL_STATUSES
             while True:
                 rows = await pool.fetch(queries.read_events, run_id, after, READ_BATCH)
-                for row in rows:
-                    after = row["seq"]
-                    yield StoredEvent(row["seq"], row["event"], row["data"])
+                if rows:
+                    after = rows[-1]["seq"]
+                    yield [StoredEvent(row["seq"], row["event"], row["data"]) for row in rows]
                 if len(rows) < READ_BATCH:
                     break
             if ended:
                 return
-            await _wait(event, poll)
+            live = watch.live.get(run_id)
+            if live is None or live.after(after) is None:
+                await _wait(event, poll)
+
+
+async def _follow_live(live: LiveRun, after: int) -> AsyncGenerator[list[StoredEvent], None]:
+    """The run's committed events after ``after`` from memory, until its
+    local execution is over or what comes next is no longer kept."""
+    waiter = live.waiter()
+    try:
+        while True:
+            # Read before looking: the last events are published before
+            # the run is over.
+            over = live.over
+            batch = live.after(after)
+            if batch is None:
+                return
+            if batch:
+                after = batch[-1].seq
+                yield batch
+            if over:
+                return
+            await waiter.wait()
+            waiter.clear()
+    finally:
+        live.forget(waiter)
