@@ -112,11 +112,12 @@ async def measure(
             if warm.bad:
                 raise RuntimeError(f"warmup: {warm.bad} bad stream(s), e.g. {warm.bad_example}")
         before = await event_totals() if event_totals else None
-        group0 = group_cpu_seconds(server_pgid)
+        group0, db0 = group_cpu_seconds(server_pgid), named_cpu_seconds(DATABASES)
         busy0, own0 = sdk_load.machine_busy_seconds(), time.process_time()
         tally, elapsed = await _phase(sdk, runs_per_client, run_timeout)
         busy, own = sdk_load.machine_busy_seconds() - busy0, time.process_time() - own0
         group = group_cpu_seconds(server_pgid) - group0
+        db = named_cpu_seconds(DATABASES) - db0
         after = await event_totals() if event_totals else None
     finally:
         for c in sdk:
@@ -136,6 +137,9 @@ async def measure(
         # The server's own processes only (no PostgreSQL, no Redis): a check
         # on the figure above, which anything else busy on the machine inflates.
         "server_process_cpu_ms_per_run": round(group / runs * 1000, 2) if server_pgid else None,
+        # PostgreSQL's and Redis's processes (all of this machine's), for
+        # the peers that use them: where the rest of the first figure goes.
+        "db_cpu_ms_per_run": round(db / runs * 1000, 2),
         "bad_streams": tally.bad,
         "bad_example": tally.bad_example,
     }
@@ -148,23 +152,37 @@ async def measure(
     return out
 
 
+# The database servers' process names (/proc/<pid>/stat's comm).
+DATABASES = frozenset({"postgres", "redis-server"})
+
+
 def group_cpu_seconds(pgid: int | None) -> float:
     """User + system CPU of the live processes in process group pgid (the
     server and any worker it spawned), from /proc/<pid>/stat."""
     if pgid is None:
         return 0.0
+    return _cpu_seconds(lambda comm, group: group == pgid)
+
+
+def named_cpu_seconds(names: frozenset[str]) -> float:
+    """User + system CPU of the live processes named one of ``names``."""
+    return _cpu_seconds(lambda comm, group: comm in names)
+
+
+def _cpu_seconds(wanted: Callable[[str, int], bool]) -> float:
     total = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as f:
-                # After the ")" closing comm: state, ppid, pgrp, ... utime is
-                # field 14 and stime 15 of the whole line (1-based).
-                fields = f.read().rpartition(")")[2].split()
+                head, _, rest = f.read().rpartition(")")
         except OSError:
             continue  # exited meanwhile
-        if int(fields[2]) == pgid:
+        # After the ")" closing comm: state, ppid, pgrp, ... utime is field
+        # 14 and stime 15 of the whole line (1-based).
+        fields = rest.split()
+        if wanted(head.partition("(")[2], int(fields[2])):
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 

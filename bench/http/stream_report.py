@@ -12,6 +12,7 @@ from bench_report import headline
 FIGURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("server_cpu_ms_per_run", ("server_cpu_ms_per_run",), True),
     ("server_process_cpu_ms_per_run", ("server_process_cpu_ms_per_run",), True),
+    ("db_cpu_ms_per_run", ("db_cpu_ms_per_run",), True),
     ("ttft_p50_ms", ("ttft", "p50_ms"), True),
     ("ttft_p99_ms", ("ttft", "p99_ms"), True),
     ("run_p50_ms", ("run", "p50_ms"), True),
@@ -87,7 +88,7 @@ def render(
     args: Any,
 ) -> str:
     head = (
-        f"{'peer':<15} {'cpu/run':>8} {'proc':>7} {'ttft p50':>9} {'ttft p99':>9} {'run p50':>8}"
+        f"{'peer':<15} {'cpu/run':>8} {'proc':>7} {'db':>6} {'ttft p50':>9} {'ttft p99':>9} {'run p50':>8}"
         f" {'run p99':>8} {'runs/s':>7} {'ev rows':>8} {'ev KB':>7} {'rounds':>6}"
     )
     lines = [
@@ -95,6 +96,7 @@ def render(
         f" {args.n_jobs_per_worker} job slots per peer; medians over {args.repeat} round(s)."
         " cpu/run: server CPU ms per run (machine busy CPU minus the clients' own);"
         " proc: the server's own processes' CPU ms per run (no PostgreSQL);"
+        " db: PostgreSQL's and Redis's processes' CPU ms per run;"
         " ttft in ms; run time in s; ev rows / ev KB: run_events rows and KB per run",
         head,
         "-" * len(head),
@@ -104,6 +106,7 @@ def render(
         lines.append(
             f"{name:<15} {_num(s['server_cpu_ms_per_run'], '.1f', 8)}"
             f" {_num(s['server_process_cpu_ms_per_run'], '.1f', 7)}"
+            f" {_num(s['db_cpu_ms_per_run'], '.1f', 6)}"
             f" {_num(s['ttft_p50_ms'], '.0f', 9)} {_num(s['ttft_p99_ms'], '.0f', 9)}"
             f" {_num(_sec(s['run_p50_ms']), '.2f', 8)} {_num(_sec(s['run_p99_ms']), '.2f', 8)}"
             f" {_num(s['runs_per_s'], '.1f', 7)} {_num(s['run_events_rows_per_run'], '.1f', 8)}"
@@ -113,7 +116,9 @@ def render(
         lines.append(f"{name:<15} not measured: {headline(reason)}")
     for pair, r in rel.items():
         figures = ", ".join(
-            f"{key.removesuffix('_ms').removesuffix('_per_run')} {v}x" for key, v in r.items()
+            f"{key.removesuffix('_ms').removesuffix('_per_run')} {v}x"
+            for key, v in r.items()
+            if v is not None
         )
         lines.append(f"  {pair}: {figures}")
     if best := best_latency(summaries):

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 # answering yet (restarting, or starting beside it under a supervisor)
 # before it gives up with a message instead of a traceback.
 STARTUP_WAIT_SECONDS = 60.0
+# Most connections a worker's runs take for their checkpoints and events.
+CHECKPOINTER_CONNECTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,12 @@ class ProcessSettings:
         # like migrate never run a graph.
         from pgqueue.execution.executor import ExecutorConfig
 
-        # One checkpointer connection per run slot, or runs wait for one.
-        return ExecutorConfig(pool_size=self.concurrency, webhooks=self.webhook_config(registry))
+        # Runs hold a checkpointer connection only while they write or read:
+        # 100 streaming runs kept 1-3 busy (bench/http_stream.py).
+        return ExecutorConfig(
+            pool_size=min(self.concurrency, CHECKPOINTER_CONNECTIONS),
+            webhooks=self.webhook_config(registry),
+        )
 
     # -- the services built from them ------------------------------------------
 

@@ -21,8 +21,6 @@ import json
 import logging
 from typing import Any
 
-import psycopg
-
 from pgqueue.core.live import LiveRun, StoredEvent
 from pgqueue.db import psycopg_sql
 from pgqueue.db.encoding import dumps
@@ -77,10 +75,7 @@ class EventWriter:
     async def start(self) -> None:
         if not self._continues:
             return
-        conn = self._conn()
-        async with self._saver.lock:
-            cur = await psycopg_sql.execute(conn, queries.last_event_seq, self._saver.lease.run_id)
-            row = await cur.fetchone()
+        row = await self._saver.read(queries.last_event_seq, self._saver.lease.run_id)
         self._seq = int(row["seq"]) if row else 0
         if self._live is not None:
             self._live.base = self._seq
@@ -139,11 +134,6 @@ class EventWriter:
             await flusher
         if self._error is not None:
             raise self._error
-
-    def _conn(self) -> psycopg.AsyncConnection[Any]:
-        conn = self._saver.conn
-        assert isinstance(conn, psycopg.AsyncConnection)
-        return conn
 
     def _batch(self) -> list[tuple[int, str, str]]:
         batch, self._buffer = self._buffer, []

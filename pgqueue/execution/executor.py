@@ -69,8 +69,9 @@ class ExecutorConfig:
     # its final status): a crash loses no more than this of a run's progress.
     checkpoint_flush_delay: float = 0.1
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
-    # Checkpointer connections kept open between runs: at least the
-    # worker's concurrency, or runs wait for one.
+    # Checkpointer connections at most: a run takes one for each of its
+    # transactions and reads, not for its life, so this bounds the writes
+    # in flight, not the runs.
     pool_size: int = 10
 
 

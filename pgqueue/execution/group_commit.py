@@ -39,6 +39,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from pgqueue.db import psycopg_sql
 from pgqueue.db.sql import queries
@@ -78,12 +79,15 @@ class GroupCommitSaver(AsyncPostgresSaver):
 
     def __init__(
         self,
-        conn: AsyncConnection[DictRow],
+        conn: AsyncConnection[DictRow] | AsyncConnectionPool[AsyncConnection[DictRow]],
         lease: Lease,
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(conn, serde=serde)
         self.lease = lease
+        # The run's commits wait for the WAL flush ("on", durability sync)
+        # or not ("off"): set in each of its transactions, with the lease.
+        self.synchronous_commit = "on"
         self.defer_writes = False
         self.flush_delay = 0.0
         self._deferred: list[Statement] = []
@@ -93,10 +97,6 @@ class GroupCommitSaver(AsyncPostgresSaver):
         # the run must not go on as if they had committed (every later write
         # raises this; the next attempt resumes from what did commit).
         self._failed: BaseException | None = None
-        # (lease, synchronous_commit) still to be set on the connection: sent
-        # at the head of the run's first transaction (no round trip of its
-        # own). Reads need no lease.
-        self._unbound: tuple[str, str] | None = None
         # Set once from_pool handed the connection back: a straggling write
         # (LangGraph's background checkpoint task) must not touch it.
         self._released = False
@@ -118,24 +118,45 @@ class GroupCommitSaver(AsyncPostgresSaver):
             self._schedule_flush()
 
     @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """A connection for one transaction or read: the saver's own, or one
+        from its pool, held only that long. A run that streams for minutes
+        then holds no connection between its writes, so a worker needs
+        about as many connections as it has writes in flight, not runs."""
+        if isinstance(self.conn, AsyncConnectionPool):
+            async with self.conn.connection() as conn:
+                yield conn
+        else:
+            yield self.conn
+
+    async def read(self, statement: str, *params: Any) -> DictRow | None:
+        """The first row of a read of the run's (it needs no lease)."""
+        self._check_held()
+        async with self.lock, self._connection() as conn:
+            cur = await psycopg_sql.execute(conn, statement, *params)
+            return await cur.fetchone()
+
+    @asynccontextmanager
     async def transaction(self, what: str) -> AsyncIterator[AsyncConnection[DictRow]]:
-        """One implicit transaction on the run's connection, pipelined (one
-        round trip), under the saver's lock and fenced by the lease: what is
-        recorded is sent first, then whatever the caller sends on the
-        connection it is given. Fetching a result inside syncs the pipeline
-        (a read then sees the recorded writes)."""
-        conn = self.conn
-        assert isinstance(conn, AsyncConnection)
+        """One implicit transaction, pipelined (one round trip), under the
+        saver's lock and fenced by the lease, which its first statement
+        names (transaction-local: the connection may serve another run
+        next): what is recorded is sent first, then whatever the caller
+        sends on the connection it is given. Fetching a result inside syncs
+        the pipeline (a read then sees the recorded writes)."""
         self._check_held()
         with fenced(f"run {self.lease.run_id} attempt {self.lease.attempt} {what}"):
             async with self.lock:
                 self._raise_failed_flush()
                 batch, self._deferred = self._deferred, []
-                unbound, self._unbound = self._unbound, None
                 try:
-                    async with conn.pipeline():
-                        if unbound is not None:
-                            await psycopg_sql.execute(conn, queries.bind_run, *unbound)
+                    async with self._connection() as conn, conn.pipeline():
+                        await psycopg_sql.execute(
+                            conn,
+                            queries.bind_transaction,
+                            self.lease.setting(),
+                            self.synchronous_commit,
+                        )
                         if batch:
                             async with conn.cursor(binary=True) as cur:
                                 for many, query, params in batch:
@@ -145,8 +166,6 @@ class GroupCommitSaver(AsyncPostgresSaver):
                                         await cur.execute(query, params)
                         yield conn
                 except Exception as exc:
-                    # A setting made in a transaction that failed is undone.
-                    self._unbound = unbound
                     if batch:
                         # Those statements are gone: the run must not go on
                         # as if they had committed. Every later write raises

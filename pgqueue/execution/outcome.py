@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from pgqueue.core.handler import finishing
 from pgqueue.core.queue import ClaimedRun
 from pgqueue.db import psycopg_sql
@@ -32,11 +30,7 @@ async def requested_cancel(saver: FencedPostgresSaver, run: ClaimedRun) -> str |
     """The run's ``cancel_action`` (interrupt / rollback), None if no user
     asked to cancel it: tells a user's cancel from a shutdown or a lost
     lease, which cancel the task the same way."""
-    conn = saver.conn
-    assert isinstance(conn, psycopg.AsyncConnection)
-    async with saver.lock:
-        cur = await psycopg_sql.execute(conn, queries.get_cancel_action, run.run_id)
-        row = await cur.fetchone()
+    row = await saver.read(queries.get_cancel_action, run.run_id)
     return None if row is None else row["cancel_action"]
 
 

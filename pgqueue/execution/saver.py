@@ -1,13 +1,15 @@
 """LangGraph's Postgres checkpointer, fenced by the run's lease.
 
-One saver per executing run, bound to that run's own psycopg connection,
-which names its lease in the session setting ``pgqueue.lease``. A
-statement-level trigger on the checkpoint tables (``pgqueue_fence``,
-migration 0002) asserts that lease inside every statement that writes them,
-so each write the saver makes (``aput``, ``aput_writes``, ``adelete_thread``)
-commits together with the lease check, or not at all, with no extra
-statement and no extra round trip: the saver's own pipeline is one implicit
-transaction, and the trigger's error (SQLSTATE PGQ01) aborts all of it.
+One saver per executing run, bound to its lease. Each of the run's
+transactions names that lease first, in the transaction-local setting
+``pgqueue.lease``, and a statement-level trigger on the checkpoint and event
+tables (``pgqueue_fence``, migration 0002) asserts it inside every statement
+that writes them, so each write the saver makes (``aput``, ``aput_writes``,
+``adelete_thread``) commits together with the lease check, or not at all,
+with no extra round trip: the transaction is one pipeline, and the trigger's
+error (SQLSTATE PGQ01) aborts all of it. The saver takes a connection from
+the executor's pool for each transaction (``from_pool``), or has one of its
+own (``for_run``).
 A worker that was swept, cancelled or frozen past its lease therefore can
 never add a checkpoint behind the back of the worker that took over.
 
@@ -15,8 +17,8 @@ Where the rest lives: the run's transactions and group commit (writes
 recorded, then sent together in one fenced transaction, for durability
 ``async`` and ``exit``) in ``group_commit``, which this class extends;
 serialization inline, on the event loop's thread, in ``inline_serde``.
-This module adds the lease's life on a connection (``connect``,
-``connection_pool``, ``from_pool``, ``bind``) and the run's own latest
+This module adds where the connections come from (``connect``,
+``connection_pool``, ``from_pool``, ``for_run``) and the run's own latest
 checkpoint.
 
 The run's own latest checkpoint. A run ends with LangGraph reading back the
@@ -85,7 +87,7 @@ class FencedPostgresSaver(GroupCommitSaver):
 
     def __init__(
         self,
-        conn: AsyncConnection[DictRow],
+        conn: AsyncConnection[DictRow] | AsyncConnectionPool[AsyncConnection[DictRow]],
         lease: Lease,
         serde: SerializerProtocol | None = None,
     ) -> None:
@@ -153,15 +155,6 @@ class FencedPostgresSaver(GroupCommitSaver):
         super().discard_deferred()
         self._latest = None
 
-    async def bind(self, lease: Lease) -> None:
-        """Point this saver and its connection at another lease (a connection
-        reused for the next run)."""
-        conn = self.conn
-        assert isinstance(conn, AsyncConnection)
-        async with self.lock:
-            await psycopg_sql.execute(conn, queries.set_lease, lease.setting())
-        self.lease = lease
-
     @classmethod
     @asynccontextmanager
     async def for_run(cls, dsn: str, lease: Lease) -> AsyncIterator[FencedPostgresSaver]:
@@ -178,31 +171,28 @@ class FencedPostgresSaver(GroupCommitSaver):
         wait_for_flush: bool = True,
         flush_delay: float | None = None,
     ) -> AsyncIterator[FencedPostgresSaver]:
-        """A saver on a pooled connection, named for ``lease`` while the run
-        holds it. Connecting costs 10-20 ms here, more than a whole run of a
-        small graph; the next run on the connection names its own lease
-        before it writes anything. ``wait_for_flush`` False: checkpoint
-        commits do not wait for the WAL flush (see bind_run).
-        ``flush_delay`` not None: group commit (see ``group_commit``).
+        """A saver whose transactions and reads each take a connection from
+        ``pool`` (connecting costs 10-20 ms here, more than a whole run of a
+        small graph). ``wait_for_flush`` False: checkpoint commits do not
+        wait for the WAL flush (see bind_transaction). ``flush_delay`` not
+        None: group commit (see ``group_commit``).
 
         On the way out, checkpoints still recorded are committed (a run
         stopped by a retriable error or handed back at shutdown keeps its
-        progress; fenced, so a lost lease writes nothing) before the
-        connection goes back to the pool, where no flush of this run may
-        follow it."""
-        async with pool.connection() as conn:
-            saver = cls(conn, lease)
-            saver._unbound = (lease.setting(), "on" if wait_for_flush else "off")
-            if flush_delay is not None:
-                saver.defer_writes = True
-                saver.flush_delay = flush_delay
+        progress; fenced, so a lost lease writes nothing); after that the
+        saver writes nothing more."""
+        saver = cls(pool, lease)
+        saver.synchronous_commit = "on" if wait_for_flush else "off"
+        if flush_delay is not None:
+            saver.defer_writes = True
+            saver.flush_delay = flush_delay
+        try:
+            yield saver
+        finally:
             try:
-                yield saver
+                await saver._settle()
             finally:
-                try:
-                    await saver._settle()
-                finally:
-                    saver._released = True
+                saver._released = True
 
 
 def connection_pool(dsn: str, max_size: int) -> AsyncConnectionPool[AsyncConnection[DictRow]]:

@@ -1,7 +1,9 @@
 """What the executor retries (README, Errors): an exception with
 ``retriable = True`` and a lost database connection retry the run, which
 resumes from its last checkpoint. Real graphs, a real worker, real
-PostgreSQL; the connection is cut by ``pg_terminate_backend``."""
+PostgreSQL; the connection is cut by ``pg_terminate_backend`` in the middle
+of the run's transaction (between two of them, the executor's pool replaces
+a dead connection and the run does not notice: tests/execution/test_saver.py)."""
 
 from __future__ import annotations
 
@@ -92,21 +94,47 @@ async def test_an_exception_marked_retriable_is_retried_and_the_run_resumes(
     assert await node_counts(pool) == {"before": 1, "busy_once": 2, "after": 1}
 
 
-async def test_a_lost_database_connection_mid_run_is_retried_and_the_run_resumes(
+# Once the graph asked for it, the next write of a node's results stalls in
+# the database, where the test cuts its connection.
+CUT_HERE = """
+CREATE TABLE cut_requests (requested_at timestamptz DEFAULT now());
+CREATE FUNCTION cut_here() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM cut_requests) THEN
+        PERFORM pg_sleep(120);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER cut_here BEFORE INSERT ON checkpoint_writes
+    FOR EACH STATEMENT EXECUTE FUNCTION cut_here();
+"""
+
+
+async def test_a_database_connection_lost_mid_transaction_is_retried_and_the_run_resumes(
     pool: asyncpg.Pool, database_url: str, config: Path
 ) -> None:
-    await pool.execute("CREATE TABLE cut_pids (pid int)")
+    await pool.execute(CUT_HERE)
 
     async def cut_the_runs_connection() -> None:
         pid = await eventually(
-            lambda: pool.fetchval("SELECT pid FROM cut_pids"),
+            lambda: pool.fetchval(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE wait_event = 'PgSleep' AND datname = current_database()"
+            ),
             timeout=60,
-            what="the run's connection",
+            what="the run's write to stall",
         )
+        await pool.execute("DELETE FROM cut_requests")
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
 
     run = await run_to_the_end(pool, database_url, config, "cut", cut_the_runs_connection)
     assert run["status"] == "success", run["error"]
     assert run["attempt"] == 2
     assert run["output"]["log"] == ["before", "cut_once", "after"]
-    assert await node_counts(pool) == {"before": 1, "cut_once": 2, "after": 1}
+    # Resumed from a checkpoint: "before" is not run again. The cut write
+    # was cut_once's pending writes, which LangGraph sends in the background
+    # while its step's checkpoint commits on another connection; whether
+    # a node after it runs again depends on where its error surfaced.
+    counts = await node_counts(pool)
+    assert counts["before"] == 1, counts
+    assert counts["cut_once"] in (1, 2) and counts["after"] in (1, 2), counts

@@ -219,23 +219,25 @@ async def test_group_commit_sends_a_runs_writes_as_one_transaction(
 
     lease, thread = await _claimed_lease(pool)
     trace = tmp_path / "trace.txt"
-    # A delay longer than the test: only an explicit flush sends.
-    async with FencedPostgresSaver.from_pool(
-        connections, lease, wait_for_flush=False, flush_delay=60
-    ) as saver:
-        conn = saver.conn
-        with trace.open("w") as f:
-            conn.pgconn.trace(f.fileno())  # type: ignore[union-attr]
-            conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)  # type: ignore[union-attr]
+    # The pool's one connection, traced while the saver takes it.
+    async with connections.connection() as conn:
+        traced = conn
+    with trace.open("w") as f:
+        traced.pgconn.trace(f.fileno())
+        traced.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        # A delay longer than the test: only an explicit flush sends.
+        async with FencedPostgresSaver.from_pool(
+            connections, lease, wait_for_flush=False, flush_delay=60
+        ) as saver:
             config = await _put(saver, thread, -1)
             await saver.aput_writes(config, [("log", ["x"])], task_id="t1")
             await _put(saver, thread, 0)
             assert await _checkpoints(pool, thread) == 0  # recorded, not sent
             await saver.flush()
-            conn.pgconn.untrace()  # type: ignore[union-attr]
+            traced.pgconn.untrace()
         assert await _checkpoints(pool, thread) == 2
         assert await pool.fetchval("SELECT count(*) FROM checkpoint_writes") == 1
-    # Three writes, one round trip.
+    # Three writes, one round trip, on the pool's connection.
     assert trace.read_text().count("\tReadyForQuery") == 1
 
 
@@ -300,13 +302,16 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
 
 
 async def test_a_background_flush_that_fails_reaches_the_run(
-    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
+    pool: asyncpg.Pool, database_url: str
 ) -> None:
     lease, thread = await _claimed_lease(pool)
-    async with FencedPostgresSaver.from_pool(connections, lease, flush_delay=0.2) as saver:
+    # A saver with a connection of its own: cut, it is not replaced.
+    async with FencedPostgresSaver.for_run(database_url, lease) as saver:
+        saver.defer_writes, saver.flush_delay = True, 0.2
         await _put(saver, thread, -1)  # recorded; flushed in 0.2 s
-        pid = saver.conn.info.backend_pid
-        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        conn = saver.conn
+        assert isinstance(conn, psycopg.AsyncConnection)
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", conn.info.backend_pid)
 
         async def flush_failed() -> bool:
             return saver._failed is not None
@@ -317,6 +322,41 @@ async def test_a_background_flush_that_fails_reaches_the_run(
         with pytest.raises(psycopg.OperationalError):
             await saver.stop_flushing()
     assert await _checkpoints(pool, thread) == 0
+
+
+async def test_a_run_holds_no_connection_between_its_writes(
+    pool: asyncpg.Pool, connections: AsyncConnectionPool[Any]
+) -> None:
+    """A pooled saver takes a connection per transaction: two runs share
+    the pool's one connection, and a connection cut between two writes is
+    replaced before the next one, which the run does not notice."""
+    first, thread = await _claimed_lease(pool)
+    second, other = await _claimed_lease(pool)
+    async with (
+        FencedPostgresSaver.from_pool(connections, first) as a,
+        FencedPostgresSaver.from_pool(connections, second) as b,
+    ):
+        await _put(a, thread, -1)
+        await _put(b, other, -1)
+        async with connections.connection() as conn:
+            pid = conn.info.backend_pid
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await eventually(lambda: _gone(pool, pid), timeout=30, what="the terminated backend to go")
+        await _put(a, thread, 0)
+        await _put(b, other, 0)
+        # Each write was fenced by its own run's lease, on the shared connection.
+        await pool.execute(
+            "UPDATE runs SET status = 'pending', worker_id = NULL WHERE run_id = $1", second.run_id
+        )
+        with pytest.raises(LeaseLost):
+            await _put(b, other, 1)
+        await _put(a, thread, 1)
+    assert await _checkpoints(pool, thread) == 3
+    assert await _checkpoints(pool, other) == 2
+
+
+async def _gone(pool: asyncpg.Pool, pid: int) -> bool:
+    return not await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
 
 
 async def test_a_write_after_the_run_released_its_connection_goes_nowhere(

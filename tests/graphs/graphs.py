@@ -196,6 +196,9 @@ _OUTAGE_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
+    # Closing a connection the outage broke mid-statement: "cannot switch to
+    # state ...; another operation is in progress".
+    asyncpg.InternalClientError,
 )
 
 

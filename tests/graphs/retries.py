@@ -5,9 +5,7 @@ in ``node_runs`` (tests/graphs/graphs.py ``record``)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from typing import Any
 
 import asyncpg
@@ -35,21 +33,15 @@ async def busy_once(state: State, config: RunnableConfig) -> dict[str, Any]:
 
 
 async def cut_once(state: State, config: RunnableConfig) -> dict[str, Any]:
-    """On the first attempt: publish the backend pid of the run's own
-    checkpointer connection (table ``cut_pids``), and wait until the test
-    has terminated that backend."""
+    """On the first attempt: ask (table ``cut_requests``) that the run's next
+    write stall inside the database (a trigger the test made sleeps there),
+    so the test can terminate that backend in the middle of the run's
+    transaction."""
     await record(config, "cut_once")
     if _attempt(config) == 1:
-        saver = config["configurable"]["__pregel_checkpointer"]
-        pid = saver.conn.info.backend_pid
         conn = await asyncpg.connect(os.environ["DATABASE_URL"])
         try:
-            await conn.execute("INSERT INTO cut_pids (pid) VALUES ($1)", pid)
-            deadline = time.monotonic() + 60
-            while await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"backend {pid} was not terminated")
-                await asyncio.sleep(0.02)
+            await conn.execute("INSERT INTO cut_requests DEFAULT VALUES")
         finally:
             await conn.close()
     return {"log": ["cut_once"]}

@@ -5,17 +5,19 @@
 
 -- name: set_lease
 -- Names this connection's lease ('run_id:attempt:worker_id') for pgqueue_fence.
--- Session-wide: the connection serves this one run attempt, and the next
--- run on a pooled connection names its own before it writes.
+-- Session-wide, on a connection that serves this one run attempt alone
+-- (FencedPostgresSaver.for_run); each transaction names it again anyway.
 SELECT set_config('pgqueue.lease', $1, false);
 
--- name: bind_run
--- Binds a pooled connection to one run attempt: lease $1, synchronous_commit $2.
+-- name: bind_transaction
+-- The first statement of each of a run's transactions: names its lease $1
+-- (checked by pgqueue_fence) and synchronous_commit $2, for this transaction
+-- only, as the connection may serve another run next.
 -- Durability 'sync' waits for the WAL flush at each checkpoint and event
 -- commit; 'async' and 'exit' do not (as LangGraph's own 'async' may lose the
 -- last checkpoint): the run's final status always waits (commit_durably),
--- and that flush makes every earlier commit on the connection durable too.
-SELECT set_config('pgqueue.lease', $1, false), set_config('synchronous_commit', $2, false);
+-- and that flush makes every earlier commit durable too (the WAL is one).
+SELECT set_config('pgqueue.lease', $1, true), set_config('synchronous_commit', $2, true);
 
 -- name: commit_durably
 -- Makes the current transaction wait for the WAL flush at commit.
