@@ -59,7 +59,15 @@ sys.path.insert(0, str(HERE / "http"))
 import bench_report  # noqa: E402
 import sdk_load  # noqa: E402
 from peer_process import Server, StartupError  # noqa: E402
-from peer_specs import PEERS, REPO, Peer, Settings, ensure_venv, installed_versions  # noqa: E402
+from peer_specs import (  # noqa: E402
+    PEERS,
+    REPO,
+    Peer,
+    Settings,
+    ensure_venv,
+    installed_versions,
+    serving,
+)
 
 RESULTS = HERE / "results"
 
@@ -67,7 +75,9 @@ RESULTS = HERE / "results"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
-        "--peers", default=",".join(PEERS), help="comma-separated, from: " + ", ".join(PEERS)
+        "--peers",
+        default=",".join(serving("api")),
+        help="comma-separated, from: " + ", ".join(serving("api")),
     )
     p.add_argument(
         "--sequential", type=int, default=200, help="timed sequential runs (default 200)"
@@ -93,9 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_server_options(p, "http_api")
     args = p.parse_args(argv)
     args.peer_names = [name.strip() for name in args.peers.split(",") if name.strip()]
-    unknown = [name for name in args.peer_names if name not in PEERS]
+    unknown = [name for name in args.peer_names if name not in serving("api")]
     if unknown or not args.peer_names:
-        p.error(f"unknown peer(s) {unknown}; choose from {', '.join(PEERS)}")
+        p.error(f"unknown peer(s) {unknown}; choose from {', '.join(serving('api'))}")
     return args
 
 

@@ -33,6 +33,11 @@ Measured per peer, client count and round (bench/http/stream_load.py):
 Every stream must carry all 100 token chunks; a round with a stream that
 did not is reported as failed (its figures are kept in the JSON).
 
+The peer "floor" (bench/http/floor_server.py) is no competitor: it runs the
+graph in its own process, in memory, and writes each chunk to the SSE stream
+as it comes, with no queue, database or framework: the least server CPU per
+streamed run that this graph and an HTTP stream cost here.
+
 Every server start gets a fresh database; each peer gets --n-jobs-per-worker
 job slots (100: `langgraph dev --n-jobs-per-worker`, pgqueue's concurrency).
 Rounds (--repeat) are interleaved across peers and client counts, so drift
@@ -63,11 +68,10 @@ import http_api  # noqa: E402
 import stream_load  # noqa: E402
 import stream_report  # noqa: E402
 from peer_process import Server, StartupError  # noqa: E402
-from peer_specs import PEERS, Peer, Settings  # noqa: E402
+from peer_specs import PEERS, Peer, Settings, serving  # noqa: E402
 
 RESULTS = HERE / "results"
-# The instant server answers create and join only: it cannot stream.
-STREAM_PEERS = [name for name in PEERS if name != "instant"]
+STREAM_PEERS = serving("stream")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -172,7 +176,8 @@ def brief(r: dict[str, Any]) -> str:
         f"{r['runs_per_s']} runs/s, server CPU {r['server_cpu_ms_per_run']} ms/run,"
         f" TTFT p50 {r['ttft']['p50_ms']} ms, run p50 {r['run']['p50_ms']} ms"
         + (
-            f", {r['run_events_rows_per_run']} run_events rows/run"
+            f", {r['run_events_rows_per_run']} run_events rows/run,"
+            f" {r['commits_per_run']} commits/run"
             if "run_events_rows_per_run" in r
             else ""
         )

@@ -71,6 +71,9 @@ class Peer:
     # Serve with bench/http/graph/auth.py: authentication and authorization
     # on every request (pgqueue-auth, against pgqueue without).
     auth: bool = False
+    # The benches it can serve: "api" (bench/http_api.py, create and join)
+    # and "stream" (bench/http_stream.py, streamed runs).
+    workloads: frozenset[str] = frozenset({"api", "stream"})
 
     @property
     def venv(self) -> Path | None:
@@ -109,8 +112,25 @@ PEERS: dict[str, Peer] = {
     "pgqueue-split": Peer("pgqueue-split", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
     # A server that answers create and join at once and runs nothing
     # (instant_server.py): what the SDK clients alone can drive here.
-    "instant": Peer("instant", (), ("langgraph-sdk", "uvicorn"), reference=True),
+    "instant": Peer(
+        "instant", (), ("langgraph-sdk", "uvicorn"), reference=True, workloads=frozenset({"api"})
+    ),
+    # A server that runs the chat graph in its own process, in memory, and
+    # streams its chunks as they come (floor_server.py): the least CPU per
+    # streamed run a Python server can spend on that graph here.
+    "floor": Peer(
+        "floor",
+        (),
+        ("langgraph", "uvicorn", "orjson"),
+        reference=True,
+        workloads=frozenset({"stream"}),
+    ),
 }
+
+
+def serving(workload: str) -> list[str]:
+    """The peers that can serve ``workload`` ("api" or "stream")."""
+    return [name for name, peer in PEERS.items() if workload in peer.workloads]
 
 
 def ensure_venv(peer: Peer, python: str) -> None:
@@ -196,8 +216,8 @@ def command(peer: Peer, s: Settings, config: Path, port: int) -> list[str]:
             "--n-jobs-per-worker", jobs, "--config", str(config),
             "--server-log-level", s.log_level,
         ]  # fmt: skip
-    if peer.name == "instant":
-        script = str(Path(__file__).resolve().parent / "instant_server.py")
+    if peer.name in ("instant", "floor"):
+        script = str(Path(__file__).resolve().parent / f"{peer.name}_server.py")
         return [peer.python(), script, "--port", port_s, "--log-level", s.log_level]
     if peer.name == "pgqueue-split":
         # One process group: the bench's SIGINT reaches both.

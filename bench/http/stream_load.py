@@ -90,7 +90,7 @@ async def _phase(
     return tally, time.perf_counter() - t0
 
 
-EventTotals = Callable[[], Awaitable[tuple[int, int] | None]]
+EventTotals = Callable[[], Awaitable[tuple[int, int, int] | None]]
 
 
 async def measure(
@@ -149,6 +149,7 @@ async def measure(
     if before is not None and after is not None:
         out["run_events_rows_per_run"] = round((after[0] - before[0]) / runs, 2)
         out["run_events_bytes_per_run"] = round((after[1] - before[1]) / runs, 1)
+        out["commits_per_run"] = round((after[2] - before[2]) / runs, 1)
     return out
 
 
@@ -188,20 +189,24 @@ def _cpu_seconds(wanted: Callable[[str, int], bool]) -> float:
 
 
 def run_events_counter(dsn: str) -> EventTotals:
-    """(rows, bytes) in the peer's run_events table; None where it has none
-    (langgraph dev; langhost keeps its events in Redis)."""
+    """(rows, bytes) in the peer's run_events table, and the database's
+    commits so far; None where it has no such table (langgraph dev;
+    langhost keeps its events in Redis). The commit count is PostgreSQL's
+    statistics, which idle connections report up to a second or so late."""
 
-    async def totals() -> tuple[int, int] | None:
+    async def totals() -> tuple[int, int, int] | None:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             cur = await conn.execute("SELECT to_regclass('run_events') IS NOT NULL")
             row = await cur.fetchone()
             if not row or not row[0]:
                 return None
             cur = await conn.execute(
-                "SELECT count(*), coalesce(sum(pg_column_size(e.*)), 0) FROM run_events e"
+                "SELECT count(*), coalesce(sum(pg_column_size(e.*)), 0),"
+                " (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())"
+                " FROM run_events e"
             )
             row = await cur.fetchone()
             assert row is not None
-            return int(row[0]), int(row[1])
+            return int(row[0]), int(row[1]), int(row[2])
 
     return totals

@@ -25,7 +25,6 @@ import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.channels.delta import DeltaChannel
 from langgraph.types import Command
-from psycopg_pool import AsyncConnectionPool
 
 from pgqueue.core.handler import Finished
 from pgqueue.core.live import LiveRuns
@@ -37,7 +36,7 @@ from pgqueue.execution.events import EventWriter
 from pgqueue.execution.factories import RUN
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.messages import MessageEvents
-from pgqueue.execution.saver import FencedPostgresSaver, connection_pool
+from pgqueue.execution.saver import FencedPostgresSaver, RunConnections
 from pgqueue.execution.webhooks import WebhookConfig
 from pgqueue.types import Lease
 
@@ -106,8 +105,7 @@ class GraphExecutor:
         self.dsn = dsn
         self.config = config or ExecutorConfig()
         self._started: dict[Lease, datetime] = {}
-        self._pool: AsyncConnectionPool[Any] | None = None
-        self._pool_lock = asyncio.Lock()
+        self._connections = RunConnections(dsn, self.config.pool_size)
         self._webhooks = webhooks.Deliveries()
 
     async def __call__(self, run: ClaimedRun) -> Finished:
@@ -121,22 +119,12 @@ class GraphExecutor:
         finally:
             self._started.pop(run.lease, None)
 
-    async def _connections(self) -> AsyncConnectionPool[Any]:
-        async with self._pool_lock:
-            if self._pool is None:
-                pool = connection_pool(self.dsn, self.config.pool_size)
-                await pool.open()
-                self._pool = pool
-        return self._pool
-
     async def aclose(self) -> None:
         """Close the checkpointer connections: only once no run executes
         (a graph's background checkpoint write must never meet a closed
         pool)."""
         await self._webhooks.wait(self.config.webhooks.timeout)
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._connections.aclose()
 
     async def _execute(self, run: ClaimedRun) -> Finished:
         kw = run.kwargs
@@ -171,7 +159,7 @@ class GraphExecutor:
 
         async with (
             FencedPostgresSaver.from_pool(
-                await self._connections(),
+                await self._connections.checkpoints(),
                 lease,
                 wait_for_flush=durability == "sync",
                 # Group commit for async/exit durability; sync writes each
@@ -245,6 +233,7 @@ class GraphExecutor:
             if live
             else self.config.background_event_flush_delay,
             live=self._live.start(run.run_id) if self._live is not None else None,
+            pool=self._connections.events,
         )
 
     async def _stream(

@@ -137,6 +137,18 @@ class GroupCommitSaver(AsyncPostgresSaver):
             return await cur.fetchone()
 
     @asynccontextmanager
+    async def alone(self, what: str) -> AsyncIterator[bool]:
+        """Under the saver's lock, for a write the caller sends on a
+        connection of its own (fenced by the statement itself): True if
+        that may be done, False if recorded checkpoints must go first, in a
+        ``transaction`` (taken after this block)."""
+        self._check_held()
+        with fenced(f"run {self.lease.run_id} attempt {self.lease.attempt} {what}"):
+            async with self.lock:
+                self._raise_failed_flush()
+                yield not self._deferred
+
+    @asynccontextmanager
     async def transaction(self, what: str) -> AsyncIterator[AsyncConnection[DictRow]]:
         """One implicit transaction, pipelined (one round trip), under the
         saver's lock and fenced by the lease, which its first statement

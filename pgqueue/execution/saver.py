@@ -36,11 +36,13 @@ where the parent does.
 
 from __future__ import annotations
 
+import asyncio
 import select
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -56,6 +58,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from pgqueue.db import pools as db
 from pgqueue.db import psycopg_sql
 from pgqueue.db.sql import queries
 from pgqueue.errors import LeaseLost
@@ -211,6 +214,37 @@ def connection_pool(dsn: str, max_size: int) -> AsyncConnectionPool[AsyncConnect
     )
 
 
+class RunConnections:
+    """An executor's connections for its runs, opened on first use: a
+    psycopg pool for checkpoints (``from_pool``) and an asyncpg pool for
+    event batches that go alone (``EventWriter``), each at most ``size``."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._checkpoints: AsyncConnectionPool[AsyncConnection[DictRow]] | None = None
+        self.events: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def checkpoints(self) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
+        async with self._lock:
+            if self._checkpoints is None:
+                pool = connection_pool(self._dsn, self._size)
+                await pool.open()
+                self._checkpoints = pool
+            if self.events is None:
+                self.events = await db.create_pool(self._dsn, max_size=self._size)
+        return self._checkpoints
+
+    async def aclose(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
+            self._checkpoints = None
+        if self.events is not None:
+            await db.close_pool(self.events)
+            self.events = None
+
+
 async def _check_idle_connection(conn: AsyncConnection[Any]) -> None:
     """A pool's checkout check without a round trip in the usual case: an
     idle connection has nothing to read, so a readable socket means the
@@ -223,4 +257,4 @@ async def _check_idle_connection(conn: AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-__all__ = ["FencedPostgresSaver", "LeaseLost", "connect"]
+__all__ = ["FencedPostgresSaver", "LeaseLost", "RunConnections", "connect"]

@@ -72,15 +72,20 @@ async def test_a_failed_run_ends_its_stream_with_an_error_event(
     assert last["event"] == "error" and "the node failed on purpose" in last["data"]
 
 
+# Both ways a batch is written: in the run's psycopg transaction (fenced by
+# the table's trigger, as when checkpoints go along), and alone, in one
+# asyncpg statement that asserts the lease itself.
+@pytest.mark.parametrize("alone", [False, True], ids=["transaction", "alone"])
 async def test_event_numbering_goes_on_across_attempts_and_a_lost_lease_writes_none(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, database_url: str, alone: bool
 ) -> None:
+    writes = pool if alone else None
     [sub] = await queue.submit(pool, [NewRun(thread_id=uuid7())])
     [first] = await queue.claim(pool, "w1", 1)
     async with FencedPostgresSaver.for_run(
         database_url, Lease(sub.run_id, first.attempt, "w1")
     ) as saver:
-        old = EventWriter(saver)
+        old = EventWriter(saver, pool=writes)
         await old.start()
         for i in range(3):
             old.add("custom", {"i": i})
@@ -94,7 +99,7 @@ async def test_event_numbering_goes_on_across_attempts_and_a_lost_lease_writes_n
     async with FencedPostgresSaver.for_run(
         database_url, Lease(sub.run_id, second.attempt, "w2")
     ) as saver:
-        new = EventWriter(saver)
+        new = EventWriter(saver, pool=writes)
         await new.start()
         new.add("custom", {"i": "after"})
         await new.close()
