@@ -5,6 +5,7 @@ separate worker process throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import uuid
@@ -88,3 +89,61 @@ async def test_stream_resumes_on_another_server_after_sigkill(database_url: str)
     assert [data for _, _, data in everything[1:]] == [
         {"tick": {"count": n}} for n in range(1, TICKS + 1)
     ]
+
+
+async def test_a_stream_from_memory_resumes_on_another_serve_after_sigkill(
+    database_url: str,
+) -> None:
+    """As above, but A is a ``serve`` process that executes the run and
+    streams it from memory (pgqueue/core/live.py). SIGKILL takes the stream
+    and the run's execution with it: the next attempt runs in serve process
+    B and numbers its events after those A committed, so the client, back
+    through B with Last-Event-ID, sees every id once and in order."""
+    thread_id = str(uuid.uuid4())
+    seen: list[tuple[int, str, object]] = []
+    ticks_wanted = 100  # 5 s: far from over when A dies after 6 events
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(server_process(database_url, command="serve"))
+        with httpx.stream(
+            "POST",
+            f"{a.url}/threads/{thread_id}/runs/stream",
+            json={
+                "assistant_id": "ticks",
+                "input": {"until": ticks_wanted, "delay": 0.05},
+                "stream_mode": "updates",
+                "if_not_exists": "create",
+            },
+            timeout=60,
+        ) as response:
+            assert response.status_code == 200
+            run_id = response.headers["location"].split("/runs/")[1].split("/")[0]
+            for frame in sse_events(response):
+                seen.append(frame)
+                if len(seen) == 6:
+                    break
+            a.signal(signal.SIGKILL)
+            a.proc.wait(10)
+        # B starts once A is gone: its worker takes the run over.
+        b = stack.enter_context(server_process(database_url, command="serve"))
+        client_b = get_client(url=b.url)
+        try:
+            rest = [
+                (int(p.id or 0), p.event, p.data)
+                async for p in client_b.runs.join_stream(
+                    thread_id, run_id, last_event_id=str(seen[-1][0])
+                )
+            ]
+        finally:
+            await client_b.http.client.aclose()
+
+    everything = seen + rest
+    ids = [event_id for event_id, _, _ in everything]
+    assert ids == list(range(1, len(ids) + 1)), "an event was lost or sent twice"
+    starts = [data for _, name, data in everything if name == "metadata"]
+    assert [m["attempt"] for m in starts] == [1, 2], starts  # type: ignore[index]
+    ticks = [d["tick"]["count"] for _, name, d in everything if name == "updates"]  # type: ignore[index]
+    # The second attempt resumes from its last checkpoint: the tick in
+    # flight may come twice, no other, and none is skipped.
+    assert [t for i, t in enumerate(ticks) if i == 0 or t != ticks[i - 1]] == list(
+        range(1, ticks_wanted + 1)
+    ), ticks
