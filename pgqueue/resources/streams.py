@@ -177,16 +177,17 @@ async def follow(
                     return
                 # Detached, or fell behind what memory keeps: the table.
                 continue
-            # Status first: events written before a final status are all
-            # visible once that status is, so one more read drains them.
-            status = await run_status(pool, run_id)
-            ended = status is None or status in TERMINAL_STATUSES
+            # The status and the events in one snapshot: events written
+            # before or with a final status are all in the read that sees it.
             while True:
                 rows = await pool.fetch(queries.read_events, run_id, after, READ_BATCH)
-                if rows:
-                    after = rows[-1]["seq"]
-                    yield [StoredEvent(row["seq"], row["event"], row["data"]) for row in rows]
-                if len(rows) < READ_BATCH:
+                status = rows[0]["status"] if rows else None
+                ended = status is None or status in TERMINAL_STATUSES
+                batch = [StoredEvent(r["seq"], r["event"], r["data"]) for r in rows if r["seq"]]
+                if batch:
+                    after = batch[-1].seq
+                    yield batch
+                if len(batch) < READ_BATCH:
                     break
             if ended:
                 return
