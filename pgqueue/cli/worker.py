@@ -72,18 +72,6 @@ def on_signals(callback: Callable[[], Any]) -> None:
         loop.add_signal_handler(sig, callback)
 
 
-# How asyncpg and the OS say that the database is not there (restarting,
-# refusing connections while it starts or stops, a dropped connection).
-# OperatorInterventionError: "cannot connect now" while it starts or stops,
-# and "terminating connection" (admin or crash shutdown) on a restart.
-DATABASE_AWAY = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InterfaceError,
-)
-
-
 class NotStarted(Exception):
     """The database went away while the worker was starting: nothing was
     claimed yet, so starting again is safe."""
@@ -102,7 +90,7 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
         else:
             worker = settings.handler_worker(load_handler(args.handler), url)
         pool = await db.create_pool(url, max_size=1)
-    except DATABASE_AWAY as exc:
+    except db.DATABASE_AWAY as exc:
         raise NotStarted(f"{type(exc).__name__}: {exc}") from exc
     services = ServiceGroup(settings.maintenance(pool))
     services.start()
@@ -110,7 +98,7 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
     try:
         try:
             await worker.run()
-        except DATABASE_AWAY as exc:
+        except db.DATABASE_AWAY as exc:
             # Before "worker started" (its pool, its LISTEN, its row): the
             # worker held nothing yet. After it, a real failure.
             if worker.started.is_set():

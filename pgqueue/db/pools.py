@@ -33,6 +33,18 @@ import asyncpg
 CONNECT_TIMEOUT = 5.0
 
 
+# How asyncpg and the OS say that the database is not there (restarting,
+# refusing connections while it starts or stops, a dropped connection).
+# OperatorInterventionError: "cannot connect now" while it starts or stops,
+# and "terminating connection" (admin or crash shutdown) on a restart.
+DATABASE_AWAY = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
+
+
 # How asyncpg's warning begins (asyncpg.pool.Pool._maintain_min_size).
 FLOOR_WARNING = "Failed to restore the pool connection "
 

@@ -28,6 +28,7 @@ import asyncpg
 from pgqueue.core.live import LiveRun, StoredEvent
 from pgqueue.db import psycopg_sql
 from pgqueue.db.encoding import dumps
+from pgqueue.db.pools import DATABASE_AWAY
 from pgqueue.db.sql import queries
 from pgqueue.errors import RetriableError
 from pgqueue.execution.saver import FencedPostgresSaver
@@ -196,8 +197,9 @@ class EventWriter:
                 await self._pool.execute(
                     queries.insert_events_fenced, *self._params(batch), lease.worker_id
                 )
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                # A lost connection, as on the run's psycopg connection:
-                # the run is retried from its last checkpoint.
+            except DATABASE_AWAY as exc:
+                # A lost connection or a database on its way down or up ("cannot
+                # connect now"), as on the psycopg connections: the run is
+                # retried from its last checkpoint.
                 raise RetriableError(f"writing events of run {lease.run_id}: {exc}") from exc
         return True

@@ -233,7 +233,10 @@ class RunConnections:
                 await pool.open()
                 self._checkpoints = pool
             if self.events is None:
-                self.events = await db.create_pool(self._dsn, max_size=self._size)
+                # No connection made now: one made on first need fails
+                # inside the event write, where a database that is away
+                # makes the run retriable, not failed.
+                self.events = await db.create_pool(self._dsn, min_size=0, max_size=self._size)
         return self._checkpoints
 
     async def aclose(self) -> None:

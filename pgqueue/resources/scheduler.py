@@ -32,6 +32,7 @@ from uuid import UUID
 import asyncpg
 
 from pgqueue.db.encoding import loads
+from pgqueue.db.pools import DATABASE_AWAY
 from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.graphs import GraphRegistry
@@ -52,10 +53,6 @@ RequestBuilder = Callable[[dict[str, Any], UUID, UUID | None, dict[str, Any] | N
 # temporary (deleted once its run ends).
 CRON_ID_KEY = "cron_id"
 TEMPORARY_TAG = {"cron_on_completion": "delete"}
-
-# A broken connection aborts the pass (the tick is retried); anything else
-# one cron raises only skips that cron's tick.
-_CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
 
 
 @dataclass(frozen=True)
@@ -191,7 +188,9 @@ class Scheduler(PeriodicService[SchedulerConfig]):
                 extra={"event": "cron_skipped", "cron_id": str(cron_id)},
             )
             return None
-        except _CONNECTION_ERRORS:
+        except DATABASE_AWAY:
+            # The database away aborts the pass (the tick is retried);
+            # anything else one cron raises only skips that cron's tick.
             raise
         except Exception:
             # A payload that no longer validates, a value PostgreSQL refuses:

@@ -19,14 +19,18 @@ WITH inserted AS (
 SELECT pg_notify('pgqueue_events', $1::text || ':' || max(seq)) FROM inserted;
 
 -- name: insert_events_fenced
--- insert_events on a connection of its own (asyncpg, one statement, no
--- lease setting for the table's fence trigger to read): the lease of worker
--- $4 is asserted first, in the statement itself (SQLSTATE PGQ01 if lost),
--- and holds the run's row until commit, as the trigger's check does.
+-- insert_events on a connection of its own (asyncpg, one statement): the
+-- lease of worker $4 is asserted first, in the statement itself (SQLSTATE
+-- PGQ01 if lost), and holds the run's row until commit, as the fence
+-- trigger's check does. The trigger fires before the statement and finds
+-- no lease setting; the statement then names its lease transaction-locally
+-- all the same, so the write is attributable like every other fenced one
+-- (row triggers and audits read pgqueue.lease).
 -- What a batch of events costs when no checkpoint waits to go with it:
 -- about half the client CPU of a psycopg pipeline.
 WITH lease AS (
-    SELECT pgqueue_assert_lease($1, $2, $4)
+    SELECT pgqueue_assert_lease($1, $2, $4),
+           set_config('pgqueue.lease', $1::text || ':' || $2::text || ':' || $4, true)
 ), inserted AS (
     INSERT INTO run_events (run_id, seq, attempt, event, data)
     SELECT $1, (t.e ->> 0)::bigint, $2, t.e ->> 1, t.e -> 2
@@ -43,11 +47,20 @@ SELECT pg_notify('pgqueue_events', $1::text || ':' || max(seq)) FROM inserted;
 SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = $1;
 
 -- name: read_events
--- Up to $3 of run $1's events after seq $2, in order.
-SELECT seq, attempt, event, data FROM run_events
-WHERE run_id = $1 AND seq > $2
-ORDER BY seq
-LIMIT $3;
+-- Up to $3 of run $1's events after seq $2, in order, each with the run's
+-- status (no row: the run does not exist; a row with a NULL seq: no new
+-- event). One snapshot: once the status is final, every event written
+-- before or with it is in this read (or the next, past $3).
+SELECT r.status, e.seq, e.event, e.data
+FROM runs r
+LEFT JOIN LATERAL (
+    SELECT seq, event, data FROM run_events
+    WHERE run_id = r.run_id AND seq > $2
+    ORDER BY seq
+    LIMIT $3
+) e ON true
+WHERE r.run_id = $1
+ORDER BY e.seq;
 
 -- name: prune_events
 -- Deletes up to $2 events of runs that ended more than $1 ago.
