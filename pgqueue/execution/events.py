@@ -195,7 +195,10 @@ class EventWriter:
                 return False
             try:
                 await self._pool.execute(
-                    queries.insert_events_fenced, *self._params(batch), lease.worker_id
+                    queries.insert_events_fenced,
+                    *self._params(batch),
+                    lease.worker_id,
+                    self._saver.synchronous_commit,
                 )
             except DATABASE_AWAY as exc:
                 # A lost connection or a database on its way down or up ("cannot

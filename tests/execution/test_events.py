@@ -108,6 +108,41 @@ async def test_event_numbering_goes_on_across_attempts_and_a_lost_lease_writes_n
     assert all("zombie" not in r["data"] for r in rows)
 
 
+WITNESS = """
+CREATE TABLE event_settings (lease text, synchronous_commit text);
+CREATE FUNCTION witness_event_settings() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO event_settings VALUES (
+        current_setting('pgqueue.lease', true), current_setting('synchronous_commit'));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER witness AFTER INSERT ON run_events
+    FOR EACH ROW EXECUTE FUNCTION witness_event_settings();
+"""
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["transaction", "alone"])
+@pytest.mark.parametrize("synchronous_commit", ["on", "off"])
+async def test_an_event_write_names_its_lease_and_commits_as_the_runs_durability_says(
+    pool: asyncpg.Pool, database_url: str, alone: bool, synchronous_commit: str
+) -> None:
+    # What each inserted row's transaction had set when it was written: a
+    # batch written alone must not lose the run's lease or its durability
+    # (sync waits for the WAL flush; async and exit do not).
+    await pool.execute(WITNESS)
+    [sub] = await queue.submit(pool, [NewRun(thread_id=uuid7())])
+    [run] = await queue.claim(pool, "w1", 1)
+    lease = Lease(sub.run_id, run.attempt, "w1")
+    async with FencedPostgresSaver.for_run(database_url, lease) as saver:
+        saver.synchronous_commit = synchronous_commit
+        writer = EventWriter(saver, pool=pool if alone else None)
+        await writer.start()
+        writer.add("custom", {"i": 1})
+        await writer.close()
+    rows = await pool.fetch("SELECT lease, synchronous_commit FROM event_settings")
+    assert [tuple(r) for r in rows] == [(lease.setting(), synchronous_commit)]
+
+
 async def test_pruner_deletes_events_of_long_finished_runs_only(pool: asyncpg.Pool) -> None:
     old, recent, live = await queue.submit(pool, [NewRun(), NewRun(), NewRun()])
     for run_id in (old.run_id, recent.run_id, live.run_id):

@@ -25,12 +25,15 @@ SELECT pg_notify('pgqueue_events', $1::text || ':' || max(seq)) FROM inserted;
 -- trigger's check does. The trigger fires before the statement and finds
 -- no lease setting; the statement then names its lease transaction-locally
 -- all the same, so the write is attributable like every other fenced one
--- (row triggers and audits read pgqueue.lease).
+-- (row triggers and audits read pgqueue.lease). Its commit waits for the
+-- WAL flush or not ($5: synchronous_commit, read at commit), as the run's
+-- other transactions do.
 -- What a batch of events costs when no checkpoint waits to go with it:
 -- about half the client CPU of a psycopg pipeline.
 WITH lease AS (
     SELECT pgqueue_assert_lease($1, $2, $4),
-           set_config('pgqueue.lease', $1::text || ':' || $2::text || ':' || $4, true)
+           set_config('pgqueue.lease', $1::text || ':' || $2::text || ':' || $4, true),
+           set_config('synchronous_commit', $5, true)
 ), inserted AS (
     INSERT INTO run_events (run_id, seq, attempt, event, data)
     SELECT $1, (t.e ->> 0)::bigint, $2, t.e ->> 1, t.e -> 2
