@@ -27,7 +27,7 @@ from pgqueue.core.live import LiveRuns
 from pgqueue.errors import ConfigError
 from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.execution.webhooks import WebhookConfig
-from pgqueue.maintenance.pruner import Pruner, PrunerConfig
+from pgqueue.maintenance.pruner import DAY, Pruner, PrunerConfig
 from pgqueue.maintenance.service import PeriodicService
 from pgqueue.maintenance.sweeper import Sweeper, SweeperConfig
 from pgqueue.worker.config import WorkerConfig
@@ -100,6 +100,14 @@ KNOBS: tuple[Knob, ...] = (
     ),
     Knob("sweep", ("--no-sweep",), (), "leave sweeping to pg_cron or another process"),
     Knob(
+        "run_retention_days",
+        ("--run-retention-days",),
+        ("PGQUEUE_RUN_RETENTION_DAYS",),
+        "days a finished run is kept (with its events) before the pruner deletes it; "
+        "each thread's newest run is kept whatever its age",
+        inclusive=True,
+    ),
+    Knob(
         "shutdown_grace",
         ("--shutdown-grace",),
         ("PGQUEUE_SHUTDOWN_GRACE_SECONDS",),
@@ -154,6 +162,7 @@ class ProcessSettings:
     stale_after: float | None = SweeperConfig.stale_after
     sweep_interval: float = SweeperConfig.interval
     sweep: bool = True
+    run_retention_days: float = PrunerConfig.run_retention / DAY
     shutdown_grace: float = WorkerConfig.shutdown_grace
     webhook_attempts: int = WebhookConfig.attempts
     webhook_backoff: float = WebhookConfig.backoff
@@ -219,7 +228,7 @@ class ProcessSettings:
         return SweeperConfig(interval=self.sweep_interval, stale_after=self.stale_after)
 
     def pruner_config(self) -> PrunerConfig:
-        return PrunerConfig()
+        return PrunerConfig(run_retention=self.run_retention_days * DAY)
 
     def webhook_config(
         self, registry: GraphRegistry | None = None, environ: Mapping[str, str] | None = None

@@ -60,6 +60,16 @@ def test_a_flag_beats_the_environment_which_beats_the_default() -> None:
     assert ProcessSettings.from_args(no_sweep, {}).sweep is False
 
 
+def test_the_run_retention_reaches_the_pruner_in_days() -> None:
+    assert ProcessSettings().pruner_config().run_retention == 30 * 86_400
+    environ = {"PGQUEUE_RUN_RETENTION_DAYS": "0.5"}
+    assert ProcessSettings.from_env(environ).pruner_config().run_retention == 43_200
+    args = library_parser().parse_args(["worker", "--handler", "m:f", "--run-retention-days", "7"])
+    assert ProcessSettings.from_args(args, environ).pruner_config().run_retention == 7 * 86_400
+    with pytest.raises(ConfigError, match="--run-retention-days .* must be 0 or more, got -1"):
+        ProcessSettings.from_env({"PGQUEUE_RUN_RETENTION_DAYS": "-1"})
+
+
 def test_nonsense_is_refused_naming_the_setting() -> None:
     with pytest.raises(ConfigError, match=r"\$PGQUEUE_HEARTBEAT_SECONDS must be a number"):
         ProcessSettings.from_env({"PGQUEUE_HEARTBEAT_SECONDS": "soon"})

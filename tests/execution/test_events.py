@@ -1,4 +1,5 @@
-"""Stream events: ordered, fenced, announced, numbered across attempts, pruned."""
+"""Stream events: ordered, fenced, announced, numbered across attempts
+(pruning: tests/maintenance/test_pruner.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pgqueue.execution.events import EventWriter
 from pgqueue.execution.executor import ExecutorConfig, GraphExecutor, is_retriable
 from pgqueue.execution.graphs import load_config
 from pgqueue.execution.saver import FencedPostgresSaver, LeaseLost
-from pgqueue.maintenance.pruner import Pruner, PrunerConfig
 from pgqueue.types import EVENTS_CHANNEL, Lease
 from pgqueue.worker.worker import Worker, WorkerConfig
 from tests.execution.test_executor import NODE_RUNS, executor_worker, graph_run, status_is
@@ -141,26 +141,6 @@ async def test_an_event_write_names_its_lease_and_commits_as_the_runs_durability
         await writer.close()
     rows = await pool.fetch("SELECT lease, synchronous_commit FROM event_settings")
     assert [tuple(r) for r in rows] == [(lease.setting(), synchronous_commit)]
-
-
-async def test_pruner_deletes_events_of_long_finished_runs_only(pool: asyncpg.Pool) -> None:
-    old, recent, live = await queue.submit(pool, [NewRun(), NewRun(), NewRun()])
-    for run_id in (old.run_id, recent.run_id, live.run_id):
-        await pool.execute(
-            "INSERT INTO run_events (run_id, seq, attempt, event, data) SELECT $1, s, 1, 'values', '{}' FROM generate_series(1, 5) s",
-            run_id,
-        )
-    await pool.execute(
-        "UPDATE runs SET status = 'success', ended_at = now() - interval '2 hours' WHERE run_id = $1",
-        old.run_id,
-    )
-    await pool.execute(
-        "UPDATE runs SET status = 'success', ended_at = now() WHERE run_id = $1", recent.run_id
-    )
-    pruner = Pruner(pool, PrunerConfig(event_retention=3600, batch_size=2))
-    assert (await pruner.run_once()).deleted == 5  # in batches of 2
-    left = dict(await pool.fetch("SELECT run_id, count(*) FROM run_events GROUP BY run_id"))
-    assert left == {recent.run_id: 5, live.run_id: 5}
 
 
 def _worker(database_url: str, **config: Any) -> Any:

@@ -64,14 +64,3 @@ LEFT JOIN LATERAL (
 ) e ON true
 WHERE r.run_id = $1
 ORDER BY e.seq;
-
--- name: prune_events
--- Deletes up to $2 events of runs that ended more than $1 ago.
-DELETE FROM run_events e
-USING (
-    SELECT e2.run_id, e2.seq FROM run_events e2
-    JOIN runs r ON r.run_id = e2.run_id
-    WHERE r.ended_at < now() - $1::interval
-    LIMIT $2
-) old
-WHERE e.run_id = old.run_id AND e.seq = old.seq;
