@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0010_authorization
+-- Revision: 0011_thread_ttl
 
 -- Tables, with their indexes and triggers -----------------------------------
 
@@ -109,6 +109,12 @@ CREATE TABLE crons (
 CREATE INDEX crons_next_run_at_idx ON public.crons USING btree (next_run_at);
 CREATE INDEX crons_thread_idx ON public.crons USING btree (thread_id) WHERE (thread_id IS NOT NULL);
 
+CREATE TABLE pgqueue_defaults (
+    name text NOT NULL,
+    value jsonb NOT NULL,
+    CONSTRAINT pgqueue_defaults_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE run_events (
     run_id uuid NOT NULL,
     seq bigint NOT NULL,
@@ -186,10 +192,18 @@ CREATE TABLE threads (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     state_values jsonb,
     state_updated_at timestamp with time zone,
+    ttl_strategy text,
+    ttl_minutes double precision,
+    expires_at timestamp with time zone,
     CONSTRAINT threads_pkey PRIMARY KEY (thread_id),
-    CONSTRAINT threads_status_check CHECK (status = ANY (ARRAY['idle'::text, 'busy'::text, 'interrupted'::text, 'error'::text]))
+    CONSTRAINT threads_status_check CHECK (status = ANY (ARRAY['idle'::text, 'busy'::text, 'interrupted'::text, 'error'::text])),
+    CONSTRAINT threads_ttl_minutes_check CHECK (ttl_minutes > 0::double precision),
+    CONSTRAINT threads_ttl_strategy_check CHECK (ttl_strategy = ANY (ARRAY['delete'::text, 'keep_latest'::text])),
+    CONSTRAINT threads_ttl_whole CHECK ((ttl_strategy IS NULL) = (ttl_minutes IS NULL))
 );
+CREATE INDEX threads_expires_at_idx ON public.threads USING btree (expires_at) WHERE (expires_at IS NOT NULL);
 CREATE INDEX threads_metadata_idx ON public.threads USING gin (metadata jsonb_path_ops);
+CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT OR UPDATE ON threads FOR EACH ROW EXECUTE FUNCTION pgqueue_thread_expiry();
 
 CREATE TABLE workers (
     worker_id text NOT NULL,
@@ -631,5 +645,30 @@ BEGIN
         PERFORM pg_notify('pgqueue_runs', '');
     END IF;
     RETURN QUERY SELECT n_requeued, n_failed, n_workers;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_thread_expiry()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    fallback jsonb;
+BEGIN
+    IF TG_OP = 'INSERT' AND NEW.ttl_minutes IS NULL THEN
+        SELECT value INTO fallback FROM pgqueue_defaults WHERE name = 'thread_ttl';
+        IF fallback IS NOT NULL THEN
+            NEW.ttl_strategy := fallback->>'strategy';
+            NEW.ttl_minutes := (fallback->>'default_ttl')::double precision;
+        END IF;
+    END IF;
+    -- NULL without a TTL. Untouched otherwise: the pruner clears it once a
+    -- keep_latest thread is pruned, until the thread is used again.
+    IF TG_OP = 'INSERT' OR NEW.updated_at IS DISTINCT FROM OLD.updated_at
+            OR NEW.ttl_minutes IS DISTINCT FROM OLD.ttl_minutes
+            OR NEW.ttl_strategy IS DISTINCT FROM OLD.ttl_strategy THEN
+        NEW.expires_at := NEW.updated_at + make_interval(secs => NEW.ttl_minutes * 60);
+    END IF;
+    RETURN NEW;
 END
 $function$;

@@ -242,8 +242,9 @@ def _worker_ended(worker: Worker, task: asyncio.Task[None]) -> int:
 
 def background_services(context: AppContext) -> list[PeriodicService]:
     """Maintenance every server process runs: the cron scheduler (each tick
-    fires once across processes) and the store's TTL sweep, and with workers
-    what the worker command runs beside them (the sweeper and pruner)."""
+    fires once across processes), the store's TTL sweep and the pruner
+    (with the checkpointer, for keep_latest thread TTLs), and with workers
+    the sweeper, as the worker command runs it."""
     from pgqueue.maintenance.store_sweeper import StoreSweeper, StoreSweeperConfig
     from pgqueue.resources.scheduler import Scheduler
     from server.routes.crons import cron_run_request
@@ -254,6 +255,12 @@ def background_services(context: AppContext) -> list[PeriodicService]:
         Scheduler(context.pool, context.registry, cron_run_request, s.scheduler_config()),
         StoreSweeper(context.store, StoreSweeperConfig(interval=minutes * 60)),
     ]
-    if s.run_workers:
-        services.extend(s.process.maintenance(context.pool))
+    services.extend(
+        s.process.maintenance(
+            context.pool,
+            workers=s.run_workers,
+            checkpointer=context.checkpointer,
+            thread_ttl=context.registry.thread_ttl,
+        )
+    )
     return services

@@ -35,9 +35,11 @@ from pgqueue.worker.heartbeat import DEFAULT_LEASE_SECONDS, UNHEALTHY_EXIT_DEADL
 from pgqueue.worker.worker import Worker
 
 if TYPE_CHECKING:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
     from pgqueue.core.notifier import Notifier
     from pgqueue.execution.executor import ExecutorConfig, GraphExecutor
-    from pgqueue.execution.graphs import GraphRegistry
+    from pgqueue.execution.graphs import GraphRegistry, ThreadTTL
 
 # How long a starting worker or server waits for a database that is not
 # answering yet (restarting, or starting beside it under a supervisor)
@@ -99,6 +101,13 @@ KNOBS: tuple[Knob, ...] = (
         "seconds between in-process sweeps",
     ),
     Knob("sweep", ("--no-sweep",), (), "leave sweeping to pg_cron or another process"),
+    Knob(
+        "prune_interval",
+        ("--prune-interval",),
+        ("PGQUEUE_PRUNE_SECONDS",),
+        "seconds between pruner passes (expired events, runs and threads); "
+        "langgraph.json's checkpointer.ttl.sweep_interval_minutes makes it sooner",
+    ),
     Knob(
         "run_retention_days",
         ("--run-retention-days",),
@@ -162,6 +171,7 @@ class ProcessSettings:
     stale_after: float | None = SweeperConfig.stale_after
     sweep_interval: float = SweeperConfig.interval
     sweep: bool = True
+    prune_interval: float = PrunerConfig.interval
     run_retention_days: float = PrunerConfig.run_retention / DAY
     shutdown_grace: float = WorkerConfig.shutdown_grace
     webhook_attempts: int = WebhookConfig.attempts
@@ -227,8 +237,15 @@ class ProcessSettings:
     def sweeper_config(self) -> SweeperConfig:
         return SweeperConfig(interval=self.sweep_interval, stale_after=self.stale_after)
 
-    def pruner_config(self) -> PrunerConfig:
-        return PrunerConfig(run_retention=self.run_retention_days * DAY)
+    def pruner_config(self, thread_ttl: ThreadTTL | None = None) -> PrunerConfig:
+        interval = self.prune_interval
+        if thread_ttl is not None and thread_ttl.sweep_interval_minutes is not None:
+            interval = min(interval, thread_ttl.sweep_interval_minutes * 60.0)
+        return PrunerConfig(
+            interval=interval,
+            run_retention=self.run_retention_days * DAY,
+            thread_limit=thread_ttl.sweep_limit if thread_ttl is not None else None,
+        )
 
     def webhook_config(
         self, registry: GraphRegistry | None = None, environ: Mapping[str, str] | None = None
@@ -289,12 +306,21 @@ class ProcessSettings:
         ``ClaimedRun``, or the whole ``Handler`` contract."""
         return Worker(database_url, handler, self.worker_config())
 
-    def maintenance(self, pool: asyncpg.Pool) -> list[PeriodicService]:
-        """What every process with workers runs beside them: the pruner, and
-        the sweeper unless pg_cron or another process does it. Both are safe
-        to run in any number of processes."""
-        services: list[PeriodicService] = [Pruner(pool, self.pruner_config())]
-        if self.sweep:
+    def maintenance(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        workers: bool = True,
+        checkpointer: AsyncPostgresSaver | None = None,
+        thread_ttl: ThreadTTL | None = None,
+    ) -> list[PeriodicService]:
+        """The pruner, which every worker and server process runs (a
+        server's, given its ``checkpointer``, also cuts keep_latest threads),
+        and with ``workers`` the sweeper, unless pg_cron or another process
+        sweeps. Both are safe to run in any number of processes."""
+        pruner = Pruner(pool, self.pruner_config(thread_ttl), checkpointer)
+        services: list[PeriodicService] = [pruner]
+        if workers and self.sweep:
             services.append(Sweeper(pool, self.sweeper_config()))
         return services
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from pgqueue.types import Queryable
 from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
 
 if TYPE_CHECKING:
-    from pgqueue.execution.graphs import GraphRegistry
+    from pgqueue.execution.graphs import GraphRegistry, ThreadTTL
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,13 @@ def load_graphs(config_path: str | Path) -> GraphRegistry:
 
 
 async def register_graphs(conn: Queryable, registry: GraphRegistry) -> None:
-    """Each graph's system assistant, as the platform creates it."""
+    """Each graph's system assistant, as the platform creates it, and the
+    threads' default TTL (langgraph.json's checkpointer.ttl), which the
+    database gives every thread created without one (migration 0011)."""
     ids = registry.assistant_ids
     await conn.execute(queries.upsert_system_assistants, list(ids), list(ids.values()))
+    default = registry.thread_ttl.default()
+    await conn.execute(queries.set_thread_ttl_default, json.dumps(default) if default else None)
 
 
 def on_signals(callback: Callable[[], Any]) -> None:
@@ -78,6 +83,7 @@ class NotStarted(Exception):
 
 
 async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:
+    thread_ttl: ThreadTTL | None = None  # with graphs: langgraph.json's checkpointer.ttl
     try:
         if args.config:
             registry = load_graphs(args.config)
@@ -87,12 +93,13 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
             finally:
                 await conn.close()
             worker = settings.graph_worker(registry, url)
+            thread_ttl = registry.thread_ttl
         else:
             worker = settings.handler_worker(load_handler(args.handler), url)
         pool = await db.create_pool(url, max_size=1)
     except db.DATABASE_AWAY as exc:
         raise NotStarted(f"{type(exc).__name__}: {exc}") from exc
-    services = ServiceGroup(settings.maintenance(pool))
+    services = ServiceGroup(settings.maintenance(pool, thread_ttl=thread_ttl))
     services.start()
     on_signals(worker.stop)
     try:

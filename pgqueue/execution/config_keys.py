@@ -49,6 +49,11 @@ _SERVED = {
     "http.disable_ui",
     "webhooks",
     "checkpointer",
+    "checkpointer.ttl",
+    "checkpointer.ttl.strategy",
+    "checkpointer.ttl.default_ttl",
+    "checkpointer.ttl.sweep_interval_minutes",
+    "checkpointer.ttl.sweep_limit",
 }
 
 # Sections whose own keys another module checks in full (webhooks:
@@ -72,7 +77,6 @@ _REFUSED_WHEN_TRUE = {"http.disable_webhooks"}
 
 # Accepted with a warning: what will not happen.
 _WARNED = {
-    "checkpointer.ttl": "checkpointer.ttl is not applied yet: checkpoints are kept",
     "checkpointer.serde": "checkpointer.serde is not applied: pgqueue's serializer is used",
     "auth.disable_studio_auth": "auth.disable_studio_auth is not applied",
     "auth.openapi": "auth.openapi is not applied: /openapi.json has no security schemes",

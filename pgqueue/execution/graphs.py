@@ -62,6 +62,28 @@ class StoreTTL:
         }
 
 
+@dataclass(frozen=True)
+class ThreadTTL:
+    """Threads' time to live, from langgraph.json's ``"checkpointer": {"ttl":
+    {...}}`` as the platform reads it. Minutes throughout."""
+
+    # What an expired thread loses: everything ("delete"), or every
+    # checkpoint but its latest ("keep_latest").
+    strategy: str = "delete"
+    # TTL of threads created without one; None: they never expire.
+    default_ttl: float | None = None
+    # How often the pruner looks for expired threads (None: its own period).
+    sweep_interval_minutes: int | None = None
+    # Expired threads handled per pass at most (None: all of them, in batches).
+    sweep_limit: int | None = None
+
+    def default(self) -> dict[str, Any] | None:
+        """pgqueue_defaults' 'thread_ttl' row (migration 0011), or None."""
+        if self.default_ttl is None:
+            return None
+        return {"strategy": self.strategy, "default_ttl": self.default_ttl}
+
+
 @dataclass
 class GraphRegistry:
     config_path: Path
@@ -69,6 +91,7 @@ class GraphRegistry:
     # What each graph entry names, loaded once: a compiled graph or a factory.
     graphs: dict[str, GraphValue] = field(default_factory=dict)
     store_ttl: StoreTTL = field(default_factory=StoreTTL)
+    thread_ttl: ThreadTTL = field(default_factory=ThreadTTL)
     # langgraph.json's "auth": {"path": "./auth.py:auth"} (a langgraph_sdk.Auth).
     auth_spec: str | None = None
     # langgraph.json's "http" section, as given: only the HTTP server reads it.
@@ -169,8 +192,46 @@ def load_config(path: str | Path) -> GraphRegistry:
         if not isinstance(sections[key], dict):
             raise ConfigError(f"{config_path}: {key} must be an object")
     return GraphRegistry(
-        config_path=config_path, specs=specs, store_ttl=store_ttl, auth_spec=auth_spec, **sections
+        config_path=config_path,
+        specs=specs,
+        store_ttl=store_ttl,
+        thread_ttl=_thread_ttl(config_path, raw.get("checkpointer")),
+        auth_spec=auth_spec,
+        **sections,
     )
+
+
+def _thread_ttl(config_path: Path, checkpointer: Any) -> ThreadTTL:
+    ttl = checkpointer.get("ttl") if isinstance(checkpointer, dict) else None
+    if ttl is None:
+        return ThreadTTL()
+    where = f"{config_path}: checkpointer.ttl"
+    if not isinstance(ttl, dict):
+        raise ConfigError(f"{where} must be an object")
+    strategy = ttl.get("strategy", "delete")
+    if strategy not in ("delete", "keep_latest"):
+        raise ConfigError(f'{where}.strategy must be "delete" or "keep_latest"')
+    default_ttl = ttl.get("default_ttl")
+    if default_ttl is not None and not _positive(default_ttl, float):
+        raise ConfigError(f"{where}.default_ttl must be a positive number of minutes")
+    whole: dict[str, int | None] = {}
+    for key in ("sweep_interval_minutes", "sweep_limit"):
+        value = ttl.get(key)
+        if value is not None and not _positive(value, int):
+            raise ConfigError(f"{where}.{key} must be a positive whole number")
+        whole[key] = value
+    return ThreadTTL(
+        strategy=strategy,
+        default_ttl=None if default_ttl is None else float(default_ttl),
+        sweep_interval_minutes=whole["sweep_interval_minutes"],
+        sweep_limit=whole["sweep_limit"],
+    )
+
+
+def _positive(value: Any, kind: type) -> bool:
+    """A number above 0 (a whole one for ``int``); JSON's true is no number."""
+    numbers = (int,) if kind is int else (int, float)
+    return not isinstance(value, bool) and isinstance(value, numbers) and value > 0
 
 
 def _store_ttl(config_path: Path, store: Any) -> StoreTTL:

@@ -1,11 +1,16 @@
 """Deletes what is past keeping: stream events once their run is long
-finished, and finished runs once they are older than the run retention.
+finished, finished runs once they are older than the run retention, and
+threads whose TTL ran out.
 
 Events matter while a run streams and for a while after (late joiners,
 reconnects with Last-Event-ID): they go ``event_retention`` after the run's
 end. Runs are the history (``runs.list``, joins, the thread's last output):
 they go ``run_retention`` after their end, except each thread's newest run,
-which its status and views read whatever its age.
+which its status and views read whatever its age. A thread whose TTL
+(migration 0011) ran out goes whole (strategy ``delete``: its runs, crons,
+events and checkpoints) or keeps only its latest checkpoint (``keep_latest``,
+by langgraph's own ``aprune``; only where a checkpointer is given, as in
+server processes).
 
 Dead rows behind a pinned vacuum horizon slow every ``SKIP LOCKED`` claim
 (DESIGN.md), so deletes go in batches, each its own short transaction
@@ -18,11 +23,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
+import psycopg
 
 from pgqueue.db.sql import queries
 from pgqueue.maintenance.service import PeriodicService, require, require_interval
+
+if TYPE_CHECKING:
+    # Not at run time: LangGraph takes a second to import, and commands such
+    # as migrate load this module without running a graph.
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +52,21 @@ class PrunerConfig:
     batch_size: int = 10_000
     # Runs deleted per statement: smaller, as each may take its events.
     run_batch_size: int = 1_000
+    # Expired threads handled per statement (each takes its checkpoints),
+    # and per pass at most (langgraph.json's checkpointer.ttl.sweep_limit).
+    thread_batch_size: int = 100
+    thread_limit: int | None = None
 
     def __post_init__(self) -> None:
         require_interval(self)
         for name in ("event_retention", "run_retention"):
             value = getattr(self, name)
             require(value >= 0, self, f"{name} must be 0 or more seconds, got {value!r}")
-        for name in ("batch_size", "run_batch_size"):
+        for name in ("batch_size", "run_batch_size", "thread_batch_size"):
             value = getattr(self, name)
             require(value >= 1, self, f"{name} must be 1 or more, got {value!r}")
+        limit = self.thread_limit
+        require(limit is None or limit >= 1, self, f"thread_limit must be 1 or more, got {limit!r}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,9 @@ class PrunerResult:
     events: int = 0
     # Finished runs deleted.
     runs: int = 0
+    # Expired threads deleted, and expired threads cut to their latest checkpoint.
+    threads_deleted: int = 0
+    threads_kept_latest: int = 0
     # Statements sent, each one batch.
     batches: int = 0
     # Another process was pruning: this pass deleted nothing more.
@@ -66,30 +87,88 @@ class PrunerResult:
 class Pruner(PeriodicService[PrunerConfig]):
     name = "prune"
 
-    def __init__(self, pool: asyncpg.Pool, config: PrunerConfig | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: PrunerConfig | None = None,
+        checkpointer: AsyncPostgresSaver | None = None,
+    ) -> None:
         self._pool = pool
+        self._checkpointer = checkpointer
         super().__init__(config or PrunerConfig())
 
     async def run_once(self) -> PrunerResult:
-        """Events, then runs, batch after batch, until a batch is short or
-        another process holds the pruning turn."""
+        """Events, runs, then expired threads, batch after batch, until a
+        batch is short or another process holds the pruning turn."""
         c = self.config
-        events, event_batches, skipped = await self._batches(
+        events, batches, skipped = await self._batches(
             queries.prune_events, c.event_retention, c.batch_size
         )
-        runs = run_batches = 0
+        runs = deleted = kept = 0
         if not skipped:
-            runs, run_batches, skipped = await self._batches(
+            runs, more, skipped = await self._batches(
                 queries.prune_runs, c.run_retention, c.run_batch_size
             )
-        if events or runs:
+            batches += more
+        if not skipped:
+            deleted, kept, more, skipped = await self._expired_threads()
+            batches += more
+        if events or runs or deleted or kept:
             log.info(
-                "pruned %d stream events and %d finished runs",
+                "pruned %d stream events, %d finished runs, %d expired threads "
+                "(and %d cut to their latest checkpoint)",
                 events,
                 runs,
-                extra={"event": "pruned", "events": events, "runs": runs},
+                deleted,
+                kept,
+                extra={"event": "pruned", "events": events, "runs": runs, "threads": deleted},
             )
-        return PrunerResult(events, runs, event_batches + run_batches, skipped)
+        return PrunerResult(events, runs, deleted, kept, batches, skipped)
+
+    async def _expired_threads(self) -> tuple[int, int, int, bool]:
+        """(deleted, kept_latest, batches, skipped) over expired threads."""
+        size, left = self.config.thread_batch_size, self.config.thread_limit
+        deleted = kept = batches = 0
+        while left is None or left > 0:
+            n = size if left is None else min(size, left)
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(queries.delete_expired_threads, n)
+                assert row is not None
+                if row["deleted"]:
+                    await conn.execute(queries.delete_thread_checkpoints, row["deleted"])
+            batches += 1
+            if not row["mine"]:
+                return deleted, kept, batches, True
+            deleted += len(row["deleted"])
+            left = None if left is None else left - len(row["deleted"])
+            if len(row["deleted"]) < n:
+                break
+        if self._checkpointer is None:
+            return deleted, kept, batches, False
+        while left is None or left > 0:
+            n = size if left is None else min(size, left)
+            row = await self._pool.fetchrow(queries.expired_keep_latest_threads, n)
+            assert row is not None
+            batches += 1
+            if not row["mine"]:
+                return deleted, kept, batches, True
+            expired = row["expired"]
+            try:
+                await self._checkpointer.aprune(expired, strategy="keep_latest")
+            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+                # A run wrote to one of them meanwhile: the next pass.
+                return deleted, kept, batches, False
+            except NotImplementedError as exc:
+                # A graph whose channels keep history across checkpoints
+                # (langgraph's DeltaChannel) cannot lose the older ones:
+                # these threads stay whole, and are not tried again.
+                log.warning("threads %s kept every checkpoint: %s", expired, exc)
+            await self._pool.execute(queries.pruned_keep_latest, expired)
+            kept += len(expired)
+            left = None if left is None else left - len(expired)
+            if len(expired) < n:
+                break
+        return deleted, kept, batches, False
 
     async def _batches(self, statement: str, age: float, size: int) -> tuple[int, int, bool]:
         """(deleted, batches, skipped): ``statement`` until it deletes fewer

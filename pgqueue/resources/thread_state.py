@@ -34,7 +34,7 @@ from pgqueue.db.sql import queries
 from pgqueue.errors import Conflict, Invalid, NotFound
 from pgqueue.execution.factories import AccessContext
 from pgqueue.execution.graphs import GraphRegistry
-from pgqueue.resources.threads import delete_many, dumps, get, insert_thread
+from pgqueue.resources.threads import TTL, delete_many, dumps, get, insert_thread
 from pgqueue.resources.visibility import EVERYTHING, Visible
 from pgqueue.types import Queryable
 
@@ -48,6 +48,7 @@ async def create_with_state(
     thread_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
     if_exists: str = "raise",
+    ttl: TTL | None = None,
     visible: Visible,
 ) -> dict[str, Any]:
     """Create a thread and apply ``supersteps`` of state updates to it, with
@@ -55,7 +56,7 @@ async def create_with_state(
     leaves no thread behind. An existing thread (``do_nothing``) is left as
     it is, and is answered only if ``visible`` shows it."""
     thread_id = thread_id or uuid4()
-    _, created = await insert_thread(pool, thread_id, metadata, if_exists, visible)
+    _, created = await insert_thread(pool, thread_id, metadata, if_exists, visible, ttl)
     if created:
         # The request just made this thread: its own updates and cleanup
         # need no further filter.

@@ -58,15 +58,36 @@ def thread_json(row: asyncpg.Record) -> dict[str, Any]:
 # -- the thread itself -------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TTL:
+    """A thread's time to live: ``strategy`` once ``minutes`` have passed
+    since its last update (migration 0011)."""
+
+    minutes: float
+    strategy: str = "delete"
+
+
+def ttl_json(row: asyncpg.Record) -> dict[str, Any] | None:
+    """What ``GET /threads/{id}?include=ttl`` shows: None without a TTL."""
+    if row["ttl_minutes"] is None:
+        return None
+    return {
+        "strategy": row["ttl_strategy"],
+        "ttl_minutes": row["ttl_minutes"],
+        "expires_at": row["expires_at"],
+    }
+
+
 async def create(
     db: Queryable,
     *,
     thread_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
     if_exists: str = "raise",
+    ttl: TTL | None = None,
     visible: Visible,
 ) -> dict[str, Any]:
-    thread, _ = await insert_thread(db, thread_id or uuid4(), metadata, if_exists, visible)
+    thread, _ = await insert_thread(db, thread_id or uuid4(), metadata, if_exists, visible, ttl)
     return thread
 
 
@@ -76,11 +97,18 @@ async def insert_thread(
     metadata: dict[str, Any] | None,
     if_exists: str,
     visible: Visible,
+    ttl: TTL | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The new thread, or (do_nothing) the existing one if ``visible``
     shows it; a taken id the request may not see is a conflict, never
-    another user's thread."""
-    row = await db.fetchrow(queries.create_thread, thread_id, json.dumps(metadata or {}))
+    another user's thread. No ``ttl``: the deployment's default, if any."""
+    row = await db.fetchrow(
+        queries.create_thread,
+        thread_id,
+        json.dumps(metadata or {}),
+        ttl.strategy if ttl else None,
+        ttl.minutes if ttl else None,
+    )
     if row is not None:
         return thread_json(row), True
     if if_exists == "do_nothing":
@@ -90,18 +118,33 @@ async def insert_thread(
     raise Conflict(f"thread {thread_id} already exists")
 
 
-async def get(db: Queryable, thread_id: UUID, *, visible: Visible) -> dict[str, Any]:
+async def get(
+    db: Queryable, thread_id: UUID, *, visible: Visible, include_ttl: bool = False
+) -> dict[str, Any]:
     row = await db.fetchrow(queries.get_thread, thread_id, visible.filter)
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
-    return thread_json(row)
+    thread = thread_json(row)
+    if include_ttl:
+        thread["ttl"] = ttl_json(row)
+    return thread
 
 
 async def update(
-    db: Queryable, thread_id: UUID, metadata: dict[str, Any], *, visible: Visible
+    db: Queryable,
+    thread_id: UUID,
+    metadata: dict[str, Any],
+    *,
+    visible: Visible,
+    ttl: TTL | None = None,
 ) -> dict[str, Any]:
     row = await db.fetchrow(
-        queries.update_thread_metadata, thread_id, json.dumps(metadata), visible.filter
+        queries.update_thread_metadata,
+        thread_id,
+        json.dumps(metadata),
+        visible.filter,
+        ttl.strategy if ttl else None,
+        ttl.minutes if ttl else None,
     )
     if row is None:
         raise NotFound(f"thread {thread_id} not found")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pgqueue.errors import Invalid
 from pgqueue.resources import thread_state, threads
 from server.api import JSON, Router, no_content, parse_body
 from server.api import path_uuid as _path_uuid
@@ -72,17 +73,42 @@ class Superstep(BaseModel):
     updates: list[SuperstepUpdate] = Field(min_length=1)
 
 
+class ThreadTTL(BaseModel):
+    """A thread's TTL as the SDK sends it (a bare number becomes
+    ``{"ttl": n, "strategy": "delete"}``). Minutes, fractions allowed."""
+
+    model_config = ConfigDict(extra="forbid")
+    ttl: float = Field(gt=0, allow_inf_nan=False)
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+    def value(self) -> threads.TTL:
+        return threads.TTL(minutes=self.ttl, strategy=self.strategy)
+
+
+def _bare_minutes(value: Any) -> Any:
+    # A number alone, as a client other than the SDK may send it.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"ttl": value}
+    return value
+
+
 class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     thread_id: UUID | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     supersteps: list[Superstep] | None = Field(default=None, max_length=1000)
+    ttl: ThreadTTL | None = None
+
+    _ttl = field_validator("ttl", mode="before")(_bare_minutes)
 
 
 class ThreadPatch(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] | None = None
+    ttl: ThreadTTL | None = None
+
+    _ttl = field_validator("ttl", mode="before")(_bare_minutes)
 
 
 class ThreadFilter(BaseModel):
@@ -142,6 +168,7 @@ async def create_thread(request: Request) -> Response:
     }
     visible = await authorize(request, "threads", "create", value)
     metadata = value.get("metadata")
+    ttl = body.ttl.value() if body.ttl else None
     if body.supersteps:
         steps = [[(u.values, u.as_node) for u in s.updates] for s in body.supersteps]
         thread = await thread_state.create_with_state(
@@ -152,6 +179,7 @@ async def create_thread(request: Request) -> Response:
             thread_id=body.thread_id,
             metadata=metadata,
             if_exists=body.if_exists,
+            ttl=ttl,
             visible=visible,
         )
     else:
@@ -160,6 +188,7 @@ async def create_thread(request: Request) -> Response:
             thread_id=body.thread_id,
             metadata=metadata,
             if_exists=body.if_exists,
+            ttl=ttl,
             visible=visible,
         )
     return JSON(thread)
@@ -232,14 +261,19 @@ async def prune_threads(request: Request) -> Response:
 @router.route(
     "GET",
     "/threads/{thread_id}",
-    summary="Get a thread",
+    summary="Get a thread (?include=ttl: with its TTL)",
     responses={200: "The thread", 404: "Unknown thread"},
     returns=Thread,
 )
 async def get_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
+    include = {f.strip() for f in request.query_params.get("include", "").split(",")}
     visible = await authorize(request, "threads", "read", {"thread_id": thread_id})
-    return JSON(await threads.get(ctx(request).pool, thread_id, visible=visible))
+    return JSON(
+        await threads.get(
+            ctx(request).pool, thread_id, visible=visible, include_ttl="ttl" in include
+        )
+    )
 
 
 @router.route(
@@ -253,10 +287,13 @@ async def get_thread(request: Request) -> Response:
 async def update_thread(request: Request) -> Response:
     thread_id = path_uuid(request)
     body = await parse_body(request, ThreadPatch)
-    value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata)}
+    if body.metadata is None and body.ttl is None:
+        raise Invalid("metadata", "Field required (or ttl)")
+    value: dict[str, Any] = {"thread_id": thread_id, "metadata": dict(body.metadata or {})}
     visible = await authorize(request, "threads", "update", value)
     metadata = value.get("metadata") or {}
-    thread = await threads.update(ctx(request).pool, thread_id, metadata, visible=visible)
+    ttl = body.ttl.value() if body.ttl else None
+    thread = await threads.update(ctx(request).pool, thread_id, metadata, visible=visible, ttl=ttl)
     if "return=minimal" in request.headers.get("prefer", ""):
         return no_content()
     return JSON(thread)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pgqueue.errors import ConfigError
-from pgqueue.execution.graphs import load_config
+from pgqueue.execution.graphs import ThreadTTL, load_config
 from tests.support.procs import REPO, write_config
 from tests.support.server import refused_start
 
@@ -74,7 +75,7 @@ def test_the_others_load_with_a_warning_saying_what_will_not_happen(
         load_config(path)
     said = "\n".join(r.getMessage() for r in caplog.records)
     assert "dockerfile_lines, python_version: settings of `langgraph build`" in said
-    assert "checkpointer.ttl is not applied yet: checkpoints are kept" in said
+    assert "checkpointer" not in said  # served (tests/server/test_thread_ttl.py)
     assert "auth.cache is not applied" in said
     assert "http.logging_headers is not applied" in said
     assert "http.disable_store" not in said  # false is what pgqueue does
@@ -88,3 +89,28 @@ def test_a_server_given_a_refused_key_does_not_start_and_says_why(
 ) -> None:
     log = refused_start(database_url, write_config(tmp_path, encryption={"path": "./e.py:e"}))
     assert "encryption: custom encryption is not supported" in log
+
+
+@pytest.mark.parametrize(
+    ("ttl", "refused"),
+    [
+        ({"strategy": "archive"}, 'checkpointer.ttl.strategy must be "delete" or "keep_latest"'),
+        ({"default_ttl": 0}, "checkpointer.ttl.default_ttl must be a positive number"),
+        ({"default_ttl": True}, "checkpointer.ttl.default_ttl must be a positive number"),
+        ({"sweep_interval_minutes": 1.5}, "sweep_interval_minutes must be a positive whole"),
+        ({"sweep_limit": 0}, "checkpointer.ttl.sweep_limit must be a positive whole number"),
+    ],
+)
+def test_a_thread_ttl_that_cannot_work_is_refused_naming_its_key(
+    tmp_path: Path, ttl: dict[str, object], refused: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        load_config(write_config(tmp_path, checkpointer={"ttl": ttl}))
+
+
+def test_a_thread_ttl_is_read_as_the_platform_writes_it(tmp_path: Path) -> None:
+    ttl = {"strategy": "keep_latest", "default_ttl": 0.5, "sweep_interval_minutes": 2}
+    read = load_config(write_config(tmp_path, checkpointer={"ttl": {**ttl, "sweep_limit": 9}}))
+    assert read.thread_ttl == ThreadTTL("keep_latest", 0.5, 2, 9)
+    assert read.thread_ttl.default() == {"strategy": "keep_latest", "default_ttl": 0.5}
+    assert load_config(write_config(tmp_path, checkpointer={})).thread_ttl.default() is None

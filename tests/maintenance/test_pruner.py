@@ -48,7 +48,8 @@ async def test_events_of_long_finished_runs_go_and_the_others_stay(pool: asyncpg
     pruner = Pruner(pool, PrunerConfig(event_retention=3600, batch_size=2))
     result = await pruner.run_once()
     assert (result.events, result.runs, result.skipped) == (5, 0, False)
-    assert result.batches == 3 + 1  # 2 + 2 + 1 events, then one empty batch of runs
+    # 2 + 2 + 1 events, then one empty batch of runs and one of expired threads.
+    assert result.batches == 3 + 1 + 1
     left = dict(await pool.fetch("SELECT run_id, count(*) FROM run_events GROUP BY run_id"))
     assert left == {recent.run_id: 5, live.run_id: 5}
 

@@ -45,3 +45,53 @@ WITH turn AS (
     RETURNING 1
 )
 SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS deleted;
+
+-- name: delete_expired_threads
+-- Deletes up to $1 threads whose TTL (strategy delete) has run out, with
+-- their runs, crons and events by cascade; the caller deletes their
+-- checkpoints next, in the same transaction (delete_thread_checkpoints).
+-- Only threads with no live run: a submit marks its thread busy under the
+-- row lock taken here, so none starts on a thread while it goes, and one
+-- that came first renewed the TTL.
+WITH turn AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+), doomed AS (
+    SELECT t.thread_id FROM threads t
+    WHERE t.expires_at < now() AND t.ttl_strategy = 'delete' AND t.status <> 'busy'
+      AND NOT EXISTS (
+          SELECT FROM runs r
+          WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+      AND (SELECT mine FROM turn)
+    ORDER BY t.expires_at
+    LIMIT $1
+    FOR UPDATE OF t SKIP LOCKED
+), deleted AS (
+    DELETE FROM threads t USING doomed WHERE t.thread_id = doomed.thread_id
+    RETURNING t.thread_id::text AS thread_id
+)
+SELECT (SELECT mine FROM turn) AS mine, array(SELECT thread_id FROM deleted) AS deleted;
+
+-- name: expired_keep_latest_threads
+-- Up to $1 threads whose TTL (strategy keep_latest) has run out and that no
+-- live run uses: the caller prunes their checkpoints to the latest, then
+-- marks them done (pruned_keep_latest).
+WITH turn AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+)
+SELECT (SELECT mine FROM turn) AS mine, array(
+    SELECT t.thread_id::text FROM threads t
+    WHERE t.expires_at < now() AND t.ttl_strategy = 'keep_latest' AND t.status <> 'busy'
+      AND NOT EXISTS (
+          SELECT FROM runs r
+          WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+      AND (SELECT mine FROM turn)
+    ORDER BY t.expires_at
+    LIMIT $1
+) AS expired;
+
+-- name: pruned_keep_latest
+-- Threads $1 (text ids) kept only their latest checkpoints: no expiry until
+-- they are used again (the expiry trigger sets it anew when updated_at
+-- moves). Those used meanwhile kept their new expiry.
+UPDATE threads SET expires_at = NULL
+WHERE thread_id = ANY($1::uuid[]) AND expires_at < now();

@@ -4,27 +4,32 @@
 -- key threads by their id as text. jsonb travels as JSON text.
 
 -- name: create_thread
--- Creates thread $1 with metadata $2; no row back when the id is taken.
--- The caller answers 409, or the existing thread with if_exists=do_nothing.
+-- Creates thread $1 with metadata $2 and TTL $3 strategy, $4 minutes (NULL:
+-- the default, if any; see migration 0011); no row back when the id is
+-- taken. The caller answers 409, or the existing thread with
+-- if_exists=do_nothing.
 -- internal: an insert; the route asked threads.create first (its handler
 -- stamps the metadata), and an existing thread is read back through
 -- get_thread with that filter.
-INSERT INTO threads (thread_id, metadata)
-VALUES ($1, $2::jsonb)
+INSERT INTO threads (thread_id, metadata, ttl_strategy, ttl_minutes)
+VALUES ($1, $2::jsonb, $3, $4)
 ON CONFLICT (thread_id) DO NOTHING
 RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
           state_values, interrupts, error;
 
 -- name: get_thread
--- Thread $1 as the API shows it, if filter $2 lets the request see it.
+-- Thread $1 as the API shows it, if filter $2 lets the request see it,
+-- with its TTL (shown on request: ?include=ttl).
 SELECT thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
-       state_values, interrupts, error
+       state_values, interrupts, error, ttl_strategy, ttl_minutes, expires_at
 FROM threads WHERE thread_id = $1 AND ($2::jsonb IS NULL OR pgqueue_auth_match(metadata, $2::jsonb));
 
 -- name: update_thread_metadata
--- Merges $2 into thread $1's metadata (a PATCH), if filter $3 allows.
--- PATCH merges: keys given replace theirs, others stay.
-UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = now()
+-- Merges $2 into thread $1's metadata (a PATCH), if filter $3 allows, and
+-- sets its TTL to $4 strategy, $5 minutes if given. PATCH merges: keys
+-- given replace theirs, others stay. The TTL runs from now either way.
+UPDATE threads SET metadata = metadata || $2::jsonb, updated_at = now(),
+    ttl_strategy = coalesce($4, ttl_strategy), ttl_minutes = coalesce($5, ttl_minutes)
 WHERE thread_id = $1 AND ($3::jsonb IS NULL OR pgqueue_auth_match(metadata, $3::jsonb))
 RETURNING thread_id, created_at, updated_at, state_updated_at, metadata, status, config,
           state_values, interrupts, error;
@@ -199,3 +204,15 @@ WITH settled AS (
     RETURNING t.thread_id
 )
 SELECT pg_notify('pgqueue_events', $1::text || ':end');
+
+-- name: set_thread_ttl_default
+-- The TTL the database gives threads created without one (migration 0011's
+-- trigger): $1 {"strategy", "default_ttl"} from langgraph.json, or NULL for
+-- none. Written by every process that loads langgraph.json at start.
+-- internal: a process's own start-up, no request.
+WITH cleared AS (
+    DELETE FROM pgqueue_defaults WHERE name = 'thread_ttl' AND $1::jsonb IS NULL
+)
+INSERT INTO pgqueue_defaults (name, value)
+SELECT 'thread_ttl', $1::jsonb WHERE $1::jsonb IS NOT NULL
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
