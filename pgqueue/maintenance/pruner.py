@@ -20,7 +20,9 @@ another process's batch under way ends (``PrunerResult.skipped``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -56,10 +58,17 @@ class PrunerConfig:
     # and per pass at most (langgraph.json's checkpointer.ttl.sweep_limit).
     thread_batch_size: int = 100
     thread_limit: int | None = None
+    # Between two batches, a pause of at least batch_pause seconds and of
+    # pause_ratio times the last batch's own time: deleting flat out takes
+    # CPU and WAL bandwidth from the workers' claims (bench/retention.py:
+    # with a fixed 50 ms, claim p99 went to 2.6x an idle table's), so the
+    # pruner's backend is kept busy at most 1 / (1 + pause_ratio) of the time.
+    batch_pause: float = 0.05
+    pause_ratio: float = 2.0
 
     def __post_init__(self) -> None:
         require_interval(self)
-        for name in ("event_retention", "run_retention"):
+        for name in ("event_retention", "run_retention", "batch_pause", "pause_ratio"):
             value = getattr(self, name)
             require(value >= 0, self, f"{name} must be 0 or more seconds, got {value!r}")
         for name in ("batch_size", "run_batch_size", "thread_batch_size"):
@@ -95,6 +104,7 @@ class Pruner(PeriodicService[PrunerConfig]):
     ) -> None:
         self._pool = pool
         self._checkpointer = checkpointer
+        self._started = self._last_batch = 0.0
         super().__init__(config or PrunerConfig())
 
     async def run_once(self) -> PrunerResult:
@@ -129,16 +139,20 @@ class Pruner(PeriodicService[PrunerConfig]):
         """(deleted, kept_latest, batches, skipped) over expired threads."""
         size, left = self.config.thread_batch_size, self.config.thread_limit
         deleted = kept = batches = 0
+        cursor = None
         while left is None or left > 0:
+            await self._pause(batches)
             n = size if left is None else min(size, left)
             async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(queries.delete_expired_threads, n)
+                row = await conn.fetchrow(queries.delete_expired_threads, n, cursor)
                 assert row is not None
                 if row["deleted"]:
                     await conn.execute(queries.delete_thread_checkpoints, row["deleted"])
             batches += 1
+            self._took()
             if not row["mine"]:
                 return deleted, kept, batches, True
+            cursor = row["cursor"] or cursor
             deleted += len(row["deleted"])
             left = None if left is None else left - len(row["deleted"])
             if len(row["deleted"]) < n:
@@ -146,10 +160,12 @@ class Pruner(PeriodicService[PrunerConfig]):
         if self._checkpointer is None:
             return deleted, kept, batches, False
         while left is None or left > 0:
+            await self._pause(batches)
             n = size if left is None else min(size, left)
             row = await self._pool.fetchrow(queries.expired_keep_latest_threads, n)
             assert row is not None
             batches += 1
+            self._took()
             if not row["mine"]:
                 return deleted, kept, batches, True
             expired = row["expired"]
@@ -174,12 +190,27 @@ class Pruner(PeriodicService[PrunerConfig]):
         """(deleted, batches, skipped): ``statement`` until it deletes fewer
         than ``size`` or finds the turn taken."""
         total = batches = 0
+        cursor = None
         while True:
-            row = await self._pool.fetchrow(statement, timedelta(seconds=age), size)
+            await self._pause(batches)
+            row = await self._pool.fetchrow(statement, timedelta(seconds=age), size, cursor)
             assert row is not None
             batches += 1
+            self._took()
             if not row["mine"]:
                 return total, batches, True
+            cursor = row["cursor"] or cursor
             total += row["deleted"]
             if row["deleted"] < size:
                 return total, batches, False
+
+    async def _pause(self, batches: int) -> None:
+        """Between batches (not before the first): the workers' turn."""
+        if batches:
+            c = self.config
+            await asyncio.sleep(max(c.batch_pause, self._last_batch * c.pause_ratio))
+        self._started = time.monotonic()
+
+    def _took(self) -> None:
+        """Call after each batch: how long it took, for the next pause."""
+        self._last_batch = time.monotonic() - self._started

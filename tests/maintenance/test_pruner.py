@@ -104,7 +104,7 @@ async def test_while_another_process_prunes_a_pass_deletes_nothing(pool: asyncpg
         assert (result.skipped, result.events, result.runs, result.batches) == (True, 0, 0, 1)
         # Each statement on its own, too (the pass stopped at the first).
         for statement, age in ((queries.prune_events, 3600), (queries.prune_runs, 30 * DAY)):
-            row = await pool.fetchrow(statement, timedelta(seconds=age), 10)
+            row = await pool.fetchrow(statement, timedelta(seconds=age), 10, None)
             assert row is not None and (row["mine"], row["deleted"]) == (False, 0)
         assert await _runs(pool) == {old.run_id, streamed.run_id}
         assert await pool.fetchval("SELECT count(*) FROM run_events") == 5

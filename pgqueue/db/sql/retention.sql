@@ -4,35 +4,45 @@
 -- pruning turn (a transaction-level advisory lock): any number of
 -- processes run the pruner, one deletes at a time, and the others' passes
 -- end at once ("mine" false) instead of contending for the same rows.
+--
+-- Each batch also returns a cursor, where the next one starts: the rows a
+-- batch deletes stay in the indexes as dead entries until vacuum, and a
+-- batch that scanned from the start again would walk all of them (a
+-- million-run history took 1-3 s per batch that way, bench/retention.py).
 
 -- name: prune_events
--- Deletes up to $2 events of runs that ended more than $1 ago.
+-- Deletes up to $2 events of runs that ended more than $1 ago, in run_id
+-- order from run $3 on (NULL: the first); cursor: the last run reached.
 WITH turn AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+), old AS (
+    SELECT e2.run_id, e2.seq FROM run_events e2
+    JOIN runs r ON r.run_id = e2.run_id
+    WHERE r.ended_at < now() - $1::interval AND (SELECT mine FROM turn)
+      AND e2.run_id >= coalesce($3::uuid, '00000000-0000-0000-0000-000000000000')
+      AND r.run_id >= coalesce($3::uuid, '00000000-0000-0000-0000-000000000000')
+    ORDER BY e2.run_id, e2.seq
+    LIMIT $2
 ), deleted AS (
-    DELETE FROM run_events e
-    USING (
-        SELECT e2.run_id, e2.seq FROM run_events e2
-        JOIN runs r ON r.run_id = e2.run_id
-        WHERE r.ended_at < now() - $1::interval AND (SELECT mine FROM turn)
-        LIMIT $2
-    ) old
-    WHERE e.run_id = old.run_id AND e.seq = old.seq
+    DELETE FROM run_events e USING old WHERE e.run_id = old.run_id AND e.seq = old.seq
     RETURNING 1
 )
-SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS deleted;
+SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS deleted,
+       (SELECT run_id FROM old ORDER BY run_id DESC LIMIT 1) AS cursor;
 
 -- name: prune_runs
--- Deletes up to $2 runs that ended more than $1 ago, oldest first, with
--- their events (ON DELETE CASCADE). Never deleted, whatever its age: a
+-- Deletes up to $2 runs that ended more than $1 ago, oldest first from end
+-- time $3 on (NULL: the first), with their events (ON DELETE CASCADE);
+-- cursor: the latest end deleted. Never deleted, whatever its age: a
 -- thread's newest run (what the thread's status, its join and the SDK's
 -- thread views read); nor a run that has not ended. A run another session
 -- holds (a cancel being written, say) is skipped until the next pass.
 WITH turn AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
 ), doomed AS (
-    SELECT o.run_id FROM runs o
+    SELECT o.run_id, o.ended_at FROM runs o
     WHERE o.ended_at < now() - $1::interval
+      AND o.ended_at >= coalesce($3::timestamptz, '-infinity')
       AND o.status NOT IN ('pending', 'running')
       AND (o.thread_id IS NULL OR EXISTS (
           SELECT FROM runs n WHERE n.thread_id = o.thread_id AND n.seq > o.seq))
@@ -44,20 +54,23 @@ WITH turn AS (
     DELETE FROM runs r USING doomed WHERE r.run_id = doomed.run_id
     RETURNING 1
 )
-SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS deleted;
+SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS deleted,
+       (SELECT max(ended_at) FROM doomed) AS cursor;
 
 -- name: delete_expired_threads
--- Deletes up to $1 threads whose TTL (strategy delete) has run out, with
--- their runs, crons and events by cascade; the caller deletes their
--- checkpoints next, in the same transaction (delete_thread_checkpoints).
--- Only threads with no live run: a submit marks its thread busy under the
--- row lock taken here, so none starts on a thread while it goes, and one
--- that came first renewed the TTL.
+-- Deletes up to $1 threads whose TTL (strategy delete) has run out, oldest
+-- expiry first from $2 on (NULL: the first), with their runs, crons and
+-- events by cascade; the caller deletes their checkpoints next, in the
+-- same transaction (delete_thread_checkpoints). cursor: the latest expiry
+-- deleted. Only threads with no live run: a submit marks its thread busy
+-- under the row lock taken here, so none starts on a thread while it goes,
+-- and one that came first renewed the TTL.
 WITH turn AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
 ), doomed AS (
-    SELECT t.thread_id FROM threads t
+    SELECT t.thread_id, t.expires_at FROM threads t
     WHERE t.expires_at < now() AND t.ttl_strategy = 'delete' AND t.status <> 'busy'
+      AND t.expires_at >= coalesce($2::timestamptz, '-infinity')
       AND NOT EXISTS (
           SELECT FROM runs r
           WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
@@ -69,7 +82,8 @@ WITH turn AS (
     DELETE FROM threads t USING doomed WHERE t.thread_id = doomed.thread_id
     RETURNING t.thread_id::text AS thread_id
 )
-SELECT (SELECT mine FROM turn) AS mine, array(SELECT thread_id FROM deleted) AS deleted;
+SELECT (SELECT mine FROM turn) AS mine, array(SELECT thread_id FROM deleted) AS deleted,
+       (SELECT max(expires_at) FROM doomed) AS cursor;
 
 -- name: expired_keep_latest_threads
 -- Up to $1 threads whose TTL (strategy keep_latest) has run out and that no
