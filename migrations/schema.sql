@@ -217,6 +217,16 @@ CREATE TABLE workers (
 
 -- Views ---------------------------------------------------------------------
 
+CREATE VIEW pgqueue_expired_threads AS
+ SELECT t.thread_id,
+    t.ttl_strategy,
+    t.ttl_minutes,
+    t.expires_at
+   FROM threads t
+  WHERE t.expires_at < now() AND t.status <> 'busy'::text AND NOT (EXISTS ( SELECT
+           FROM runs r
+          WHERE r.thread_id = t.thread_id AND (r.status = ANY (ARRAY['pending'::text, 'running'::text]))));
+
 CREATE VIEW pgqueue_queue_depth AS
  SELECT status,
     count(*) AS runs,

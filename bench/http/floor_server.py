@@ -18,7 +18,6 @@ the real servers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import uvicorn
+from bare_asgi import answer, body, serve
 from langgraph.checkpoint.memory import InMemorySaver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "graph"))
@@ -42,26 +41,6 @@ def _default(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump()
     return str(obj)
-
-
-async def _body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _answer(send: Any, status: int, payload: Any) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
 
 def _frame(seq: int, event: str, data: Any) -> bytes:
@@ -78,16 +57,16 @@ async def _stream(send: Any, thread_id: str, request: dict[str, Any]) -> None:
             "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")],
         }
     )
-    body = _frame(1, "metadata", {"run_id": run_id, "attempt": 1})
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+    frame = _frame(1, "metadata", {"run_id": run_id, "attempt": 1})
+    await send({"type": "http.response.body", "body": frame, "more_body": True})
     config = {"configurable": {"thread_id": thread_id}, "metadata": {"run_id": run_id}}
     seq = 1
     async for chunk, metadata in _CHAT.astream(
         request.get("input"), config, stream_mode="messages"
     ):
         seq += 1
-        body = _frame(seq, "messages", [chunk, metadata])
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+        frame = _frame(seq, "messages", [chunk, metadata])
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -97,26 +76,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path, method = scope["path"], scope["method"]
     now = datetime.now(UTC).isoformat()
     if method == "GET" and path == "/ok":
-        await _answer(send, 200, {"ok": True})
+        await answer(send, 200, {"ok": True})
     elif method == "POST" and path == "/threads":
-        await _body(receive)
+        await body(receive)
         thread = {"thread_id": str(uuid.uuid4()), "created_at": now, "updated_at": now,
                   "metadata": {}, "status": "idle", "values": None}  # fmt: skip
-        await _answer(send, 200, thread)
+        await answer(send, 200, thread)
     elif method == "POST" and (m := _STREAM.match(path)):
-        await _stream(send, m.group(1), json.loads(await _body(receive) or b"{}"))
+        await _stream(send, m.group(1), json.loads(await body(receive) or b"{}"))
     else:
-        await _answer(send, 404, {"detail": f"{method} {path}: not served by the floor server"})
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--log-level", default="warning")
-    a = p.parse_args()
-    uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level, access_log=False)
+        await answer(send, 404, {"detail": f"{method} {path}: not served by the floor server"})
 
 
 if __name__ == "__main__":
-    main()
+    serve(app, __doc__)

@@ -14,14 +14,13 @@ same invocation as the real servers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
+from bare_asgi import answer, body, serve
 
 _RUNS = re.compile(r"^/threads/([^/]+)/runs$")
 _JOIN = re.compile(r"^/threads/([^/]+)/runs/([^/]+)/join$")
@@ -30,62 +29,32 @@ _JOIN = re.compile(r"^/threads/([^/]+)/runs/([^/]+)/join$")
 _outputs: dict[str, Any] = {}
 
 
-async def _body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _answer(send: Any, status: int, payload: Any, headers: tuple[Any, ...] = ()) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     path, method = scope["path"], scope["method"]
     now = datetime.now(UTC).isoformat()
     if method == "GET" and path == "/ok":
-        await _answer(send, 200, {"ok": True})
+        await answer(send, 200, {"ok": True})
     elif method == "POST" and path == "/threads":
-        await _body(receive)
+        await body(receive)
         thread = {"thread_id": str(uuid.uuid4()), "created_at": now, "updated_at": now,
                   "metadata": {}, "status": "idle", "values": None}  # fmt: skip
-        await _answer(send, 200, thread)
+        await answer(send, 200, thread)
     elif method == "POST" and (m := _RUNS.match(path)):
-        request = json.loads(await _body(receive) or b"{}")
+        request = json.loads(await body(receive) or b"{}")
         run_id = str(uuid.uuid4())
         _outputs[run_id] = {"n": int((request.get("input") or {}).get("n", 0)) + 1}
         run = {"run_id": run_id, "thread_id": m.group(1), "assistant_id": request.get(
             "assistant_id"), "status": "pending", "created_at": now, "updated_at": now,
                "metadata": {}, "kwargs": {}, "multitask_strategy": "reject"}  # fmt: skip
         location = f"/threads/{m.group(1)}/runs/{run_id}".encode()
-        await _answer(send, 200, run, [(b"content-location", location)])
+        await answer(send, 200, run, [(b"content-location", location)])
     elif method == "GET" and (m := _JOIN.match(path)):
-        await _answer(send, 200, _outputs.pop(m.group(2), {}))
+        await answer(send, 200, _outputs.pop(m.group(2), {}))
     else:
-        await _answer(send, 404, {"detail": f"{method} {path}: not served by the instant server"})
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--log-level", default="warning")
-    a = p.parse_args()
-    uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level, access_log=False)
+        await answer(send, 404, {"detail": f"{method} {path}: not served by the instant server"})
 
 
 if __name__ == "__main__":
-    main()
+    serve(app, __doc__)

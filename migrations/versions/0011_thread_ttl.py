@@ -68,9 +68,19 @@ $$;
 
 CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT OR UPDATE ON threads
     FOR EACH ROW EXECUTE FUNCTION pgqueue_thread_expiry();
+
+-- Threads whose TTL has run out and that no live run uses: what the pruner
+-- takes next (and what an operator can look at).
+CREATE VIEW pgqueue_expired_threads AS
+SELECT t.thread_id, t.ttl_strategy, t.ttl_minutes, t.expires_at
+FROM threads t
+WHERE t.expires_at < now() AND t.status <> 'busy'
+  AND NOT EXISTS (
+      SELECT FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'));
 """
 
 DOWNGRADE = """
+DROP VIEW pgqueue_expired_threads;
 DROP TRIGGER pgqueue_thread_expiry ON threads;
 DROP FUNCTION pgqueue_thread_expiry();
 DROP TABLE pgqueue_defaults;

@@ -71,20 +71,8 @@ async def test_stream_resumes_on_another_server_after_sigkill(database_url: str)
                     break
         a.proc.wait(10)
 
-        client_b = get_client(url=b.url)
-        try:
-            rest = [
-                (int(p.id or 0), p.event, p.data)
-                async for p in client_b.runs.join_stream(
-                    thread_id, run_id, last_event_id=str(seen[-1][0])
-                )
-            ]
-        finally:
-            await client_b.http.client.aclose()
-
-    everything = seen + rest
-    ids = [event_id for event_id, _, _ in everything]
-    assert ids == list(range(1, len(ids) + 1)), "an event was lost or sent twice"
+        everything = seen + await _rest_through(b.url, thread_id, run_id, seen[-1][0])
+    assert [i for i, _, _ in everything] == list(range(1, len(everything) + 1))
     assert [name for _, name, _ in everything] == ["metadata"] + ["updates"] * TICKS
     assert [data for _, _, data in everything[1:]] == [
         {"tick": {"count": n}} for n in range(1, TICKS + 1)
@@ -125,20 +113,9 @@ async def test_a_stream_from_memory_resumes_on_another_serve_after_sigkill(
             a.proc.wait(10)
         # B starts once A is gone: its worker takes the run over.
         b = stack.enter_context(server_process(database_url, command="serve"))
-        client_b = get_client(url=b.url)
-        try:
-            rest = [
-                (int(p.id or 0), p.event, p.data)
-                async for p in client_b.runs.join_stream(
-                    thread_id, run_id, last_event_id=str(seen[-1][0])
-                )
-            ]
-        finally:
-            await client_b.http.client.aclose()
+        everything = seen + await _rest_through(b.url, thread_id, run_id, seen[-1][0])
+    assert [i for i, _, _ in everything] == list(range(1, len(everything) + 1))
 
-    everything = seen + rest
-    ids = [event_id for event_id, _, _ in everything]
-    assert ids == list(range(1, len(ids) + 1)), "an event was lost or sent twice"
     starts = [data for _, name, data in everything if name == "metadata"]
     assert [m["attempt"] for m in starts] == [1, 2], starts  # type: ignore[index]
     ticks = [d["tick"]["count"] for _, name, d in everything if name == "updates"]  # type: ignore[index]
@@ -147,3 +124,21 @@ async def test_a_stream_from_memory_resumes_on_another_serve_after_sigkill(
     assert [t for i, t in enumerate(ticks) if i == 0 or t != ticks[i - 1]] == list(
         range(1, ticks_wanted + 1)
     ), ticks
+
+
+async def _rest_through(
+    url: str, thread_id: str, run_id: str, last_seen: int
+) -> list[tuple[int, str, object]]:
+    """The stream's rest, joined through ``url`` with Last-Event-ID after
+    ``last_seen``; checks that the ids go on from it, each once, in order."""
+    client = get_client(url=url)
+    try:
+        rest = [
+            (int(p.id or 0), p.event, p.data)
+            async for p in client.runs.join_stream(thread_id, run_id, last_event_id=str(last_seen))
+        ]
+    finally:
+        await client.http.client.aclose()
+    ids = [event_id for event_id, _, _ in rest]
+    assert ids == list(range(last_seen + 1, last_seen + 1 + len(ids))), "lost or sent twice"
+    return rest

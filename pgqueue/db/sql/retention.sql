@@ -68,16 +68,13 @@ SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS delete
 WITH turn AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
 ), doomed AS (
-    SELECT t.thread_id, t.expires_at FROM threads t
-    WHERE t.expires_at < now() AND t.ttl_strategy = 'delete' AND t.status <> 'busy'
-      AND t.expires_at >= coalesce($2::timestamptz, '-infinity')
-      AND NOT EXISTS (
-          SELECT FROM runs r
-          WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+    SELECT x.thread_id, x.expires_at FROM pgqueue_expired_threads x
+    WHERE x.ttl_strategy = 'delete'
+      AND x.expires_at >= coalesce($2::timestamptz, '-infinity')
       AND (SELECT mine FROM turn)
-    ORDER BY t.expires_at
+    ORDER BY x.expires_at
     LIMIT $1
-    FOR UPDATE OF t SKIP LOCKED
+    FOR UPDATE SKIP LOCKED
 ), deleted AS (
     DELETE FROM threads t USING doomed WHERE t.thread_id = doomed.thread_id
     RETURNING t.thread_id::text AS thread_id
@@ -93,13 +90,9 @@ WITH turn AS (
     SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
 )
 SELECT (SELECT mine FROM turn) AS mine, array(
-    SELECT t.thread_id::text FROM threads t
-    WHERE t.expires_at < now() AND t.ttl_strategy = 'keep_latest' AND t.status <> 'busy'
-      AND NOT EXISTS (
-          SELECT FROM runs r
-          WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
-      AND (SELECT mine FROM turn)
-    ORDER BY t.expires_at
+    SELECT x.thread_id::text FROM pgqueue_expired_threads x
+    WHERE x.ttl_strategy = 'keep_latest' AND (SELECT mine FROM turn)
+    ORDER BY x.expires_at
     LIMIT $1
 ) AS expired;
 
