@@ -260,7 +260,7 @@ def background_services(context: AppContext) -> list[PeriodicService]:
             context.pool,
             workers=s.run_workers,
             checkpointer=context.checkpointer,
-            thread_ttl=context.registry.thread_ttl,
+            registry=context.registry,
         )
     )
     return services

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from pgqueue.core.notifier import Notifier
     from pgqueue.execution.executor import ExecutorConfig, GraphExecutor
-    from pgqueue.execution.graphs import GraphRegistry, ThreadTTL
+    from pgqueue.execution.graphs import GraphRegistry
 
 # How long a starting worker or server waits for a database that is not
 # answering yet (restarting, or starting beside it under a supervisor)
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 STARTUP_WAIT_SECONDS = 60.0
 # Most connections a worker's runs take for their checkpoints and events.
 CHECKPOINTER_CONNECTIONS = 10
+# How long finished runs are kept unless a flag, the environment or
+# langgraph.json says otherwise.
+RUN_RETENTION_DAYS = PrunerConfig.run_retention / DAY
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ KNOBS: tuple[Knob, ...] = (
         "days a finished run is kept (with its events) before the pruner deletes it; "
         "each thread's newest run is kept whatever its age",
         inclusive=True,
+        unset=f"langgraph.json's pgqueue.run_retention_days, else {RUN_RETENTION_DAYS:g}",
     ),
     Knob(
         "shutdown_grace",
@@ -172,7 +176,8 @@ class ProcessSettings:
     sweep_interval: float = SweeperConfig.interval
     sweep: bool = True
     prune_interval: float = PrunerConfig.interval
-    run_retention_days: float = PrunerConfig.run_retention / DAY
+    # None: langgraph.json's, else RUN_RETENTION_DAYS.
+    run_retention_days: float | None = None
     shutdown_grace: float = WorkerConfig.shutdown_grace
     webhook_attempts: int = WebhookConfig.attempts
     webhook_backoff: float = WebhookConfig.backoff
@@ -237,15 +242,19 @@ class ProcessSettings:
     def sweeper_config(self) -> SweeperConfig:
         return SweeperConfig(interval=self.sweep_interval, stale_after=self.stale_after)
 
-    def pruner_config(self, thread_ttl: ThreadTTL | None = None) -> PrunerConfig:
-        interval = self.prune_interval
-        if thread_ttl is not None and thread_ttl.sweep_interval_minutes is not None:
-            interval = min(interval, thread_ttl.sweep_interval_minutes * 60.0)
-        return PrunerConfig(
-            interval=interval,
-            run_retention=self.run_retention_days * DAY,
-            thread_limit=thread_ttl.sweep_limit if thread_ttl is not None else None,
-        )
+    def pruner_config(self, registry: GraphRegistry | None = None) -> PrunerConfig:
+        """With ``registry``: its langgraph.json's thread TTL sweep settings
+        and run retention (the flag and the environment win over it)."""
+        interval, days, limit = self.prune_interval, self.run_retention_days, None
+        if registry is not None:
+            ttl = registry.thread_ttl
+            if ttl.sweep_interval_minutes is not None:
+                interval = min(interval, ttl.sweep_interval_minutes * 60.0)
+            limit = ttl.sweep_limit
+            if days is None:
+                days = registry.run_retention_days
+        days = RUN_RETENTION_DAYS if days is None else days
+        return PrunerConfig(interval=interval, run_retention=days * DAY, thread_limit=limit)
 
     def webhook_config(
         self, registry: GraphRegistry | None = None, environ: Mapping[str, str] | None = None
@@ -312,13 +321,13 @@ class ProcessSettings:
         *,
         workers: bool = True,
         checkpointer: AsyncPostgresSaver | None = None,
-        thread_ttl: ThreadTTL | None = None,
+        registry: GraphRegistry | None = None,
     ) -> list[PeriodicService]:
         """The pruner, which every worker and server process runs (a
         server's, given its ``checkpointer``, also cuts keep_latest threads),
         and with ``workers`` the sweeper, unless pg_cron or another process
         sweeps. Both are safe to run in any number of processes."""
-        pruner = Pruner(pool, self.pruner_config(thread_ttl), checkpointer)
+        pruner = Pruner(pool, self.pruner_config(registry), checkpointer)
         services: list[PeriodicService] = [pruner]
         if workers and self.sweep:
             services.append(Sweeper(pool, self.sweeper_config()))

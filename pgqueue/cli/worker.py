@@ -30,7 +30,7 @@ from pgqueue.types import Queryable
 from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
 
 if TYPE_CHECKING:
-    from pgqueue.execution.graphs import GraphRegistry, ThreadTTL
+    from pgqueue.execution.graphs import GraphRegistry
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class NotStarted(Exception):
 
 
 async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:
-    thread_ttl: ThreadTTL | None = None  # with graphs: langgraph.json's checkpointer.ttl
+    registry: GraphRegistry | None = None  # with graphs: langgraph.json's retention settings
     try:
         if args.config:
             registry = load_graphs(args.config)
@@ -93,13 +93,12 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
             finally:
                 await conn.close()
             worker = settings.graph_worker(registry, url)
-            thread_ttl = registry.thread_ttl
         else:
             worker = settings.handler_worker(load_handler(args.handler), url)
         pool = await db.create_pool(url, max_size=1)
     except db.DATABASE_AWAY as exc:
         raise NotStarted(f"{type(exc).__name__}: {exc}") from exc
-    services = ServiceGroup(settings.maintenance(pool, thread_ttl=thread_ttl))
+    services = ServiceGroup(settings.maintenance(pool, registry=registry))
     services.start()
     on_signals(worker.stop)
     try:

@@ -54,6 +54,9 @@ _SERVED = {
     "checkpointer.ttl.default_ttl",
     "checkpointer.ttl.sweep_interval_minutes",
     "checkpointer.ttl.sweep_limit",
+    # pgqueue's own settings (execution/graphs.py: _run_retention_days).
+    "pgqueue",
+    "pgqueue.run_retention_days",
 }
 
 # Sections whose own keys another module checks in full (webhooks:

@@ -62,6 +62,11 @@ class StoreTTL:
         }
 
 
+# A century in minutes: a longer TTL would put a thread's expiry past what a
+# timestamp holds (threads.create and update refuse the same).
+MAX_TTL_MINUTES = 100 * 365 * 24 * 60
+
+
 @dataclass(frozen=True)
 class ThreadTTL:
     """Threads' time to live, from langgraph.json's ``"checkpointer": {"ttl":
@@ -92,6 +97,9 @@ class GraphRegistry:
     graphs: dict[str, GraphValue] = field(default_factory=dict)
     store_ttl: StoreTTL = field(default_factory=StoreTTL)
     thread_ttl: ThreadTTL = field(default_factory=ThreadTTL)
+    # langgraph.json's "pgqueue": {"run_retention_days": N} (None: not set):
+    # below the flag and the environment variable, above the default.
+    run_retention_days: float | None = None
     # langgraph.json's "auth": {"path": "./auth.py:auth"} (a langgraph_sdk.Auth).
     auth_spec: str | None = None
     # langgraph.json's "http" section, as given: only the HTTP server reads it.
@@ -196,6 +204,7 @@ def load_config(path: str | Path) -> GraphRegistry:
         specs=specs,
         store_ttl=store_ttl,
         thread_ttl=_thread_ttl(config_path, raw.get("checkpointer")),
+        run_retention_days=_run_retention_days(config_path, raw.get("pgqueue")),
         auth_spec=auth_spec,
         **sections,
     )
@@ -212,8 +221,13 @@ def _thread_ttl(config_path: Path, checkpointer: Any) -> ThreadTTL:
     if strategy not in ("delete", "keep_latest"):
         raise ConfigError(f'{where}.strategy must be "delete" or "keep_latest"')
     default_ttl = ttl.get("default_ttl")
-    if default_ttl is not None and not _positive(default_ttl, float):
-        raise ConfigError(f"{where}.default_ttl must be a positive number of minutes")
+    if default_ttl is not None and not (
+        _positive(default_ttl, float) and default_ttl <= MAX_TTL_MINUTES
+    ):
+        raise ConfigError(
+            f"{where}.default_ttl must be a positive number of minutes, "
+            f"at most {MAX_TTL_MINUTES} (a century)"
+        )
     whole: dict[str, int | None] = {}
     for key in ("sweep_interval_minutes", "sweep_limit"):
         value = ttl.get(key)
@@ -226,6 +240,25 @@ def _thread_ttl(config_path: Path, checkpointer: Any) -> ThreadTTL:
         sweep_interval_minutes=whole["sweep_interval_minutes"],
         sweep_limit=whole["sweep_limit"],
     )
+
+
+def _run_retention_days(config_path: Path, section: Any) -> float | None:
+    """pgqueue's own section of langgraph.json (the platform has no such
+    setting): ``{"run_retention_days": N}``, N >= 0."""
+    if section is None:
+        return None
+    where = f"{config_path}: pgqueue"
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = sorted(set(section) - {"run_retention_days"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}")
+    days = section.get("run_retention_days")
+    if days is None:
+        return None
+    if not (_positive(days, float) or days == 0) or isinstance(days, bool):
+        raise ConfigError(f"{where}.run_retention_days must be 0 or more days")
+    return float(days)
 
 
 def _positive(value: Any, kind: type) -> bool:

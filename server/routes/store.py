@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pgqueue.errors import Forbidden
+from pgqueue.execution.graphs import MAX_TTL_MINUTES
 from server.api import (
     JSON,
     ApiError,
@@ -48,7 +49,6 @@ router = Router("store")
 # object that is not one of these would reach it as an unknown operator.
 FILTER_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 MIN_TTL_MINUTES = 1 / 60
-MAX_TTL_MINUTES = 100 * 366 * 24 * 60
 
 
 def _refuse(problem: str) -> PydanticCustomError:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pgqueue.errors import Invalid
+from pgqueue.execution.graphs import MAX_TTL_MINUTES
 from pgqueue.resources import thread_state, threads
 from server.api import JSON, Router, no_content, parse_body
 from server.api import path_uuid as _path_uuid
@@ -78,7 +79,8 @@ class ThreadTTL(BaseModel):
     ``{"ttl": n, "strategy": "delete"}``). Minutes, fractions allowed."""
 
     model_config = ConfigDict(extra="forbid")
-    ttl: float = Field(gt=0, allow_inf_nan=False)
+    # At most a century: expires_at must stay a timestamp PostgreSQL keeps.
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES, allow_inf_nan=False)
     strategy: Literal["delete", "keep_latest"] = "delete"
 
     def value(self) -> threads.TTL:

@@ -17,7 +17,7 @@ from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from pgqueue.db.ids import uuid7
 from pgqueue.errors import ConfigError
-from pgqueue.execution.graphs import system_assistant_id
+from pgqueue.execution.graphs import load_config, system_assistant_id
 from pgqueue.execution.webhooks import WebhookConfig
 from pgqueue.maintenance.pruner import PrunerConfig
 from pgqueue.maintenance.sweeper import SweeperConfig
@@ -25,7 +25,7 @@ from pgqueue.worker.config import WorkerConfig
 from server.cli import build_parser as full_parser
 from server.settings import Settings
 from tests.support.inprocess import running
-from tests.support.procs import GRAPHS_CONFIG
+from tests.support.procs import GRAPHS_CONFIG, write_config
 from tests.support.waiting import eventually
 from tests.support.webhooks import LOOPBACK_ALLOWED, Receiver, graphs_config
 
@@ -68,6 +68,18 @@ def test_the_run_retention_reaches_the_pruner_in_days() -> None:
     assert ProcessSettings.from_args(args, environ).pruner_config().run_retention == 7 * 86_400
     with pytest.raises(ConfigError, match="--run-retention-days .* must be 0 or more, got -1"):
         ProcessSettings.from_env({"PGQUEUE_RUN_RETENTION_DAYS": "-1"})
+
+
+def test_langgraph_json_sets_the_run_retention_below_the_flag_and_environment(
+    tmp_path: Path,
+) -> None:
+    registry = load_config(write_config(tmp_path, pgqueue={"run_retention_days": 2}))
+    assert ProcessSettings().pruner_config(registry).run_retention == 2 * 86_400
+    environ = {"PGQUEUE_RUN_RETENTION_DAYS": "3"}
+    assert ProcessSettings.from_env(environ).pruner_config(registry).run_retention == 3 * 86_400
+    for bad in ({"run_retention_days": -1}, {"run_retention_days": "soon"}, {"keep": 1}):
+        with pytest.raises(ConfigError, match="pgqueue"):
+            load_config(write_config(tmp_path, pgqueue=bad))
 
 
 def test_nonsense_is_refused_naming_the_setting() -> None:
