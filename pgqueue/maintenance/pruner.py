@@ -1,6 +1,7 @@
 """Deletes what is past keeping: stream events once their run is long
-finished, finished runs once they are older than the run retention, and
-threads whose TTL ran out.
+finished, finished runs once they are older than the run retention,
+threads whose TTL ran out, and checkpoint blobs and writes that no
+remaining checkpoint needs.
 
 Events matter while a run streams and for a while after (late joiners,
 reconnects with Last-Event-ID): they go ``event_retention`` after the run's
@@ -58,6 +59,10 @@ class PrunerConfig:
     # and per pass at most (langgraph.json's checkpointer.ttl.sweep_limit).
     thread_batch_size: int = 100
     thread_limit: int | None = None
+    # Checkpoint garbage: threads looked at per statement, statements per
+    # pass. Each pass goes on where the last one stopped, round the table.
+    garbage_threads: int = 100
+    garbage_batches: int = 10
     # Between two batches, a pause of at least batch_pause seconds and of
     # pause_ratio times the last batch's own time: deleting flat out takes
     # CPU and WAL bandwidth from the workers' claims (bench/retention.py:
@@ -71,7 +76,13 @@ class PrunerConfig:
         for name in ("event_retention", "run_retention", "batch_pause", "pause_ratio"):
             value = getattr(self, name)
             require(value >= 0, self, f"{name} must be 0 or more seconds, got {value!r}")
-        for name in ("batch_size", "run_batch_size", "thread_batch_size"):
+        for name in (
+            "batch_size",
+            "run_batch_size",
+            "thread_batch_size",
+            "garbage_threads",
+            "garbage_batches",
+        ):
             value = getattr(self, name)
             require(value >= 1, self, f"{name} must be 1 or more, got {value!r}")
         limit = self.thread_limit
@@ -87,6 +98,8 @@ class PrunerResult:
     # Expired threads deleted, and expired threads cut to their latest checkpoint.
     threads_deleted: int = 0
     threads_kept_latest: int = 0
+    # Checkpoint blobs and writes no remaining checkpoint needs.
+    garbage: int = 0
     # Statements sent, each one batch.
     batches: int = 0
     # Another process was pruning: this pass deleted nothing more.
@@ -105,6 +118,8 @@ class Pruner(PeriodicService[PrunerConfig]):
         self._pool = pool
         self._checkpointer = checkpointer
         self._started = self._last_batch = 0.0
+        # Where checkpoint garbage collection goes on (a thread id), pass to pass.
+        self._garbage_cursor: str | None = None
         super().__init__(config or PrunerConfig())
 
     async def run_once(self) -> PrunerResult:
@@ -123,17 +138,45 @@ class Pruner(PeriodicService[PrunerConfig]):
         if not skipped:
             deleted, kept, more, skipped = await self._expired_threads()
             batches += more
-        if events or runs or deleted or kept:
+        garbage = 0
+        if not skipped:
+            garbage, more, skipped = await self._checkpoint_garbage()
+            batches += more
+        if events or runs or deleted or kept or garbage:
             log.info(
                 "pruned %d stream events, %d finished runs, %d expired threads "
-                "(and %d cut to their latest checkpoint)",
+                "(and %d cut to their latest checkpoint), %d unreferenced checkpoint rows",
                 events,
                 runs,
                 deleted,
                 kept,
+                garbage,
                 extra={"event": "pruned", "events": events, "runs": runs, "threads": deleted},
             )
-        return PrunerResult(events, runs, deleted, kept, batches, skipped)
+        return PrunerResult(events, runs, deleted, kept, garbage, batches, skipped)
+
+    async def _checkpoint_garbage(self) -> tuple[int, int, bool]:
+        """(deleted, batches, skipped): up to ``garbage_batches`` statements,
+        going on round the threads from where the last pass stopped."""
+        total = batches = 0
+        while batches < self.config.garbage_batches:
+            await self._pause(batches)
+            row = await self._pool.fetchrow(
+                queries.prune_checkpoint_garbage,
+                self.config.garbage_threads,
+                self._garbage_cursor,
+            )
+            assert row is not None
+            batches += 1
+            self._took()
+            if not row["mine"]:
+                return total, batches, True
+            total += row["deleted"]
+            if row["threads"] < self.config.garbage_threads:
+                self._garbage_cursor = None  # round the table: from the start next time
+                break
+            self._garbage_cursor = row["cursor"]
+        return total, batches, False
 
     async def _expired_threads(self) -> tuple[int, int, int, bool]:
         """(deleted, kept_latest, batches, skipped) over expired threads."""

@@ -48,8 +48,9 @@ async def test_events_of_long_finished_runs_go_and_the_others_stay(pool: asyncpg
     pruner = Pruner(pool, PrunerConfig(event_retention=3600, batch_size=2))
     result = await pruner.run_once()
     assert (result.events, result.runs, result.skipped) == (5, 0, False)
-    # 2 + 2 + 1 events, then one empty batch of runs and one of expired threads.
-    assert result.batches == 3 + 1 + 1
+    # 2 + 2 + 1 events, then one empty batch each of runs, expired threads
+    # and checkpoint garbage.
+    assert result.batches == 3 + 1 + 1 + 1
     left = dict(await pool.fetch("SELECT run_id, count(*) FROM run_events GROUP BY run_id"))
     assert left == {recent.run_id: 5, live.run_id: 5}
 
@@ -111,3 +112,77 @@ async def test_while_another_process_prunes_a_pass_deletes_nothing(pool: asyncpg
     result = await pruner.run_once()
     assert (result.skipped, result.events, result.runs) == (False, 5, 1)
     assert await _runs(pool) == {streamed.run_id}
+
+
+CHECKPOINT = """
+INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, type, checkpoint)
+VALUES ($1, '', $2, 'json', jsonb_build_object('channel_versions', $3::jsonb))
+"""
+BLOB = """
+INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+VALUES ($1, '', $2, $3, 'json', '\\x00')
+"""
+WRITE = """
+INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, blob)
+VALUES ($1, '', $2, 't', 0, 'a', '\\x00')
+"""
+
+
+async def _checkpoint_rows(pool: asyncpg.Pool, thread_id: str) -> None:
+    """Checkpoint c2 names a@2 and b@1; a@1 is the blob of a checkpoint a
+    rollback deleted (c1), and so is c1's write."""
+    await pool.execute(CHECKPOINT, thread_id, "c2", '{"a": "2", "b": "1"}')
+    for channel, version in (("a", "1"), ("a", "2"), ("b", "1")):
+        await pool.execute(BLOB, thread_id, channel, version)
+    for checkpoint_id in ("c1", "c2"):
+        await pool.execute(WRITE, thread_id, checkpoint_id)
+
+
+async def _blobs_and_writes(pool: asyncpg.Pool, thread_id: str) -> tuple[set[str], set[str]]:
+    blobs = await pool.fetch(
+        "SELECT channel || '@' || version AS b FROM checkpoint_blobs WHERE thread_id = $1",
+        thread_id,
+    )
+    writes = await pool.fetch(
+        "SELECT checkpoint_id FROM checkpoint_writes WHERE thread_id = $1", thread_id
+    )
+    return {r["b"] for r in blobs}, {r["checkpoint_id"] for r in writes}
+
+
+async def test_blobs_and_writes_no_checkpoint_needs_go_unless_a_run_is_writing(
+    pool: asyncpg.Pool,
+) -> None:
+    idle, busy = uuid7(), uuid7()
+    [done] = await queue.submit(pool, [NewRun(thread_id=idle)])
+    await _ended(pool, done.run_id, "1 minute")
+    [live] = await queue.submit(pool, [NewRun(thread_id=busy)])
+    for thread in (idle, busy):
+        await _checkpoint_rows(pool, str(thread))
+    # One statement per pass, which finds fewer threads than it may take:
+    # the table's end, so the next pass starts again from the first thread.
+    pruner = Pruner(pool, PrunerConfig(garbage_threads=3, garbage_batches=1))
+    result = await pruner.run_once()
+    assert result.garbage == 2, result  # a@1 and c1's write
+    assert await _blobs_and_writes(pool, str(idle)) == ({"a@2", "b@1"}, {"c2"})
+    assert await _blobs_and_writes(pool, str(busy)) == ({"a@1", "a@2", "b@1"}, {"c1", "c2"})
+    await _ended(pool, live.run_id, "1 minute")
+    assert (await pruner.run_once()).garbage == 2  # the run that was writing ended
+    assert await _blobs_and_writes(pool, str(busy)) == ({"a@2", "b@1"}, {"c2"})
+    assert (await pruner.run_once()).garbage == 0
+
+
+async def test_checkpoint_garbage_goes_on_round_the_threads_pass_after_pass(
+    pool: asyncpg.Pool,
+) -> None:
+    threads = [str(uuid7()) for _ in range(3)]
+    for thread in threads:
+        await _checkpoint_rows(pool, thread)
+    # One thread per pass: each pass takes the next one, not the first again.
+    pruner = Pruner(pool, PrunerConfig(garbage_threads=1, garbage_batches=1))
+    for i, thread in enumerate(threads):
+        assert (await pruner.run_once()).garbage == 2
+        left = [await _blobs_and_writes(pool, t) for t in threads]
+        assert [b for b, _ in left] == [{"a@2", "b@1"}] * (i + 1) + [{"a@1", "a@2", "b@1"}] * (
+            2 - i
+        ), thread
+    assert (await pruner.run_once()).garbage == 0  # past the last thread: round again

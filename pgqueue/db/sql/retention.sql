@@ -102,3 +102,52 @@ SELECT (SELECT mine FROM turn) AS mine, array(
 -- moves). Those used meanwhile kept their new expiry.
 UPDATE threads SET expires_at = NULL
 WHERE thread_id = ANY($1::uuid[]) AND expires_at < now();
+
+-- name: prune_checkpoint_garbage
+-- Of the next $1 threads with checkpoint blobs or writes after thread $2
+-- (text, NULL: the first), those no live run uses: deletes their blobs no
+-- remaining checkpoint names in its channel_versions, and their writes
+-- whose checkpoint is gone. A cancel with rollback deletes a run's
+-- checkpoints and writes but leaves their blobs (pgqueue_delete_run_
+-- checkpoints); langgraph never deletes one. A thread a run is writing is
+-- skipped: its blobs may be committed before the checkpoint naming them.
+-- cursor: the last thread looked at (NULL once past the last one).
+WITH turn AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+), scope AS (
+    SELECT thread_id FROM (
+        (SELECT DISTINCT thread_id FROM checkpoint_blobs
+         WHERE thread_id > coalesce($2, '') ORDER BY thread_id LIMIT $1)
+        UNION
+        (SELECT DISTINCT thread_id FROM checkpoint_writes
+         WHERE thread_id > coalesce($2, '') ORDER BY thread_id LIMIT $1)
+    ) candidates
+    WHERE (SELECT mine FROM turn)
+    ORDER BY thread_id
+    LIMIT $1
+), quiet AS (
+    SELECT s.thread_id FROM scope s
+    WHERE NOT EXISTS (
+        SELECT FROM runs r
+        WHERE r.thread_id::text = s.thread_id AND r.status IN ('pending', 'running'))
+), blobs AS (
+    DELETE FROM checkpoint_blobs b USING quiet q
+    WHERE b.thread_id = q.thread_id
+      AND NOT EXISTS (
+          SELECT FROM checkpoints c
+          WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+            AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)
+    RETURNING 1
+), writes AS (
+    DELETE FROM checkpoint_writes w USING quiet q
+    WHERE w.thread_id = q.thread_id
+      AND NOT EXISTS (
+          SELECT FROM checkpoints c
+          WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns
+            AND c.checkpoint_id = w.checkpoint_id)
+    RETURNING 1
+)
+SELECT (SELECT mine FROM turn) AS mine,
+       (SELECT count(*) FROM blobs) + (SELECT count(*) FROM writes) AS deleted,
+       (SELECT count(*) FROM scope) AS threads,
+       (SELECT max(thread_id) FROM scope) AS cursor;
