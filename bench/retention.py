@@ -104,7 +104,9 @@ class Drain:
         self.stop = asyncio.Event()
 
     async def one(self, i: int) -> None:
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "drain"})
+        # As a worker's claim and completion connections are set up.
+        settings = {"application_name": "drain", "synchronous_commit": "off"}
+        conn = await asyncpg.connect(self.dsn, server_settings=settings)
         try:
             while not self.stop.is_set():
                 await queue.submit(conn, [NewRun(thread_id=uuid7())], wake=False)

@@ -9,12 +9,17 @@
 -- batch deletes stay in the indexes as dead entries until vacuum, and a
 -- batch that scanned from the start again would walk all of them (a
 -- million-run history took 1-3 s per batch that way, bench/retention.py).
+--
+-- And each commits without waiting for the WAL flush: a batch a crash
+-- loses is deleted again by the next pass, and the workers' own commits do
+-- not queue behind the WAL of a batch's deletes.
 
 -- name: prune_events
 -- Deletes up to $2 events of runs that ended more than $1 ago, in run_id
 -- order from run $3 on (NULL: the first); cursor: the last run reached.
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
+           set_config('synchronous_commit', 'off', true)
 ), old AS (
     SELECT e2.run_id, e2.seq FROM run_events e2
     JOIN runs r ON r.run_id = e2.run_id
@@ -38,7 +43,8 @@ SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS delete
 -- thread views read); nor a run that has not ended. A run another session
 -- holds (a cancel being written, say) is skipped until the next pass.
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
+           set_config('synchronous_commit', 'off', true)
 ), doomed AS (
     SELECT o.run_id, o.ended_at FROM runs o
     WHERE o.ended_at < now() - $1::interval
@@ -66,7 +72,8 @@ SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS delete
 -- under the row lock taken here, so none starts on a thread while it goes,
 -- and one that came first renewed the TTL.
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
+           set_config('synchronous_commit', 'off', true)
 ), doomed AS (
     SELECT x.thread_id, x.expires_at FROM pgqueue_expired_threads x
     WHERE x.ttl_strategy = 'delete'
@@ -87,7 +94,8 @@ SELECT (SELECT mine FROM turn) AS mine, array(SELECT thread_id FROM deleted) AS 
 -- live run uses: the caller prunes their checkpoints to the latest, then
 -- marks them done (pruned_keep_latest).
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
+           set_config('synchronous_commit', 'off', true)
 )
 SELECT (SELECT mine FROM turn) AS mine, array(
     SELECT x.thread_id::text FROM pgqueue_expired_threads x
@@ -113,7 +121,8 @@ WHERE thread_id = ANY($1::uuid[]) AND expires_at < now();
 -- skipped: its blobs may be committed before the checkpoint naming them.
 -- cursor: the last thread looked at (NULL once past the last one).
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine
+    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
+           set_config('synchronous_commit', 'off', true)
 ), scope AS (
     SELECT thread_id FROM (
         (SELECT DISTINCT thread_id FROM checkpoint_blobs
