@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -29,6 +31,23 @@ async def answer(send: Any, status: int, payload: Any, headers: tuple[Any, ...] 
         }
     )
     await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
+async def answer_common(scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    """``GET /ok`` and ``POST /threads``, as every reference server answers
+    them (a thread made up on the spot); False: the request is neither."""
+    path, method = scope["path"], scope["method"]
+    if method == "GET" and path == "/ok":
+        await answer(send, 200, {"ok": True})
+        return True
+    if method == "POST" and path == "/threads":
+        await body(receive)
+        now = datetime.now(UTC).isoformat()
+        thread = {"thread_id": str(uuid.uuid4()), "created_at": now, "updated_at": now,
+                  "metadata": {}, "status": "idle", "values": None}  # fmt: skip
+        await answer(send, 200, thread)
+        return True
+    return False
 
 
 def serve(app: Any, description: str | None) -> None:

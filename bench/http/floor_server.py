@@ -22,12 +22,11 @@ import json
 import re
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from bare_asgi import answer, body, serve
+from bare_asgi import answer, answer_common, body, serve
 from langgraph.checkpoint.memory import InMemorySaver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "graph"))
@@ -71,18 +70,10 @@ async def _stream(send: Any, thread_id: str, request: dict[str, Any]) -> None:
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
+    if scope["type"] != "http" or await answer_common(scope, receive, send):
         return
     path, method = scope["path"], scope["method"]
-    now = datetime.now(UTC).isoformat()
-    if method == "GET" and path == "/ok":
-        await answer(send, 200, {"ok": True})
-    elif method == "POST" and path == "/threads":
-        await body(receive)
-        thread = {"thread_id": str(uuid.uuid4()), "created_at": now, "updated_at": now,
-                  "metadata": {}, "status": "idle", "values": None}  # fmt: skip
-        await answer(send, 200, thread)
-    elif method == "POST" and (m := _STREAM.match(path)):
+    if method == "POST" and (m := _STREAM.match(path)):
         await _stream(send, m.group(1), json.loads(await body(receive) or b"{}"))
     else:
         await answer(send, 404, {"detail": f"{method} {path}: not served by the floor server"})

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bare_asgi import answer, body, serve
+from bare_asgi import answer, answer_common, body, serve
 
 _RUNS = re.compile(r"^/threads/([^/]+)/runs$")
 _JOIN = re.compile(r"^/threads/([^/]+)/runs/([^/]+)/join$")
@@ -30,18 +30,11 @@ _outputs: dict[str, Any] = {}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
+    if scope["type"] != "http" or await answer_common(scope, receive, send):
         return
     path, method = scope["path"], scope["method"]
     now = datetime.now(UTC).isoformat()
-    if method == "GET" and path == "/ok":
-        await answer(send, 200, {"ok": True})
-    elif method == "POST" and path == "/threads":
-        await body(receive)
-        thread = {"thread_id": str(uuid.uuid4()), "created_at": now, "updated_at": now,
-                  "metadata": {}, "status": "idle", "values": None}  # fmt: skip
-        await answer(send, 200, thread)
-    elif method == "POST" and (m := _RUNS.match(path)):
+    if method == "POST" and (m := _RUNS.match(path)):
         request = json.loads(await body(receive) or b"{}")
         run_id = str(uuid.uuid4())
         _outputs[run_id] = {"n": int((request.get("input") or {}).get("n", 0)) + 1}
