@@ -218,14 +218,12 @@ CREATE TABLE workers (
 -- Views ---------------------------------------------------------------------
 
 CREATE VIEW pgqueue_expired_threads AS
- SELECT t.thread_id,
-    t.ttl_strategy,
-    t.ttl_minutes,
-    t.expires_at
-   FROM threads t
-  WHERE t.expires_at < now() AND t.status <> 'busy'::text AND NOT (EXISTS ( SELECT
-           FROM runs r
-          WHERE r.thread_id = t.thread_id AND (r.status = ANY (ARRAY['pending'::text, 'running'::text]))));
+ SELECT thread_id,
+    ttl_strategy,
+    ttl_minutes,
+    expires_at
+   FROM threads
+  WHERE expires_at < now() AND status <> 'busy'::text AND NOT pgqueue_thread_has_live_run(thread_id);
 
 CREATE VIEW pgqueue_queue_depth AS
  SELECT status,
@@ -681,4 +679,14 @@ BEGIN
     END IF;
     RETURN NEW;
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_thread_has_live_run(p_thread_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT EXISTS (
+        SELECT FROM runs
+        WHERE thread_id = p_thread_id AND status IN ('pending', 'running'))
 $function$;

@@ -69,18 +69,27 @@ $$;
 CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT OR UPDATE ON threads
     FOR EACH ROW EXECUTE FUNCTION pgqueue_thread_expiry();
 
+-- Whether a run of thread p_thread_id is pending or running (a function,
+-- not a subquery in the view below: the view stays over one relation, which
+-- PostgreSQL 15 and 16 print alike, and which FOR UPDATE can lock).
+CREATE FUNCTION pgqueue_thread_has_live_run(p_thread_id uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT FROM runs
+        WHERE thread_id = p_thread_id AND status IN ('pending', 'running'))
+$$;
+
 -- Threads whose TTL has run out and that no live run uses: what the pruner
 -- takes next (and what an operator can look at).
 CREATE VIEW pgqueue_expired_threads AS
-SELECT t.thread_id, t.ttl_strategy, t.ttl_minutes, t.expires_at
-FROM threads t
-WHERE t.expires_at < now() AND t.status <> 'busy'
-  AND NOT EXISTS (
-      SELECT FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'));
+SELECT thread_id, ttl_strategy, ttl_minutes, expires_at
+FROM threads
+WHERE expires_at < now() AND status <> 'busy' AND NOT pgqueue_thread_has_live_run(thread_id);
 """
 
 DOWNGRADE = """
 DROP VIEW pgqueue_expired_threads;
+DROP FUNCTION pgqueue_thread_has_live_run(uuid);
 DROP TRIGGER pgqueue_thread_expiry ON threads;
 DROP FUNCTION pgqueue_thread_expiry();
 DROP TABLE pgqueue_defaults;
