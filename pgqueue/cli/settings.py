@@ -47,8 +47,7 @@ if TYPE_CHECKING:
 STARTUP_WAIT_SECONDS = 60.0
 # Most connections a worker's runs take for their checkpoints and events.
 CHECKPOINTER_CONNECTIONS = 10
-# How long finished runs are kept unless a flag, the environment or
-# langgraph.json says otherwise.
+# Days finished runs are kept when no flag, variable or langgraph.json says.
 RUN_RETENTION_DAYS = PrunerConfig.run_retention / DAY
 
 
@@ -176,8 +175,7 @@ class ProcessSettings:
     sweep_interval: float = SweeperConfig.interval
     sweep: bool = True
     prune_interval: float = PrunerConfig.interval
-    # None: langgraph.json's, else RUN_RETENTION_DAYS.
-    run_retention_days: float | None = None
+    run_retention_days: float | None = None  # None: langgraph.json's, else the default
     shutdown_grace: float = WorkerConfig.shutdown_grace
     webhook_attempts: int = WebhookConfig.attempts
     webhook_backoff: float = WebhookConfig.backoff
