@@ -203,7 +203,8 @@ CREATE TABLE threads (
 );
 CREATE INDEX threads_expires_at_idx ON public.threads USING btree (expires_at) WHERE (expires_at IS NOT NULL);
 CREATE INDEX threads_metadata_idx ON public.threads USING gin (metadata jsonb_path_ops);
-CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT OR UPDATE ON threads FOR EACH ROW EXECUTE FUNCTION pgqueue_thread_expiry();
+CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT ON threads FOR EACH ROW EXECUTE FUNCTION pgqueue_thread_expiry();
+CREATE TRIGGER pgqueue_thread_expiry_renewed BEFORE UPDATE ON threads FOR EACH ROW WHEN (old.ttl_minutes IS NOT NULL OR new.ttl_minutes IS NOT NULL) EXECUTE FUNCTION pgqueue_thread_expiry();
 
 CREATE TABLE workers (
     worker_id text NOT NULL,
@@ -525,6 +526,16 @@ CREATE OR REPLACE FUNCTION public.pgqueue_lease_timeout()
 AS $function$
     SELECT coalesce(nullif(current_setting('pgqueue.lease_timeout', true), '')::interval,
                     interval '20 seconds')
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_prune_turn()
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0));
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.pgqueue_record_assistant_version()

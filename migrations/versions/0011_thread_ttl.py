@@ -66,8 +66,25 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT OR UPDATE ON threads
+CREATE TRIGGER pgqueue_thread_expiry BEFORE INSERT ON threads
     FOR EACH ROW EXECUTE FUNCTION pgqueue_thread_expiry();
+-- Every run updates its thread twice (submit, settle): a thread without a
+-- TTL, the usual one, does not call the function for it.
+CREATE TRIGGER pgqueue_thread_expiry_renewed BEFORE UPDATE ON threads
+    FOR EACH ROW WHEN (OLD.ttl_minutes IS NOT NULL OR NEW.ttl_minutes IS NOT NULL)
+    EXECUTE FUNCTION pgqueue_thread_expiry();
+
+-- The pruner's turn, which each of its batches takes first (retention.sql):
+-- true if no other session's batch holds it; the lock goes at commit. A
+-- batch commits without waiting for the WAL flush: one a crash loses is
+-- deleted again by the next pass, and the workers' commits do not queue
+-- behind the WAL of its deletes.
+CREATE FUNCTION pgqueue_prune_turn() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0));
+END
+$$;
 
 -- Whether a run of thread p_thread_id is pending or running (a function,
 -- not a subquery in the view below: the view stays over one relation, which
@@ -90,6 +107,8 @@ WHERE expires_at < now() AND status <> 'busy' AND NOT pgqueue_thread_has_live_ru
 DOWNGRADE = """
 DROP VIEW pgqueue_expired_threads;
 DROP FUNCTION pgqueue_thread_has_live_run(uuid);
+DROP FUNCTION pgqueue_prune_turn();
+DROP TRIGGER pgqueue_thread_expiry_renewed ON threads;
 DROP TRIGGER pgqueue_thread_expiry ON threads;
 DROP FUNCTION pgqueue_thread_expiry();
 DROP TABLE pgqueue_defaults;

@@ -211,12 +211,11 @@ def load_config(path: str | Path) -> GraphRegistry:
 
 
 def _thread_ttl(config_path: Path, checkpointer: Any) -> ThreadTTL:
-    ttl = checkpointer.get("ttl") if isinstance(checkpointer, dict) else None
+    where = f"{config_path}: checkpointer.ttl"
+    keys = {"strategy", "default_ttl", "sweep_interval_minutes", "sweep_limit"}
+    ttl = _section(where, checkpointer.get("ttl") if isinstance(checkpointer, dict) else None, keys)
     if ttl is None:
         return ThreadTTL()
-    where = f"{config_path}: checkpointer.ttl"
-    if not isinstance(ttl, dict):
-        raise ConfigError(f"{where} must be an object")
     strategy = ttl.get("strategy", "delete")
     if strategy not in ("delete", "keep_latest"):
         raise ConfigError(f'{where}.strategy must be "delete" or "keep_latest"')
@@ -245,20 +244,27 @@ def _thread_ttl(config_path: Path, checkpointer: Any) -> ThreadTTL:
 def _run_retention_days(config_path: Path, section: Any) -> float | None:
     """pgqueue's own section of langgraph.json (the platform has no such
     setting): ``{"run_retention_days": N}``, N >= 0."""
-    if section is None:
-        return None
     where = f"{config_path}: pgqueue"
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where} must be an object")
-    unknown = sorted(set(section) - {"run_retention_days"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}")
-    days = section.get("run_retention_days")
+    found = _section(where, section, {"run_retention_days"})
+    days = found.get("run_retention_days") if found is not None else None
     if days is None:
         return None
-    if not (_positive(days, float) or days == 0) or isinstance(days, bool):
+    if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
         raise ConfigError(f"{where}.run_retention_days must be 0 or more days")
     return float(days)
+
+
+def _section(where: str, value: Any, keys: set[str]) -> dict[str, Any] | None:
+    """A langgraph.json object of settings (None if absent), refused if it
+    is no object or has a key outside ``keys``: a typo must not pass."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object")
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}")
+    return value
 
 
 def _positive(value: Any, kind: type) -> bool:
@@ -268,24 +274,18 @@ def _positive(value: Any, kind: type) -> bool:
 
 
 def _store_ttl(config_path: Path, store: Any) -> StoreTTL:
-    ttl = store.get("ttl") if isinstance(store, dict) else None
+    where = f"{config_path}: store.ttl"
+    keys = {"refresh_on_read", "default_ttl", "sweep_interval_minutes"}
+    ttl = _section(where, store.get("ttl") if isinstance(store, dict) else None, keys)
     if ttl is None:
         return StoreTTL()
-    where = f"{config_path}: store.ttl"
-    if not isinstance(ttl, dict):
-        raise ConfigError(f"{where} must be an object")
-    unknown = sorted(set(ttl) - {"refresh_on_read", "default_ttl", "sweep_interval_minutes"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}")
     refresh = ttl.get("refresh_on_read", True)
     if not isinstance(refresh, bool):
         raise ConfigError(f"{where}.refresh_on_read must be true or false")
     minutes: dict[str, float | None] = {}
     for key in ("default_ttl", "sweep_interval_minutes"):
         value = ttl.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
-        ):
+        if value is not None and not _positive(value, float):
             raise ConfigError(f"{where}.{key} must be a positive number of minutes")
         minutes[key] = None if value is None else float(value)
     return StoreTTL(

@@ -217,11 +217,6 @@ class Pruner(PeriodicService[PrunerConfig]):
             except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
                 # A run wrote to one of them meanwhile: the next pass.
                 return deleted, kept, batches, False
-            except psycopg.OperationalError as exc:
-                # The database away (the service loop knows asyncpg's way of
-                # saying so, not psycopg's): the next pass, not a dead service.
-                log.warning("pruning threads to their latest checkpoint failed: %s", exc)
-                return deleted, kept, batches, False
             except NotImplementedError as exc:
                 # A graph whose channels keep history across checkpoints
                 # (langgraph's DeltaChannel) cannot lose the older ones:

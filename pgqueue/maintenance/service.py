@@ -4,8 +4,10 @@ A service has a frozen config that checks itself when made (``require``
 below), a ``run_once()`` that does one pass and returns a small result
 dataclass (which tests call directly, faking time by back-dating rows), and
 this loop around it: ``run_once()`` every ``config.interval`` seconds until
-``stop()``. A database error in one pass is logged and the next pass tries
-again. ``ServiceGroup`` starts and stops the services one process runs.
+``stop()``. A database error in one pass (asyncpg's, or psycopg's for the
+services that use LangGraph's store and checkpointer) is logged and the
+next pass tries again. ``ServiceGroup`` starts and stops the services one
+process runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
+import psycopg
 
 from pgqueue.errors import ConfigError
 
@@ -62,7 +65,7 @@ class PeriodicService(Generic[C]):
         while not self._stop.is_set():
             try:
                 await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error) as exc:
                 log.warning("%s failed: %s", self.name, exc, extra={"event": f"{self.name}_failed"})
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import psycopg
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
 from pgqueue.maintenance.service import PeriodicService, require_interval
@@ -41,14 +40,9 @@ class StoreSweeper(PeriodicService[StoreSweeperConfig]):
         super().__init__(config or StoreSweeperConfig())
 
     async def run_once(self) -> StoreSweeperResult:
-        """Delete expired items. A database that is away is logged and
-        tried again next interval (the loop catches only asyncpg's errors
-        and OSError)."""
-        try:
-            deleted = await self._store.sweep_ttl()
-        except psycopg.Error as exc:
-            log.warning("store sweep failed: %s", exc, extra={"event": f"{self.name}_failed"})
-            return StoreSweeperResult()
+        """Delete expired items (a database that is away: the loop logs it
+        and tries again next interval)."""
+        deleted = await self._store.sweep_ttl()
         if deleted:
             log.info(
                 "deleted %d expired store items",

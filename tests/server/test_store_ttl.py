@@ -7,7 +7,7 @@ back-dating rows, never slept through."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -34,13 +34,6 @@ def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     config = ttl_config(tmp_path, default_ttl=10, refresh_on_read=True, sweep_interval_minutes=0.01)
     with server_process(database_url, command="server", config=config) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server.url, api_key=None)
-    yield client
-    await client.http.client.aclose()
 
 
 async def minutes_left(pool: asyncpg.Pool, key: str) -> float:

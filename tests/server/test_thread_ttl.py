@@ -8,7 +8,7 @@ slept through."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
@@ -51,13 +50,6 @@ def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     # flag asks.
     with server_process(database_url, "--prune-interval", "0.3", config=config) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(server: ServerProcess) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server.url, api_key=None)
-    yield client
-    await client.http.client.aclose()
 
 
 async def _counts(pool: asyncpg.Pool, thread_id: str) -> dict[str, int]:

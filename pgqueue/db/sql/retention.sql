@@ -1,7 +1,8 @@
 -- What the pruner (pgqueue/maintenance/pruner.py) deletes, a batch per
 -- statement: each is its own short transaction, so no lock is held for
 -- long and vacuum can reclaim what went. Each batch first takes the
--- pruning turn (a transaction-level advisory lock): any number of
+-- pruning turn (pgqueue_prune_turn(), migration 0011: a transaction-level
+-- advisory lock, and no wait for the WAL flush at commit): any number of
 -- processes run the pruner, one deletes at a time, and the others' passes
 -- end at once ("mine" false) instead of contending for the same rows.
 --
@@ -9,17 +10,12 @@
 -- batch deletes stay in the indexes as dead entries until vacuum, and a
 -- batch that scanned from the start again would walk all of them (a
 -- million-run history took 1-3 s per batch that way, bench/retention.py).
---
--- And each commits without waiting for the WAL flush: a batch a crash
--- loses is deleted again by the next pass, and the workers' own commits do
--- not queue behind the WAL of a batch's deletes.
 
 -- name: prune_events
 -- Deletes up to $2 events of runs that ended more than $1 ago, in run_id
 -- order from run $3 on (NULL: the first); cursor: the last run reached.
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
-           set_config('synchronous_commit', 'off', true)
+    SELECT pgqueue_prune_turn() AS mine
 ), old AS (
     SELECT e2.run_id, e2.seq FROM run_events e2
     JOIN runs r ON r.run_id = e2.run_id
@@ -43,8 +39,7 @@ SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS delete
 -- thread views read); nor a run that has not ended. A run another session
 -- holds (a cancel being written, say) is skipped until the next pass.
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
-           set_config('synchronous_commit', 'off', true)
+    SELECT pgqueue_prune_turn() AS mine
 ), doomed AS (
     SELECT o.run_id, o.ended_at FROM runs o
     WHERE o.ended_at < now() - $1::interval
@@ -72,8 +67,7 @@ SELECT (SELECT mine FROM turn) AS mine, (SELECT count(*) FROM deleted) AS delete
 -- under the row lock taken here, so none starts on a thread while it goes,
 -- and one that came first renewed the TTL.
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
-           set_config('synchronous_commit', 'off', true)
+    SELECT pgqueue_prune_turn() AS mine
 ), doomed AS (
     SELECT x.thread_id, x.expires_at FROM pgqueue_expired_threads x
     WHERE x.ttl_strategy = 'delete'
@@ -94,8 +88,7 @@ SELECT (SELECT mine FROM turn) AS mine, array(SELECT thread_id FROM deleted) AS 
 -- live run uses: the caller prunes their checkpoints to the latest, then
 -- marks them done (pruned_keep_latest).
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
-           set_config('synchronous_commit', 'off', true)
+    SELECT pgqueue_prune_turn() AS mine
 )
 SELECT (SELECT mine FROM turn) AS mine, array(
     SELECT x.thread_id::text FROM pgqueue_expired_threads x
@@ -121,8 +114,7 @@ WHERE thread_id = ANY($1::uuid[]) AND expires_at < now();
 -- skipped: its blobs may be committed before the checkpoint naming them.
 -- cursor: the last thread looked at (NULL once past the last one).
 WITH turn AS (
-    SELECT pg_try_advisory_xact_lock(hashtextextended('pgqueue.prune', 0)) AS mine,
-           set_config('synchronous_commit', 'off', true)
+    SELECT pgqueue_prune_turn() AS mine
 ), scope AS (
     SELECT thread_id FROM (
         (SELECT DISTINCT thread_id FROM checkpoint_blobs
