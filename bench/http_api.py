@@ -98,6 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="rounds, interleaved across peers")
     p.add_argument("--profile", action="store_true", help="run pgqueue under py-spy record")
     p.add_argument(
+        "--profile-raw",
+        action="store_true",
+        help="with --profile: collapsed stacks (.txt), not SVG",
+    )
+    p.add_argument(
         "--jobs-per-worker", type=int, default=10, help="run slots per server (default 10)"
     )
     add_server_options(p, "http_api")
@@ -145,7 +150,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         )
         if py_spy is None:
             sys.exit("--profile needs py-spy: pip install py-spy (it is in the 'bench' extra)")
-        svg = RESULTS / "http_pgqueue.svg"
+        svg = RESULTS / ("http_pgqueue.txt" if args.profile_raw else "http_pgqueue.svg")
     return Settings(
         admin_dsn=args.admin_dsn,
         redis_url=args.redis_url,

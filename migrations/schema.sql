@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0011_thread_ttl
+-- Revision: 0012_prune_in_sql
 
 -- Tables, with their indexes and triggers -----------------------------------
 
@@ -113,6 +113,12 @@ CREATE TABLE pgqueue_defaults (
     name text NOT NULL,
     value jsonb NOT NULL,
     CONSTRAINT pgqueue_defaults_pkey PRIMARY KEY (name)
+);
+
+CREATE TABLE pgqueue_prune_cursors (
+    name text NOT NULL,
+    after text,
+    CONSTRAINT pgqueue_prune_cursors_pkey PRIMARY KEY (name)
 );
 
 CREATE TABLE run_events (
@@ -526,6 +532,209 @@ CREATE OR REPLACE FUNCTION public.pgqueue_lease_timeout()
 AS $function$
     SELECT coalesce(nullif(current_setting('pgqueue.lease_timeout', true), '')::interval,
                     interval '20 seconds')
+$function$;
+
+CREATE OR REPLACE PROCEDURE public.pgqueue_prune(IN event_retention interval DEFAULT '01:00:00'::interval, IN run_retention interval DEFAULT '30 days'::interval, IN batch_size integer DEFAULT 10000, IN run_batch_size integer DEFAULT 1000, IN thread_batch_size integer DEFAULT 100, IN garbage_threads integer DEFAULT 100, IN garbage_batches integer DEFAULT 10, IN pause_ratio double precision DEFAULT 2, IN batch_pause double precision DEFAULT 0.05)
+ LANGUAGE plpgsql
+AS $procedure$
+DECLARE
+    r record;
+    started timestamptz;
+    after_run uuid;
+    after_end timestamptz;
+    after_expiry timestamptz;
+BEGIN
+    LOOP
+        started := pgqueue_prune_pause(started, batch_pause, pause_ratio);
+        SELECT * INTO r FROM pgqueue_prune_events(event_retention, batch_size, after_run);
+        COMMIT;
+        IF NOT r.mine THEN
+            RETURN;
+        END IF;
+        EXIT WHEN r.deleted < batch_size;
+        after_run := coalesce(r.reached, after_run);
+    END LOOP;
+    LOOP
+        started := pgqueue_prune_pause(started, batch_pause, pause_ratio);
+        SELECT * INTO r FROM pgqueue_prune_runs(run_retention, run_batch_size, after_end);
+        COMMIT;
+        IF NOT r.mine THEN
+            RETURN;
+        END IF;
+        EXIT WHEN r.deleted < run_batch_size;
+        after_end := coalesce(r.reached, after_end);
+    END LOOP;
+    LOOP
+        started := pgqueue_prune_pause(started, batch_pause, pause_ratio);
+        SELECT * INTO r FROM pgqueue_prune_expired_threads(thread_batch_size, after_expiry);
+        COMMIT;
+        IF NOT r.mine THEN
+            RETURN;
+        END IF;
+        EXIT WHEN cardinality(r.deleted) < thread_batch_size;
+        after_expiry := coalesce(r.reached, after_expiry);
+    END LOOP;
+    FOR i IN 1 .. garbage_batches LOOP
+        started := pgqueue_prune_pause(started, batch_pause, pause_ratio);
+        SELECT * INTO r FROM pgqueue_prune_checkpoint_garbage(garbage_threads);
+        COMMIT;
+        EXIT WHEN NOT r.mine OR r.threads < garbage_threads;
+    END LOOP;
+END
+$procedure$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_prune_checkpoint_garbage(p_threads integer, OUT mine boolean, OUT deleted bigint, OUT threads integer)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    after_thread text;
+    last_thread text;
+BEGIN
+    mine := pgqueue_prune_turn();
+    deleted := 0;
+    threads := 0;
+    IF NOT mine THEN
+        RETURN;
+    END IF;
+    SELECT c.after INTO after_thread FROM pgqueue_prune_cursors c
+    WHERE c.name = 'checkpoint_garbage';
+    WITH scope AS (
+        SELECT candidates.thread_id FROM (
+            (SELECT DISTINCT b.thread_id FROM checkpoint_blobs b
+             WHERE b.thread_id > coalesce(after_thread, '') ORDER BY b.thread_id LIMIT p_threads)
+            UNION
+            (SELECT DISTINCT w.thread_id FROM checkpoint_writes w
+             WHERE w.thread_id > coalesce(after_thread, '') ORDER BY w.thread_id LIMIT p_threads)
+        ) candidates
+        ORDER BY candidates.thread_id
+        LIMIT p_threads
+    ), quiet AS (
+        SELECT s.thread_id FROM scope s
+        WHERE NOT EXISTS (
+            SELECT FROM runs r
+            WHERE r.thread_id::text = s.thread_id AND r.status IN ('pending', 'running'))
+    ), blobs AS (
+        DELETE FROM checkpoint_blobs b USING quiet q
+        WHERE b.thread_id = q.thread_id
+          AND NOT EXISTS (
+              SELECT FROM checkpoints c
+              WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+                AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)
+        RETURNING 1
+    ), writes AS (
+        DELETE FROM checkpoint_writes w USING quiet q
+        WHERE w.thread_id = q.thread_id
+          AND NOT EXISTS (
+              SELECT FROM checkpoints c
+              WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns
+                AND c.checkpoint_id = w.checkpoint_id)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM writes),
+           (SELECT count(*) FROM scope), (SELECT max(scope.thread_id) FROM scope)
+    INTO deleted, threads, last_thread;
+    INSERT INTO pgqueue_prune_cursors (name, after)
+    VALUES ('checkpoint_garbage', CASE WHEN threads < p_threads THEN NULL ELSE last_thread END)
+    ON CONFLICT (name) DO UPDATE SET after = EXCLUDED.after;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_prune_events(p_age interval, p_limit integer, p_after uuid, OUT mine boolean, OUT deleted bigint, OUT reached uuid)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    mine := pgqueue_prune_turn();
+    deleted := 0;
+    IF NOT mine THEN
+        RETURN;
+    END IF;
+    WITH old AS (
+        SELECT e2.run_id, e2.seq FROM run_events e2
+        JOIN runs r ON r.run_id = e2.run_id
+        WHERE r.ended_at < now() - p_age
+          AND e2.run_id >= coalesce(p_after, '00000000-0000-0000-0000-000000000000')
+          AND r.run_id >= coalesce(p_after, '00000000-0000-0000-0000-000000000000')
+        ORDER BY e2.run_id, e2.seq
+        LIMIT p_limit
+    ), gone AS (
+        DELETE FROM run_events e USING old WHERE e.run_id = old.run_id AND e.seq = old.seq
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone), (SELECT old.run_id FROM old ORDER BY old.run_id DESC LIMIT 1)
+    INTO deleted, reached;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_prune_expired_threads(p_limit integer, p_after timestamp with time zone, OUT mine boolean, OUT deleted text[], OUT reached timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    mine := pgqueue_prune_turn();
+    deleted := '{}';
+    IF NOT mine THEN
+        RETURN;
+    END IF;
+    WITH doomed AS (
+        SELECT x.thread_id, x.expires_at FROM pgqueue_expired_threads x
+        WHERE x.ttl_strategy = 'delete' AND x.expires_at >= coalesce(p_after, '-infinity')
+        ORDER BY x.expires_at
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        DELETE FROM threads t USING doomed WHERE t.thread_id = doomed.thread_id
+        RETURNING t.thread_id::text AS thread_id
+    )
+    SELECT array(SELECT gone.thread_id FROM gone), (SELECT max(doomed.expires_at) FROM doomed)
+    INTO deleted, reached;
+    DELETE FROM checkpoint_writes WHERE thread_id = ANY(deleted);
+    DELETE FROM checkpoint_blobs WHERE thread_id = ANY(deleted);
+    DELETE FROM checkpoints WHERE thread_id = ANY(deleted);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_prune_pause(p_started timestamp with time zone, p_floor double precision, p_ratio double precision)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF p_started IS NOT NULL THEN
+        PERFORM pg_sleep(greatest(
+            p_floor, p_ratio * extract(epoch FROM clock_timestamp() - p_started)));
+    END IF;
+    RETURN clock_timestamp();
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.pgqueue_prune_runs(p_age interval, p_limit integer, p_after timestamp with time zone, OUT mine boolean, OUT deleted bigint, OUT reached timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    mine := pgqueue_prune_turn();
+    deleted := 0;
+    IF NOT mine THEN
+        RETURN;
+    END IF;
+    WITH doomed AS (
+        SELECT o.run_id, o.ended_at FROM runs o
+        WHERE o.ended_at < now() - p_age
+          AND o.ended_at >= coalesce(p_after, '-infinity')
+          AND o.status NOT IN ('pending', 'running')
+          AND (o.thread_id IS NULL OR EXISTS (
+              SELECT FROM runs n WHERE n.thread_id = o.thread_id AND n.seq > o.seq))
+        ORDER BY o.ended_at
+        LIMIT p_limit
+        FOR UPDATE OF o SKIP LOCKED
+    ), gone AS (
+        DELETE FROM runs r USING doomed WHERE r.run_id = doomed.run_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone), (SELECT max(doomed.ended_at) FROM doomed)
+    INTO deleted, reached;
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.pgqueue_prune_turn()

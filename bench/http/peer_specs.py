@@ -235,7 +235,19 @@ def command(peer: Peer, s: Settings, config: Path, port: int) -> list[str]:
     cmd = [exe, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", port_s]
     if s.profile_svg is not None and s.py_spy is not None:
         # --subprocesses: the workers may live in child processes.
-        cmd = [s.py_spy, "record", "-o", str(s.profile_svg), "--subprocesses", "--", *cmd]
+        # A .txt profile is py-spy's raw (collapsed stacks) format, to read as text.
+        fmt = "raw" if s.profile_svg.suffix == ".txt" else "flamegraph"
+        cmd = [
+            s.py_spy,
+            "record",
+            "-o",
+            str(s.profile_svg),
+            "-f",
+            fmt,
+            "--subprocesses",
+            "--",
+            *cmd,
+        ]
     return cmd
 
 

@@ -5,6 +5,7 @@
     pgqueue worker --config langgraph.json   run graphs (and the sweeper loop)
     pgqueue worker --handler mod:fn    run any async handler instead
     pgqueue sweep --install-cron       sweep by pg_cron instead
+    pgqueue prune                      delete what is past keeping, once
     pgqueue demo                       a worked example on the embedded server
 
 The installed ``pgqueue`` script is ``server.cli``: these commands plus
@@ -27,7 +28,7 @@ import asyncpg
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from pgqueue.cli import database, demo, settings, sweep, worker
+from pgqueue.cli import database, demo, prune, settings, sweep, worker
 from pgqueue.db import migrate
 from pgqueue.errors import ConfigError, SchemaOutdated, Unavailable
 
@@ -86,6 +87,7 @@ def build_commands() -> Commands:
     p.add_argument("revision", help="target revision, e.g. base")
     p.set_defaults(func=cmd_downgrade)
     sweep.add_command(commands.sub, [common])
+    prune.add_command(commands.sub, [common])
     worker.add_command(commands.sub, [common, running])
     demo.add_command(commands.sub, [common])
     return commands

@@ -1,4 +1,5 @@
-"""Sweeping by pg_cron instead of (or besides) the in-process loop.
+"""Sweeping and pruning by pg_cron instead of (or besides) the in-process
+loops.
 
 pg_cron must be in ``shared_preload_libraries`` and the job installed in
 the database named by ``cron.database_name``. Debian's pg_cron 1.4 schedules
@@ -14,6 +15,7 @@ from pgqueue.db.sql import queries
 from pgqueue.errors import Unavailable
 
 JOB_NAME = "pgqueue-sweep"
+PRUNE_JOB = "pgqueue-prune"
 DEFAULT_SCHEDULE = "* * * * *"
 
 
@@ -21,6 +23,21 @@ async def install(
     conn: asyncpg.Connection, schedule: str = DEFAULT_SCHEDULE, stale_after: float | None = None
 ) -> int:
     """Create the extension if needed and (re)schedule the sweep; returns the job id."""
+    interval = None if stale_after is None else f"{stale_after} seconds"
+    return await _schedule(conn, JOB_NAME, queries.install_sweep_cron, schedule, interval)
+
+
+async def install_prune(
+    conn: asyncpg.Connection, schedule: str = DEFAULT_SCHEDULE, run_retention_days: float = 30.0
+) -> int:
+    """(Re)schedule ``CALL pgqueue_prune(...)`` (migration 0012); returns the job id."""
+    retention = f"{run_retention_days} days"
+    return await _schedule(conn, PRUNE_JOB, queries.install_prune_cron, schedule, retention)
+
+
+async def _schedule(
+    conn: asyncpg.Connection, job: str, statement: str, schedule: str, argument: str | None
+) -> int:
     try:
         await conn.execute(queries.create_pg_cron)
     except asyncpg.PostgresError as exc:
@@ -29,15 +46,14 @@ async def install(
             "(Debian: postgresql-15-cron), listed in shared_preload_libraries, and "
             "cron.database_name must name this database."
         ) from exc
-    interval = None if stale_after is None else f"{stale_after} seconds"
     async with conn.transaction():
-        await conn.execute(queries.uninstall_sweep_cron)
-        job_id = await conn.fetchval(queries.install_sweep_cron, schedule, interval)
+        await conn.execute(queries.uninstall_cron, job)
+        job_id = await conn.fetchval(statement, schedule, argument)
     return int(job_id)
 
 
-async def uninstall(conn: asyncpg.Connection) -> bool:
+async def uninstall(conn: asyncpg.Connection, job: str = JOB_NAME) -> bool:
     has_cron = await conn.fetchval(queries.has_pg_cron)
     if not has_cron:
         return False
-    return bool(await conn.fetch(queries.uninstall_sweep_cron))
+    return bool(await conn.fetch(queries.uninstall_cron, job))

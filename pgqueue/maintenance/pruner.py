@@ -15,8 +15,10 @@ server processes).
 
 Dead rows behind a pinned vacuum horizon slow every ``SKIP LOCKED`` claim
 (DESIGN.md), so deletes go in batches, each its own short transaction
-(``retention.sql``), and one process prunes at a time: a pass that finds
-another process's batch under way ends (``PrunerResult.skipped``).
+(``retention.sql``, calling migration 0012's functions, which the pg_cron
+form, ``CALL pgqueue_prune()``, runs too), and one process prunes at a
+time: a pass that finds another's batch under way ends
+(``PrunerResult.skipped``).
 """
 
 from __future__ import annotations
@@ -118,8 +120,6 @@ class Pruner(PeriodicService[PrunerConfig]):
         self._pool = pool
         self._checkpointer = checkpointer
         self._started = self._last_batch = 0.0
-        # Where checkpoint garbage collection goes on (a thread id), pass to pass.
-        self._garbage_cursor: str | None = None
         super().__init__(config or PrunerConfig())
 
     async def run_once(self) -> PrunerResult:
@@ -157,14 +157,13 @@ class Pruner(PeriodicService[PrunerConfig]):
 
     async def _checkpoint_garbage(self) -> tuple[int, int, bool]:
         """(deleted, batches, skipped): up to ``garbage_batches`` statements,
-        going on round the threads from where the last pass stopped."""
+        going on round the threads from where the last batch, of any
+        process, stopped (the database keeps that cursor)."""
         total = batches = 0
         while batches < self.config.garbage_batches:
             await self._pause(batches)
             row = await self._pool.fetchrow(
-                queries.prune_checkpoint_garbage,
-                self.config.garbage_threads,
-                self._garbage_cursor,
+                queries.prune_checkpoint_garbage, self.config.garbage_threads
             )
             assert row is not None
             batches += 1
@@ -173,9 +172,7 @@ class Pruner(PeriodicService[PrunerConfig]):
                 return total, batches, True
             total += row["deleted"]
             if row["threads"] < self.config.garbage_threads:
-                self._garbage_cursor = None  # round the table: from the start next time
-                break
-            self._garbage_cursor = row["cursor"]
+                break  # round the table done: the next pass starts it again
         return total, batches, False
 
     async def _expired_threads(self) -> tuple[int, int, int, bool]:
@@ -186,11 +183,8 @@ class Pruner(PeriodicService[PrunerConfig]):
         while left is None or left > 0:
             await self._pause(batches)
             n = size if left is None else min(size, left)
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(queries.delete_expired_threads, n, cursor)
-                assert row is not None
-                if row["deleted"]:
-                    await conn.execute(queries.delete_thread_checkpoints, row["deleted"])
+            row = await self._pool.fetchrow(queries.delete_expired_threads, n, cursor)
+            assert row is not None
             batches += 1
             self._took()
             if not row["mine"]:

@@ -17,6 +17,7 @@ import pytest
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from pgqueue.db import migrate
+from pgqueue.db.ids import uuid7
 from tests.support import pgcluster
 from tests.support.procs import run_cli
 from tests.support.system import require_system
@@ -93,3 +94,54 @@ async def test_install_cron_without_pg_cron_says_what_is_missing(database_url: s
     assert result.returncode == 2
     assert "pg_cron" in result.stderr and "shared_preload_libraries" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_pg_cron_job_prunes_in_short_transactions(cron_cluster: pgcluster.PgCluster) -> None:
+    url = cron_cluster.dsn("pgqueue")
+    migrate.upgrade(url)
+    result = run_cli(url, "prune", "--install-cron", "--run-retention-days", "2")
+    assert result.returncode == 0, result.stderr
+    assert "pgqueue-prune" in result.stdout and "2 days" in result.stdout
+
+    conn = await asyncpg.connect(url)
+    try:
+        command = await conn.fetchval(
+            "SELECT command FROM cron.job WHERE jobname = 'pgqueue-prune'"
+        )
+        assert command == "CALL pgqueue_prune(run_retention => '2.0 days'::interval)"
+        # An old run on a thread whose newer run stays, and a stateless run
+        # with events: all but the thread's newest go.
+        t = uuid7()
+        old, newer = await queue.submit(conn, [NewRun(thread_id=t), NewRun(thread_id=t)])
+        [streamed] = await queue.submit(conn, [NewRun()])
+        await conn.execute(
+            "UPDATE runs SET status = 'success', ended_at = now() - interval '3 days'"
+        )
+        await conn.execute(
+            "INSERT INTO run_events (run_id, seq, attempt, event, data) "
+            "SELECT $1, s, 1, 'values', '{}' FROM generate_series(1, 3) s",
+            streamed.run_id,
+        )
+        deadline = time.monotonic() + 75  # next minute boundary, plus slack
+        while await conn.fetchval("SELECT count(*) FROM runs WHERE run_id = $1", old.run_id):
+            assert time.monotonic() < deadline, "pg_cron did not prune within 75 s"
+            await asyncio.sleep(0.5)
+        # The procedure's COMMITs work under pg_cron: the job succeeded.
+        while not await conn.fetchval(
+            "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
+            "WHERE j.jobname = 'pgqueue-prune' AND d.status IN ('succeeded', 'failed')"
+        ):
+            assert time.monotonic() < deadline, "the pg_cron job did not finish within 75 s"
+            await asyncio.sleep(0.5)
+        details = await conn.fetch(
+            "SELECT d.status, d.return_message FROM cron.job_run_details d "
+            "JOIN cron.job j USING (jobid) WHERE j.jobname = 'pgqueue-prune'"
+        )
+        assert {d["status"] for d in details} == {"succeeded"}, details
+        assert {r["run_id"] for r in await conn.fetch("SELECT run_id FROM runs")} == {newer.run_id}
+        assert await conn.fetchval("SELECT count(*) FROM run_events") == 0
+        result = run_cli(url, "prune", "--uninstall-cron")
+        assert result.returncode == 0, result.stderr
+        assert await conn.fetchval("SELECT count(*) FROM cron.job") == 0
+    finally:
+        await conn.close()

@@ -45,6 +45,6 @@ CREATE EXTENSION IF NOT EXISTS pg_cron;
 SELECT cron.schedule('pgqueue-sweep', $1::text,
                      format('SELECT * FROM pgqueue_sweep(%L::interval)', $2::text));
 
--- name: uninstall_sweep_cron
--- Removes the pgqueue-sweep pg_cron job.
-SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pgqueue-sweep';
+-- name: uninstall_cron
+-- Removes pg_cron job $1 (pgqueue-sweep or pgqueue-prune).
+SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1;
