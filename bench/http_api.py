@@ -10,6 +10,7 @@ Peers (bench/http/peer_specs.py):
   langhost       `langhost serve` (langgraph-api + langgraph-runtime-pg: PostgreSQL + Redis)
   pgqueue        `pgqueue serve` from this repo's venv (PostgreSQL only)
   pgqueue-split  `pgqueue server` + `pgqueue worker`, two processes
+  pgqueue-w2     `pgqueue serve --workers 2`: two serve processes on one port
   pgqueue-auth   `pgqueue serve` with an Auth (bench/http/graph/auth.py) that
                  authenticates every request, stamps an owner and filters
                  every read by it: pgqueue-auth / pgqueue is its cost

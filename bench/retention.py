@@ -27,6 +27,7 @@ Measured, in one database:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import sys
 import time
@@ -101,7 +102,12 @@ class Drain:
         self.dsn, self.n = dsn, drainers
         self.phase = "idle"
         self.claims: dict[str, list[float]] = {"idle": [], "pruning": [], "after": []}
+        # (monotonic time the claim ended, phase, ms): to set beside what
+        # the sampler saw at that moment (see conditions()).
+        self.timed: list[tuple[float, str, float]] = []
         self.stop = asyncio.Event()
+        # (monotonic time, what CONDITIONS read), every 10 ms.
+        self.states: list[tuple[float, dict[str, Any]]] = []
 
     async def one(self, i: int) -> None:
         # As a worker's claim and completion connections are set up.
@@ -115,15 +121,19 @@ class Drain:
                 took = (time.perf_counter() - t0) * 1000
                 if self.phase in self.claims:
                     self.claims[self.phase].append(took)
+                    self.timed.append((time.monotonic(), self.phase, took))
                 done = [Completion(r.run_id, r.attempt, "success") for r in claimed]
                 await queue.complete(conn, f"drain-{i}", done)
         finally:
             await conn.close()
 
 
-async def watch_locks(dsn: str, pruner_app: str, stop: asyncio.Event) -> dict[str, Any]:
-    """The longest lock wait of a drainer, sampled every 10 ms."""
-    conn = await asyncpg.connect(dsn)
+async def watch_locks(drain: Drain, pruner_app: str, stop: asyncio.Event) -> dict[str, Any]:
+    """The longest lock wait of a drainer, sampled every 10 ms in every
+    phase: the sampling query costs the drainers something too, so it runs
+    alike while the table is idle, pruned and after (an earlier build
+    sampled only during the pass, which counted its cost against the pass)."""
+    conn = await asyncpg.connect(drain.dsn)
     longest, blocked_by_pruner, samples = 0.0, 0, 0
     try:
         while not stop.is_set():
@@ -136,10 +146,14 @@ async def watch_locks(dsn: str, pruner_app: str, stop: asyncio.Event) -> dict[st
                    WHERE a.application_name = 'drain' AND a.wait_event_type = 'Lock'""",
                 pruner_app,
             )
-            samples += 1
-            for r in rows:
-                longest = max(longest, float(r["ms"]))
-                blocked_by_pruner += bool(r["by_pruner"])
+            state = await conn.fetchrow(CONDITIONS, pruner_app)
+            assert state is not None
+            drain.states.append((time.monotonic(), dict(state)))
+            if drain.phase == "pruning":
+                samples += 1
+                for r in rows:
+                    longest = max(longest, float(r["ms"]))
+                    blocked_by_pruner += bool(r["by_pruner"])
             await asyncio.sleep(0.01)
     finally:
         await conn.close()
@@ -150,7 +164,59 @@ async def watch_locks(dsn: str, pruner_app: str, stop: asyncio.Event) -> dict[st
     }
 
 
-async def measure(dsn: str, runs: int, drainers: int, idle_seconds: float) -> dict[str, Any]:
+# What else was going on when a claim ran: the pruner's batch, autovacuum
+# (or autoanalyze) on the tables it empties, and the oldest snapshot any
+# backend holds (a pinned horizon leaves dead index entries in the claim's
+# way, DESIGN.md).
+CONDITIONS = """
+SELECT EXISTS (SELECT FROM pg_stat_activity
+               WHERE application_name = $1 AND state = 'active') AS pruner_batch,
+       EXISTS (SELECT FROM pg_stat_progress_vacuum v JOIN pg_class c ON c.oid = v.relid
+               WHERE c.relname IN ('runs', 'run_events')) AS vacuum,
+       EXISTS (SELECT FROM pg_stat_progress_analyze) AS analyze,
+       coalesce((SELECT max(age(backend_xmin)) FROM pg_stat_activity
+                 WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()), 0) AS xmin_age
+"""
+
+
+def conditions(drain: Drain) -> dict[str, Any]:
+    """Claim p50/p99 of the pruning and after phases, split by what the
+    sampler saw at the claim's end: the pruner's batch running or pausing,
+    autovacuum on runs/run_events or not, any autoanalyze or not."""
+    times = [t for t, _ in drain.states]
+    split: dict[str, list[float]] = {}
+    for t, phase, took in drain.timed:
+        if phase == "idle" or not times:
+            continue
+        i = min(bisect.bisect_left(times, t), len(times) - 1)
+        state = drain.states[i][1]
+        for key in ("pruner_batch", "vacuum", "analyze"):
+            split.setdefault(f"{phase}/{key}={state[key]}", []).append(took)
+    xmin = [s["xmin_age"] for _, s in drain.states]
+    return {
+        "claims_by_condition": {
+            k: {"n": len(v), "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)}
+            for k, v in sorted(split.items())
+        },
+        "oldest_xmin_age_max": max(xmin, default=0),
+        "share_of_samples": {
+            key: round(sum(bool(s[key]) for _, s in drain.states) / max(1, len(drain.states)), 3)
+            for key in ("pruner_batch", "vacuum", "analyze")
+        },
+    }
+
+
+def busy_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+async def measure(
+    dsn: str, runs: int, drainers: int, idle_seconds: float, pause_ratio: float
+) -> dict[str, Any]:
     migrate.upgrade(dsn)
     conn = await asyncpg.connect(dsn)
     t0 = time.perf_counter()
@@ -160,15 +226,17 @@ async def measure(dsn: str, runs: int, drainers: int, idle_seconds: float) -> di
     fill_s = time.perf_counter() - t0
     before = await counts(conn)
     drain = Drain(dsn, drainers)
+    stop_watch = asyncio.Event()
+    watcher = asyncio.create_task(watch_locks(drain, "pruner", stop_watch))
     tasks = [asyncio.create_task(drain.one(i)) for i in range(drainers)]
+    cpu = {"idle": busy_jiffies()}
     await asyncio.sleep(idle_seconds)
-    drain.phase = "pruning"
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=1, server_settings={"application_name": "pruner"}
     )
-    stop_watch = asyncio.Event()
-    watcher = asyncio.create_task(watch_locks(dsn, "pruner", stop_watch))
-    pruner = Pruner(pool, PrunerConfig(interval=60))
+    pruner = Pruner(pool, PrunerConfig(interval=60, pause_ratio=pause_ratio))
+    drain.phase = "pruning"
+    cpu["pruning"] = busy_jiffies()
     t0 = time.perf_counter()
     passes, totals = 0, {"events": 0, "runs": 0, "threads": 0, "batches": 0}
     while True:
@@ -182,11 +250,13 @@ async def measure(dsn: str, runs: int, drainers: int, idle_seconds: float) -> di
             break
     prune_s = time.perf_counter() - t0
     drain.phase = "after"
-    stop_watch.set()
-    locks = await watcher
+    cpu["after"] = busy_jiffies()
     # The same drain on the table the pass left: what the drain's own growth
     # does to a claim, apart from the pass.
     await asyncio.sleep(idle_seconds)
+    cpu["end"] = busy_jiffies()
+    stop_watch.set()
+    locks = await watcher
     drain.stop.set()
     await asyncio.gather(*tasks)
     await pool.close()
@@ -213,6 +283,13 @@ async def measure(dsn: str, runs: int, drainers: int, idle_seconds: float) -> di
         },
         "claims_after": {"n": len(later), "p50_ms": pct(later, 0.5), "p99_ms": pct(later, 0.99)},
         "locks": locks,
+        **conditions(drain),
+        "pause_ratio": pause_ratio,
+        # The machine's busy share of its CPU in each phase (2 cores here).
+        "cpu_busy": {
+            phase: round((cpu[nxt][0] - cpu[phase][0]) / max(1, cpu[nxt][1] - cpu[phase][1]), 3)
+            for phase, nxt in (("idle", "pruning"), ("pruning", "after"), ("after", "end"))
+        },
         "dead_after_pass": dead_after_pass,
         "dead_after_vacuum": dead_after_vacuum,
     }
@@ -223,10 +300,16 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--drainers", type=int, default=4)
     ap.add_argument("--idle-seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--pause-ratio",
+        type=float,
+        default=PrunerConfig.pause_ratio,
+        help="the pruner's pause after each batch, in multiples of its time",
+    )
     ap.add_argument("--output", type=Path)
     a = ap.parse_args()
     async with benchdb.fresh_database(a.dsn, "retention") as dsn:
-        result = await measure(dsn, a.runs, a.drainers, a.idle_seconds)
+        result = await measure(dsn, a.runs, a.drainers, a.idle_seconds, a.pause_ratio)
     text = json.dumps(result, indent=2)
     print(text)
     if a.output:

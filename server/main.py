@@ -10,6 +10,7 @@ from types import FrameType
 
 import uvicorn
 
+from pgqueue.cli.database import migrate_and_say
 from pgqueue.db import migrate
 from server.settings import Settings
 
@@ -28,6 +29,9 @@ class _Server(uvicorn.Server):
         on_second_signal: Callable[[], None],
     ) -> None:
         super().__init__(config)
+        # What a newcomer can try, after the "serving" line (not in a
+        # prefork child: its parent says it once).
+        self.next_steps = True
         self._on_first_signal = on_first_signal
         self._on_second_signal = on_second_signal
 
@@ -38,6 +42,8 @@ class _Server(uvicorn.Server):
             # one the system chose for --port 0).
             port = self.servers[0].sockets[0].getsockname()[1]
             print(f"pgqueue: serving on http://{self.config.host}:{port}", flush=True)
+            if self.next_steps:
+                print(next_steps(f"http://{self.config.host}:{port}"), flush=True)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
@@ -47,6 +53,12 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def next_steps(url: str) -> str:
+    return (
+        f'pgqueue: try it: curl {url}/info, or from Python: langgraph_sdk.get_client(url="{url}")'
+    )
+
+
 def run(settings: Settings, *, apply_migrations: bool) -> int:
     """Serve until SIGINT/SIGTERM. ``serve`` applies pending migrations
     (it just works, like ``langgraph dev``); ``server`` refuses to start on
@@ -54,7 +66,7 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
     from server.app import create_app
 
     if apply_migrations:
-        migrate.upgrade(settings.database_url)
+        migrate_and_say(settings.database_url)
     else:
         migrate.require_head(settings.database_url)
     app = create_app(settings)
@@ -64,7 +76,7 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
         port=settings.port,
         lifespan="on",
         log_level="warning",
-        access_log=False,
+        access_log=settings.access_log,
         # A bound on open connections at shutdown. Streams end at once
         # (clients resume with Last-Event-ID) and /wait calls within
         # settings.wait_shutdown_seconds (then cut: clients reconnect through
@@ -81,12 +93,22 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
         getattr(app.state, "hurry", lambda: None)()
 
     server = _Server(config, stopping, hurry)
+    server.next_steps = not settings.reuse_port
     # uvicorn shuts down on SIGINT/SIGTERM, then re-raises the signal to the
     # handler that was there before: make that a clean exit (status 0), as
     # a supervisor expects of a requested stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    if settings.access_log:
+        # log_level="warning" above quiets uvicorn's own chatter; the access
+        # log is its INFO lines, one per request.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    sockets = None
+    if settings.reuse_port:
+        from server.prefork import reuse_port_socket
+
+        sockets = [reuse_port_socket(settings.host, settings.port)]
     try:
-        server.run()
+        server.run(sockets=sockets)
     except KeyboardInterrupt:
         pass
     return 0

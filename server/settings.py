@@ -43,6 +43,11 @@ class Settings:
     join_poll_seconds: float = 1.0
     # Cron scheduler (every server process): how often it looks for due crons.
     scheduler_seconds: float = SchedulerConfig.interval
+    # One line per request on stderr (uvicorn's access log): serve's default.
+    access_log: bool = False
+    # A child of `serve --workers N` (server/prefork.py): bind the port with
+    # SO_REUSEPORT beside its siblings, and leave migrating to the parent.
+    reuse_port: bool = False
     # Answer Private Network Access preflights (serve: a hosted page such as
     # Studio calling a server on the developer's machine; see server/cors.py).
     private_network_access: bool = False
@@ -57,6 +62,8 @@ class Settings:
         host: str | None = None,
         port: int | None = None,
         run_workers: bool = False,
+        access_log: bool | None = None,
+        reuse_port: bool = False,
     ) -> Settings:
         """Defaults, then ``PGQUEUE_*`` variables, then the flags given
         (None: not given)."""
@@ -66,6 +73,11 @@ class Settings:
             host=host or os.environ.get("PGQUEUE_HOST") or DEFAULT_HOST,
             port=port if port is not None else env_number("PORT", int, DEFAULT_PORT),
             run_workers=run_workers,
+            # serve (a developer's terminal) logs each request unless told not to.
+            access_log=access_log
+            if access_log is not None
+            else env_number("PGQUEUE_ACCESS_LOG", int, int(run_workers)) != 0,
+            reuse_port=reuse_port,
             private_network_access=run_workers,
             process=process or ProcessSettings.from_env(),
             max_body_bytes=env_number("PGQUEUE_MAX_BODY_BYTES", int, cls.max_body_bytes),

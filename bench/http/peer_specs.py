@@ -110,6 +110,9 @@ PEERS: dict[str, Peer] = {
     # The same, as two processes: `pgqueue server` (HTTP) and one `pgqueue
     # worker`, so HTTP and graph execution use both cores.
     "pgqueue-split": Peer("pgqueue-split", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
+    # `pgqueue serve --workers 2`: two whole serve processes on one port
+    # (server/prefork.py), each with --jobs-per-worker slots.
+    "pgqueue-w2": Peer("pgqueue-w2", (), PGQUEUE_REPORTED, database="bench_pgqueue"),
     # A server that answers create and join at once and runs nothing
     # (instant_server.py): what the SDK clients alone can drive here.
     "instant": Peer(
@@ -233,6 +236,8 @@ def command(peer: Peer, s: Settings, config: Path, port: int) -> list[str]:
     if exe is None:
         raise RuntimeError("pgqueue-baseline needs --baseline-bin")
     cmd = [exe, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", port_s]
+    if peer.name == "pgqueue-w2":
+        cmd += ["--workers", "2"]
     if s.profile_svg is not None and s.py_spy is not None:
         # --subprocesses: the workers may live in child processes.
         # A .txt profile is py-spy's raw (collapsed stacks) format, to read as text.
@@ -271,6 +276,9 @@ def environment(peer: Peer, s: Settings) -> dict[str, str]:
             "PGQUEUE_LOG_LEVEL": s.log_level.upper(),
             "N_JOBS_PER_WORKER": str(s.jobs_per_worker),
             "PGQUEUE_CONCURRENCY": str(s.jobs_per_worker),
+            # serve's access log (a line per request) only where the other
+            # peers log requests too.
+            "PGQUEUE_ACCESS_LOG": "1" if s.log_level.lower() in ("info", "debug") else "0",
         }
     )
     url = peer.database_url(s)

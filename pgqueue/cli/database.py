@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from pgqueue.db import embedded
+from pgqueue.cli import logs
+from pgqueue.db import embedded, migrate
 from pgqueue.db import pools as db
 from pgqueue.errors import Unavailable
 
@@ -42,12 +43,27 @@ def resolve_database_url(args: argparse.Namespace) -> str:
         # Kept next to the project's langgraph.json, wherever it is run from.
         default_dir = Path(args.config).resolve().parent / DEFAULT_DATA_DIR
     data_dir = Path(args.data_dir or os.environ.get("PGQUEUE_DATA_DIR") or default_dir)
+    # The embedded server's own chatter (initdb, its commands) goes there.
+    log_file = data_dir.parent / "pgqueue.log"
+    logs.also_to_file(log_file)
     try:
         url = embedded.start(data_dir)
     except Unavailable as exc:
         raise SystemExit(str(exc)) from None
-    print(f"pgqueue: no DATABASE_URL; using embedded PostgreSQL in {data_dir}", file=sys.stderr)
+    print(
+        f"pgqueue: no DATABASE_URL; using embedded PostgreSQL in {data_dir} (log: {log_file})",
+        file=sys.stderr,
+    )
     return str(url)
+
+
+def migrate_and_say(url: str) -> None:
+    """Apply pending migrations and say so in one line (alembic's own line
+    per revision goes to the log only)."""
+    before, after = migrate.upgrade(url)
+    if before != after:
+        applied = "an empty database" if before is None else f"revision {before}"
+        print(f"pgqueue: migrated {applied} to {after}", file=sys.stderr)
 
 
 def said(exc: BaseException) -> str:

@@ -10,10 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue.cli.database import resolve_database_url
+from pgqueue.cli.database import migrate_and_say, resolve_database_url
 from pgqueue.core import queue
 from pgqueue.core.queue import ClaimedRun, NewRun
-from pgqueue.db import migrate
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
 from pgqueue.worker.config import WorkerConfig
@@ -58,7 +57,7 @@ async def run_demo(url: str, runs: int) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     url = resolve_database_url(args)
-    migrate.upgrade(url)
+    migrate_and_say(url)
     return asyncio.run(run_demo(url, args.runs))
 
 

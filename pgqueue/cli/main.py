@@ -17,7 +17,6 @@ of the environment; everything else takes config objects.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -28,7 +27,7 @@ import asyncpg
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from pgqueue.cli import database, demo, prune, settings, sweep, worker
+from pgqueue.cli import database, demo, logs, prune, settings, sweep, worker
 from pgqueue.db import migrate
 from pgqueue.errors import ConfigError, SchemaOutdated, Unavailable
 
@@ -70,6 +69,7 @@ def build_commands() -> Commands:
     )
     common = argparse.ArgumentParser(add_help=False)
     database.add_flags(common)
+    logs.add_flags(common)
     running = argparse.ArgumentParser(add_help=False)
     settings.add_flags(running)
     commands = Commands(
@@ -100,11 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run its command; what ``main`` of both entry
     points does."""
-    logging.basicConfig(
-        level=os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     args = parser.parse_args(argv)
+    logs.configure(
+        os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"), verbose=getattr(args, "verbose", False)
+    )
     # The installed script's first chance (see pgqueue/__main__.py for why).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:

@@ -43,8 +43,11 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate to ``revision``; returns the revisions before and after."""
+    before = current_revision(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    return before, current_revision(database_url)
 
 
 def downgrade(database_url: str, revision: str) -> None:

@@ -58,4 +58,16 @@ def test_serve_without_database_url_uses_embedded_postgres_next_to_the_config(
             "greeting": "Hello, pgqueue!",
             "shout": "HELLO, PGQUEUE!",
         }
+        log = serve.log()
     assert (project / ".pgqueue" / "pgdata").is_dir()
+    # What a newcomer sees first: a few lines of pgqueue's own (where the
+    # data lives, what was migrated, the URL, what to try), not initdb's
+    # output or alembic's line per revision, which go to the log file.
+    first_run = log[: log.index("try it:")].splitlines()
+    assert len(first_run) <= 6, log
+    assert "using embedded PostgreSQL in" in log and "migrated an empty database to" in log
+    assert "initdb" not in log and "Running upgrade" not in log, log
+    kept = (project / ".pgqueue" / "pgqueue.log").read_text()
+    assert "Running upgrade" in kept and "pgserver" in kept
+    # serve's access log: one line per request.
+    assert '"POST /runs/wait HTTP/1.1" 200' in log
