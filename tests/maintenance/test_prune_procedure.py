@@ -84,9 +84,7 @@ async def test_the_procedure_commits_each_batch_before_the_next(pool: asyncpg.Po
     # 6 events in batches of 2, a second's pause between batches: another
     # session sees the first batches gone while the CALL is still running,
     # so no pass is one long transaction that pins the vacuum horizon.
-    [run] = await queue.submit(pool, [NewRun()])
-    await _events(pool, run.run_id, 6)
-    await _ended(pool, run.run_id, "2 hours")
+    await _streamed_long_ago(pool, 6)
     call = asyncio.create_task(
         pool.execute("CALL pgqueue_prune(batch_size => 2, batch_pause => 1)")
     )
@@ -101,12 +99,18 @@ async def test_the_procedure_commits_each_batch_before_the_next(pool: asyncpg.Po
     assert await pool.fetchval("SELECT count(*) FROM run_events") == 0
 
 
+async def _streamed_long_ago(pool: asyncpg.Pool, events: int = 5) -> UUID:
+    """A run with ``events`` events, ended two hours ago: its events go."""
+    [run] = await queue.submit(pool, [NewRun()])
+    await _events(pool, run.run_id, events)
+    await _ended(pool, run.run_id, "2 hours")
+    return run.run_id
+
+
 async def test_the_procedure_ends_at_once_while_another_session_prunes(
     pool: asyncpg.Pool,
 ) -> None:
-    [run] = await queue.submit(pool, [NewRun()])
-    await _events(pool, run.run_id)
-    await _ended(pool, run.run_id, "2 hours")
+    await _streamed_long_ago(pool)
     async with pool.acquire() as other, other.transaction():
         await other.execute(PRUNE_LOCK)
         await pool.execute("CALL pgqueue_prune()")
@@ -136,9 +140,7 @@ async def test_pgqueue_prune_deletes_and_reports_what_it_deleted(
 async def test_pgqueue_prune_exits_3_while_another_process_prunes(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    [run] = await queue.submit(pool, [NewRun()])
-    await _events(pool, run.run_id)
-    await _ended(pool, run.run_id, "2 hours")
+    await _streamed_long_ago(pool)
     async with pool.acquire() as other, other.transaction():
         await other.execute(PRUNE_LOCK)
         result = await asyncio.to_thread(run_cli, database_url, "prune")
