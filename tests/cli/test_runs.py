@@ -1,0 +1,428 @@
+"""``pgqueue runs ls | show | cancel | retry`` as an operator runs them: real
+subprocesses against a real database, their exit codes, their JSON, and
+bulk retries over many runs, stopped by a real SIGINT half way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from pgqueue.core import queue
+from pgqueue.core.queue import Completion, NewRun
+from pgqueue.db.ids import uuid7
+from tests.support.procs import PgqueueProcess, run_cli, worker_process
+from tests.support.waiting import eventually
+
+ERROR = '{"error": "Boom", "message": "it broke"}'
+
+
+async def seed(
+    pool: asyncpg.Pool,
+    n: int,
+    *,
+    status: str = "error",
+    threads: int = 1,
+    attempt: int = 3,
+    max_attempts: int = 3,
+    age: str = "2 hours",
+    graph: str = "agent",
+) -> list[UUID]:
+    """``n`` runs on ``threads`` new threads (round robin), created ``age``
+    ago, ended a second later unless live; in seq order. One statement: fast
+    enough for thousands."""
+    rows = await pool.fetch(
+        """
+        WITH t AS (
+            INSERT INTO threads (thread_id, status)
+            SELECT gen_random_uuid(), CASE WHEN $1 IN ('pending', 'running') THEN 'busy'
+                                           WHEN $1 = 'success' THEN 'idle' ELSE 'error' END
+            FROM generate_series(1, $2::int)
+            RETURNING thread_id
+        ), ta AS (SELECT array_agg(thread_id) AS a FROM t)
+        INSERT INTO runs (run_id, thread_id, status, attempt, max_attempts, kwargs, error,
+                          created_at, started_at, ended_at, worker_id)
+        SELECT gen_random_uuid(), ta.a[1 + i % $2::int], $1, $3, $4,
+               jsonb_build_object('graph_id', $5::text),
+               CASE WHEN $1 IN ('error', 'timeout') THEN $6::jsonb END,
+               now() - $7::interval, now() - $7::interval,
+               CASE WHEN $1 NOT IN ('pending', 'running')
+                    THEN now() - $7::interval + interval '1 second' END,
+               CASE WHEN $1 <> 'pending' THEN 'old-worker' END
+        FROM ta, generate_series(0, $8::int - 1) AS i
+        ORDER BY i
+        RETURNING run_id, seq
+        """,
+        status,
+        threads,
+        attempt,
+        max_attempts,
+        graph,
+        ERROR,
+        age,
+        n,
+    )
+    return [r["run_id"] for r in sorted(rows, key=lambda r: r["seq"])]
+
+
+async def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = await asyncio.to_thread(run_cli, database_url, *args)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+async def statuses(pool: asyncpg.Pool, ids: list[UUID]) -> list[str]:
+    rows = await pool.fetch("SELECT run_id, status FROM runs WHERE run_id = ANY($1)", ids)
+    by_id = {r["run_id"]: r["status"] for r in rows}
+    return [by_id.get(i, "gone") for i in ids]
+
+
+async def test_ls_filters_and_prints_a_table_or_json(database_url: str, pool: asyncpg.Pool) -> None:
+    old_errors = await seed(pool, 3, age="3 hours")
+    new_errors = await seed(pool, 2, age="1 minute", graph="other")
+    done = await seed(pool, 4, status="success", age="10 minutes")
+    pending = await seed(pool, 2, status="pending", age="5 seconds", threads=2)
+    thread = await pool.fetchval("SELECT thread_id FROM runs WHERE run_id = $1", done[0])
+
+    async def ls(*args: str) -> list[dict[str, Any]]:
+        result = await cli(database_url, "runs", "ls", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        rows: list[dict[str, Any]] = json.loads(result.stdout)
+        return rows
+
+    everything = await ls()
+    assert len(everything) == 11
+    # Newest first.
+    created = [r["created_at"] for r in everything]
+    assert created == sorted(created, reverse=True)
+    assert {r["run_id"] for r in await ls("--status", "error")} == {
+        str(i) for i in old_errors + new_errors
+    }
+    assert {r["run_id"] for r in await ls("--status", "error", "--status", "pending")} == {
+        str(i) for i in old_errors + new_errors + pending
+    }
+    assert {r["run_id"] for r in await ls("--older-than", "1h")} == {str(i) for i in old_errors}
+    assert {r["run_id"] for r in await ls("--newer-than", "2m")} == {
+        str(i) for i in new_errors + pending
+    }
+    assert {r["run_id"] for r in await ls("--assistant", "other")} == {str(i) for i in new_errors}
+    assert {r["run_id"] for r in await ls("--thread", str(thread))} == {str(i) for i in done}
+    assert len(await ls("--limit", "3")) == 3
+    [row] = await ls("--status", "error", "--older-than", "1h", "--limit", "1")
+    assert row["error_type"] == "Boom" and row["attempt"] == 3
+
+    table = await cli(database_url, "runs", "ls", "--status", "error")
+    assert table.returncode == 0
+    for run_id in old_errors + new_errors:
+        assert str(run_id) in table.stdout
+    assert "Boom" in table.stdout
+    none = await cli(database_url, "runs", "ls", "--status", "timeout")
+    assert none.returncode == 0 and "no runs matched" in none.stdout
+
+
+async def test_show_prints_one_run_and_exits_3_when_there_is_none(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    [run_id] = await seed(pool, 1, status="error", attempt=2)
+    await pool.execute(
+        "INSERT INTO run_events (run_id, seq, attempt, event, data) VALUES"
+        " ($1, 1, 2, 'values', '{}'), ($1, 2, 2, 'end', '{}')",
+        run_id,
+    )
+    result = await cli(database_url, "runs", "show", str(run_id), "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["run_id"] == str(run_id) and run["status"] == "error"
+    assert run["attempt"] == 2 and run["max_attempts"] == 3
+    assert run["events"] == 2 and run["checkpoints"] == 0
+    assert run["error"] == {"error": "Boom", "message": "it broke"}
+    assert run["worker_id"] == "old-worker" and run["ended_at"]
+
+    table = await cli(database_url, "runs", "show", str(run_id))
+    assert table.returncode == 0
+    assert "Boom: it broke" in table.stdout and "2 of 3" in table.stdout
+
+    missing = await cli(database_url, "runs", "show", str(uuid7()))
+    assert missing.returncode == 3
+    assert "not found" in missing.stderr
+
+
+async def test_bad_input_exits_2_naming_the_option(database_url: str) -> None:
+    cases = [
+        (("runs", "ls", "--status", "done"), "--status"),
+        (("runs", "ls", "--older-than", "yesterday"), "--older-than"),
+        (("runs", "ls", "--newer-than", "5x"), "--newer-than"),
+        (("runs", "ls", "--thread", "not-a-uuid"), "--thread"),
+        (("runs", "ls", "--limit", "0"), "--limit"),
+        (("runs", "show", "42"), "ID"),
+        (("runs", "retry", "nope"), "ID"),
+        (("runs", "retry", "--status", "success"), "--status"),
+        (("runs", "cancel", "--status", "error"), "--status"),
+        (("runs", "cancel", "--action", "stop", "--all"), "--action"),
+        (("runs", "retry", "--batch-size", "-1", "--all"), "--batch-size"),
+        (("runs", "retry"), "name the runs"),
+        (("runs", "cancel", str(uuid7()), "--status", "pending"), "not both"),
+        (("runs",), "runs"),
+    ]
+    for args, named in cases:
+        result = await cli(database_url, *args)
+        assert result.returncode == 2, (args, result.returncode, result.stderr)
+        assert named in result.stderr, (args, result.stderr)
+        assert result.stdout == "", (args, result.stdout)
+
+
+async def test_an_unreachable_database_exits_4(database_url: str) -> None:
+    for args in (("runs", "ls"), ("runs", "retry", "--all"), ("stats",)):
+        result = await cli(
+            database_url, *args, "--database-url", "postgresql://nobody@127.0.0.1:1/none"
+        )
+        assert result.returncode == 4, (args, result.returncode, result.stderr)
+        assert "could not be reached" in result.stderr
+
+
+async def test_cancel_by_id_and_by_filter(database_url: str, pool: asyncpg.Pool) -> None:
+    a, b = await seed(pool, 2, status="pending", threads=2, age="1 hour")
+    others = await seed(pool, 3, status="pending", threads=3, age="1 minute")
+    [finished] = await seed(pool, 1, status="success")
+    unknown = uuid7()
+
+    one = await cli(database_url, "runs", "cancel", str(a), "--json")
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["runs"] == {str(a): "interrupted"}
+    assert await statuses(pool, [a, b]) == ["interrupted", "pending"]
+    # Its thread has nothing left to run.
+    assert await pool.fetchval(
+        "SELECT t.status FROM threads t JOIN runs r USING (thread_id) WHERE r.run_id = $1", a
+    ) in ("idle", "interrupted")
+
+    mixed = await cli(database_url, "runs", "cancel", str(finished), str(unknown), str(b))
+    assert mixed.returncode == 3, mixed.stderr
+    assert f"{unknown}: not found" in mixed.stdout
+    assert f"{finished}: not live (success)" in mixed.stdout
+    assert f"{b}: interrupted" in mixed.stdout
+    refused = await cli(database_url, "runs", "cancel", str(finished))
+    assert refused.returncode == 1
+
+    # Rollback by filter: the young pending runs are deleted, nothing else.
+    rolled = await cli(
+        database_url, "runs", "cancel", "--newer-than", "10m", "--action", "rollback", "--json"
+    )
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout)["cancelled"] == 3
+    assert await statuses(pool, others) == ["gone"] * 3
+    again = await cli(database_url, "runs", "cancel", "--status", "pending")
+    assert again.returncode == 1 and "no runs matched" in again.stdout
+
+
+async def test_cancel_of_a_running_run_tells_its_worker(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    [sub] = await queue.submit(pool, [NewRun(thread_id=uuid7())])
+    await queue.claim(pool, "some-worker", 1)
+    told: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener("pgqueue_cancel", lambda *a: told.append(a[3]))
+        result = await cli(database_url, "runs", "cancel", "--status", "running", "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["cancelled"] == 1
+        await eventually(lambda: asyncio.sleep(0, told), what="the cancel NOTIFY")
+    finally:
+        await listener.close()
+    assert told == [f"{sub.run_id}:interrupt"]
+    row = await pool.fetchrow("SELECT status, cancel_action FROM runs")
+    assert (row["status"], row["cancel_action"]) == ("running", "interrupt")
+    # Asked once: a second cancel by filter leaves it to its worker.
+    again = await cli(database_url, "runs", "cancel", "--all")
+    assert again.returncode == 1
+
+
+async def _fail(pool: asyncpg.Pool, worker: str) -> UUID:
+    [claimed] = await queue.claim(pool, worker, 1)
+    await queue.complete(
+        pool, worker, [Completion(claimed.run_id, claimed.attempt, "error", error={"error": "X"})]
+    )
+    return claimed.run_id
+
+
+async def test_retry_named_runs_and_a_worker_runs_them_again(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    [sub] = await queue.submit(pool, [NewRun(thread_id=uuid7(), max_attempts=1)])
+    failed = await _fail(pool, "w1")
+    [finished] = await seed(pool, 1, status="success")
+    unknown = uuid7()
+
+    woken: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener("pgqueue_runs", lambda *a: woken.append(a[2]))
+        result = await cli(database_url, "runs", "retry", str(failed), "--json")
+        assert result.returncode == 0, result.stderr
+        await eventually(lambda: asyncio.sleep(0, woken), what="the submit's NOTIFY")
+    finally:
+        await listener.close()
+    assert json.loads(result.stdout)["runs"] == {str(failed): "retried"}
+    run = await pool.fetchrow("SELECT * FROM runs WHERE run_id = $1", sub.run_id)
+    assert run["status"] == "pending" and run["attempt"] == 1
+    # It used its one attempt: one more is allowed.
+    assert run["max_attempts"] == 2
+    assert run["ended_at"] is None and run["worker_id"] is None
+    assert run["error"] is not None  # the last attempt's, until it ends again
+    assert (
+        await pool.fetchval("SELECT status FROM threads WHERE thread_id = $1", run["thread_id"])
+        == "busy"
+    )
+
+    refused = await cli(database_url, "runs", "retry", str(finished), str(failed))
+    assert refused.returncode == 1
+    assert f"{finished}: not retryable (success)" in refused.stdout
+    assert f"{failed}: not retryable (pending)" in refused.stdout
+    missing = await cli(database_url, "runs", "retry", str(unknown))
+    assert missing.returncode == 3 and f"{unknown}: not found" in missing.stdout
+
+    with worker_process(database_url, "noop"):
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT status = 'success' FROM runs WHERE run_id = $1", sub.run_id
+            ),
+            timeout=60,
+            what="the retried run to succeed",
+        )
+    run = await pool.fetchrow("SELECT attempt, error FROM runs WHERE run_id = $1", sub.run_id)
+    assert run["attempt"] == 2 and run["error"] is None
+
+
+async def test_retried_runs_wait_their_turn_on_their_thread(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    thread = uuid7()
+    a, b, c = await queue.submit(pool, [NewRun(thread_id=thread) for _ in range(3)])
+    assert await _fail(pool, "w") == a.run_id
+    assert await _fail(pool, "w") == b.run_id
+    # c is pending; a and b go back behind it, in their own order, even one
+    # per transaction.
+    result = await cli(database_url, "runs", "retry", "--thread", str(thread), "--batch-size", "1")
+    assert result.returncode == 0, result.stderr
+    assert "retried 2 of 2 runs" in result.stdout
+    order = [r["run_id"] for r in await pool.fetch("SELECT run_id FROM runs ORDER BY seq")]
+    assert order == [c.run_id, a.run_id, b.run_id]
+    started = []
+    for _ in range(3):
+        # One at a time: the thread's next run is not ready while one runs.
+        claimed = await queue.claim(pool, "w", 10)
+        assert len(claimed) == 1
+        started.append(claimed[0].run_id)
+        await queue.complete(
+            pool, "w", [Completion(claimed[0].run_id, claimed[0].attempt, "success")]
+        )
+    assert started == [c.run_id, a.run_id, b.run_id]
+
+
+async def test_retry_by_filter_over_10000_runs_shows_progress(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    failed = await seed(pool, 10_000, threads=100, age="3 hours")
+    recent = await seed(pool, 5, age="5 minutes")
+    timed_out = await seed(pool, 5, status="timeout", age="3 hours")
+    before = {
+        r["run_id"]: r["seq"]
+        for r in await pool.fetch("SELECT run_id, seq FROM runs WHERE run_id = ANY($1)", failed)
+    }
+    result = await cli(
+        database_url, "runs", "retry", "--status", "error", "--older-than", "1h", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "retried": 10_000,
+        "matched": 10_000,
+        "skipped": 0,
+        "interrupted": False,
+    }
+    assert "pgqueue: retried 10000/10000" in result.stderr
+    rows = await pool.fetch(
+        "SELECT run_id, thread_id, seq, status, attempt, max_attempts, ended_at, worker_id,"
+        " not_before <= now() AS ready FROM runs WHERE run_id = ANY($1)",
+        failed,
+    )
+    assert len(rows) == 10_000
+    for r in rows:
+        assert r["status"] == "pending" and r["ready"]
+        assert (r["attempt"], r["max_attempts"]) == (3, 4)
+        assert r["ended_at"] is None and r["worker_id"] is None
+        assert r["seq"] > max(before.values())
+    # Each thread's runs keep their order.
+    by_thread: dict[UUID, list[tuple[int, int]]] = {}
+    for r in rows:
+        by_thread.setdefault(r["thread_id"], []).append((r["seq"], before[r["run_id"]]))
+    for pairs in by_thread.values():
+        pairs.sort()
+        assert [old for _, old in pairs] == sorted(old for _, old in pairs)
+    assert await pool.fetchval("SELECT count(*) FROM threads WHERE status = 'busy'") == len(
+        by_thread
+    )
+    assert await statuses(pool, recent + timed_out) == ["error"] * 5 + ["timeout"] * 5
+
+
+async def test_sigint_stops_a_bulk_retry_between_batches(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    failed = await seed(pool, 2000, threads=20)
+    before = {r["run_id"]: r for r in await pool.fetch("SELECT run_id, seq, ended_at FROM runs")}
+    # Hold one run of batch 21 (runs 1000-1049): the retry stops there,
+    # half way, until the test lets it go.
+    blocker = await asyncpg.connect(database_url)
+    await blocker.execute("BEGIN")
+    await blocker.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", failed[1010])
+    proc = PgqueueProcess(
+        database_url, ["runs", "retry", "--status", "error", "--batch-size", "50"]
+    )
+    try:
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) = 1000 FROM runs WHERE status = 'pending'"),
+            timeout=60,
+            what="20 batches retried",
+        )
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT count(*) > 0 FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ),
+            timeout=30,
+            what="the retry to wait on the held run",
+        )
+        proc.signal(signal.SIGINT)
+        await eventually(
+            lambda: asyncio.sleep(0, "stopping after this batch" in proc.log()),
+            timeout=30,
+            what="the retry to take the interrupt",
+        )
+        await blocker.execute("ROLLBACK")
+        code = await asyncio.to_thread(proc.proc.wait, 60)
+    finally:
+        await blocker.close()
+        proc.kill()
+    log = proc.log()
+    assert code == 130, log
+    assert "Traceback" not in log
+    match = re.search(r"interrupted: retried (\d+) of 2000 runs", log)
+    assert match, log
+    # The batch under way when the signal came finished; nothing after it ran.
+    assert int(match[1]) == 1050
+    rows = await pool.fetch("SELECT run_id, seq, status, attempt, max_attempts, ended_at FROM runs")
+    retried = [r for r in rows if r["status"] == "pending"]
+    assert len(retried) == 1050
+    for r in rows:
+        old = before[r["run_id"]]
+        if r["status"] == "pending":
+            assert r["max_attempts"] == 4 and r["ended_at"] is None and r["seq"] != old["seq"]
+        else:
+            assert r["status"] == "error"
+            assert (r["max_attempts"], r["ended_at"], r["seq"]) == (3, old["ended_at"], old["seq"])
+    assert {r["run_id"] for r in retried} == set(failed[:1050])
