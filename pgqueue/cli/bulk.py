@@ -74,9 +74,9 @@ async def _bulk(
         ctl.install()
         with output.ProgressReport(verb, len(ids), enabled=args.progress and bool(ids)) as bar:
 
-            def progress(done: int, total: int) -> None:
-                ctl.done = done
-                bar(done, total)
+            def progress(so_far: bulk.BulkResult) -> None:
+                ctl.done = so_far.done
+                bar(so_far.processed, so_far.total)
 
             how: dict[str, Any] = {
                 "batch_size": args.batch_size,

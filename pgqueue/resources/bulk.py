@@ -37,8 +37,6 @@ DEFAULT_BATCH = 500
 # database rolled the batch back, so it is simply tried again.
 DEADLOCK_RETRIES = 3
 
-# done, total: called after each committed batch.
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -53,6 +51,14 @@ class BulkResult:
     skipped: int = 0
     stopped: bool = False
     outcomes: dict[UUID, str] = field(default_factory=dict)
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.skipped
+
+
+# Called after each committed batch with the result so far.
+Progress = Callable[[BulkResult], None]
 
 
 async def _in_batches(
@@ -82,7 +88,7 @@ async def _in_batches(
         result.done += len(outcomes)
         result.skipped += len(chunk) - len(outcomes)
         if progress is not None:
-            progress(result.done + result.skipped, result.total)
+            progress(result)
     return result
 
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
+import os
+import pty
 import signal
 import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +22,7 @@ import asyncpg
 from pgqueue.core import queue
 from pgqueue.core.queue import Completion, NewRun
 from pgqueue.db.ids import uuid7
-from tests.support.procs import PgqueueProcess, run_cli, worker_process
+from tests.support.procs import REPO, PgqueueProcess, run_cli, worker_process
 from tests.support.waiting import eventually
 
 ERROR = '{"error": "Boom", "message": "it broke"}'
@@ -51,9 +56,9 @@ async def seed(
         SELECT gen_random_uuid(), ta.a[1 + i % $2::int], $1, $3, $4,
                jsonb_build_object('graph_id', $5::text),
                CASE WHEN $1 IN ('error', 'timeout') THEN $6::jsonb END,
-               now() - $7::interval, now() - $7::interval,
+               now() - $7::text::interval, now() - $7::text::interval,
                CASE WHEN $1 NOT IN ('pending', 'running')
-                    THEN now() - $7::interval + interval '1 second' END,
+                    THEN now() - $7::text::interval + interval '1 second' END,
                CASE WHEN $1 <> 'pending' THEN 'old-worker' END
         FROM ta, generate_series(0, $8::int - 1) AS i
         ORDER BY i
@@ -370,16 +375,29 @@ async def test_retry_by_filter_over_10000_runs_shows_progress(
     assert await statuses(pool, recent + timed_out) == ["error"] * 5 + ["timeout"] * 5
 
 
-async def test_sigint_stops_a_bulk_retry_between_batches(
-    database_url: str, pool: asyncpg.Pool
-) -> None:
-    failed = await seed(pool, 2000, threads=20)
+@dataclass
+class HeldRetry:
+    proc: PgqueueProcess
+    blocker: asyncpg.Connection
+    first: list[UUID]  # the 1000 runs of batches 1-20
+    late: list[UUID]  # 1000 more on one thread, from batch 21 on
+    before: dict[UUID, asyncpg.Record]
+
+
+@asynccontextmanager
+async def retry_held_in_batch_21(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[HeldRetry]:
+    """A bulk retry by filter, 50 runs a batch, that has committed 20 batches
+    and waits inside the 21st: it updated that batch's runs, and a test's
+    transaction holds their thread, which the batch marks busy last."""
+    first = await seed(pool, 1000, threads=10)
+    late = await seed(pool, 1000, threads=1)
     before = {r["run_id"]: r for r in await pool.fetch("SELECT run_id, seq, ended_at FROM runs")}
-    # Hold one run of batch 21 (runs 1000-1049): the retry stops there,
-    # half way, until the test lets it go.
     blocker = await asyncpg.connect(database_url)
     await blocker.execute("BEGIN")
-    await blocker.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", failed[1010])
+    await blocker.execute(
+        "SELECT 1 FROM threads t JOIN runs r USING (thread_id) WHERE r.run_id = $1 FOR UPDATE OF t",
+        late[0],
+    )
     proc = PgqueueProcess(
         database_url, ["runs", "retry", "--status", "error", "--batch-size", "50"]
     )
@@ -395,7 +413,7 @@ async def test_sigint_stops_a_bulk_retry_between_batches(
                 " WHERE datname = current_database() AND wait_event_type = 'Lock'"
             ),
             timeout=30,
-            what="the retry to wait on the held run",
+            what="the retry to wait on the held thread",
         )
         proc.signal(signal.SIGINT)
         await eventually(
@@ -403,26 +421,82 @@ async def test_sigint_stops_a_bulk_retry_between_batches(
             timeout=30,
             what="the retry to take the interrupt",
         )
-        await blocker.execute("ROLLBACK")
-        code = await asyncio.to_thread(proc.proc.wait, 60)
+        yield HeldRetry(proc, blocker, first, late, before)
     finally:
         await blocker.close()
         proc.kill()
-    log = proc.log()
+        os.unlink(proc.log_file.name)
+
+
+async def check_all_or_nothing(pool: asyncpg.Pool, held: HeldRetry, retried: set[UUID]) -> None:
+    rows = await pool.fetch("SELECT run_id, seq, status, max_attempts, ended_at FROM runs")
+    assert {r["run_id"] for r in rows if r["status"] == "pending"} == retried
+    for r in rows:
+        old = held.before[r["run_id"]]
+        if r["run_id"] in retried:
+            assert (r["max_attempts"], r["ended_at"]) == (4, None) and r["seq"] > old["seq"]
+        else:
+            assert (r["status"], r["max_attempts"]) == ("error", 3)
+            assert (r["ended_at"], r["seq"]) == (old["ended_at"], old["seq"])
+
+
+async def test_sigint_stops_a_bulk_retry_after_the_batch_under_way(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with retry_held_in_batch_21(database_url, pool) as held:
+        await held.blocker.execute("ROLLBACK")
+        code = await asyncio.to_thread(held.proc.proc.wait, 60)
+        log = held.proc.log()
     assert code == 130, log
     assert "Traceback" not in log
-    match = re.search(r"interrupted: retried (\d+) of 2000 runs", log)
-    assert match, log
     # The batch under way when the signal came finished; nothing after it ran.
-    assert int(match[1]) == 1050
-    rows = await pool.fetch("SELECT run_id, seq, status, attempt, max_attempts, ended_at FROM runs")
-    retried = [r for r in rows if r["status"] == "pending"]
-    assert len(retried) == 1050
-    for r in rows:
-        old = before[r["run_id"]]
-        if r["status"] == "pending":
-            assert r["max_attempts"] == 4 and r["ended_at"] is None and r["seq"] != old["seq"]
-        else:
-            assert r["status"] == "error"
-            assert (r["max_attempts"], r["ended_at"], r["seq"]) == (3, old["ended_at"], old["seq"])
-    assert {r["run_id"] for r in retried} == set(failed[:1050])
+    assert "interrupted: retried 1050 of 2000 runs; the rest are untouched" in log
+    await check_all_or_nothing(pool, held, set(held.first + held.late[:50]))
+
+
+async def test_a_second_sigint_stops_at_once_and_the_batch_rolls_back(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    async with retry_held_in_batch_21(database_url, pool) as held:
+        held.proc.signal(signal.SIGINT)
+        code = await asyncio.to_thread(held.proc.proc.wait, 60)
+        log = held.proc.log()
+        # Still held: batch 21 had updated its runs, and rolled them back.
+        await check_all_or_nothing(pool, held, set(held.first))
+    assert code == 130, log
+    assert "Traceback" not in log
+    assert "stopped: 1000 runs were done" in log
+
+
+def _run_with_terminal_stderr(database_url: str, *args: str) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as in a shell."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgqueue", *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": database_url, "COLUMNS": "100", "TERM": "xterm"},
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return proc.wait(60), seen.decode(errors="replace")
+
+
+async def test_a_terminal_gets_a_progress_bar(database_url: str, pool: asyncpg.Pool) -> None:
+    await seed(pool, 1000, threads=10)
+    code, seen = await asyncio.to_thread(
+        _run_with_terminal_stderr, database_url, "runs", "retry", "--all", "--batch-size", "100"
+    )
+    assert code == 0, seen
+    assert "retried" in seen and "1000/1000" in seen and "━" in seen, seen
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE status = 'pending'") == 1000

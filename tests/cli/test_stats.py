@@ -17,7 +17,7 @@ from tests.support.procs import run_cli
 async def register(pool: asyncpg.Pool, worker: str, slots: int, silent_for: str) -> None:
     await pool.execute(
         "INSERT INTO workers (worker_id, host, pid, concurrency, heartbeat_at)"
-        " VALUES ($1, 'box', 7, $2, now() - $3::interval)",
+        " VALUES ($1, 'box', 7, $2, now() - $3::text::interval)",
         worker,
         slots,
         silent_for,

@@ -30,8 +30,8 @@ async def test_a_stop_between_batches_leaves_the_rest_untouched(pool: asyncpg.Po
     stop = asyncio.Event()
     seen: list[tuple[int, int]] = []
 
-    def progress(done: int, total: int) -> None:
-        seen.append((done, total))
+    def progress(so_far: bulk.BulkResult) -> None:
+        seen.append((so_far.done, so_far.total))
         stop.set()
 
     result = await bulk.retry(pool, ids, batch_size=2, progress=progress, stop=stop)
