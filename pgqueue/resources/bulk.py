@@ -27,7 +27,6 @@ from uuid import UUID
 import asyncpg
 
 from pgqueue.db.sql import queries
-from pgqueue.resources import runs
 from pgqueue.resources.visibility import EVERYTHING
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ DEFAULT_BATCH = 500
 # Deadlocks with a concurrent submit or prune over the same threads: the
 # database rolled the batch back, so it is simply tried again.
 DEADLOCK_RETRIES = 3
-
 
 
 @dataclass
@@ -141,6 +139,10 @@ async def retry(
 async def _cancel_batch(pool: asyncpg.Pool, run_ids: list[UUID], action: str) -> dict[UUID, str]:
     # The API's cancel: pending runs end at once, running ones are told by
     # NOTIFY and stopped by their worker. An operator sees every thread.
+    # Imported here: runs imports LangGraph, which would double the start-up
+    # time of every command line (pgqueue.cli.main imports this module).
+    from pgqueue.resources import runs
+
     return await runs.cancel(pool, run_ids, action, visible=EVERYTHING)
 
 

@@ -91,43 +91,49 @@ async def statuses(pool: asyncpg.Pool, ids: list[UUID]) -> list[str]:
 async def test_ls_filters_and_prints_a_table_or_json(database_url: str, pool: asyncpg.Pool) -> None:
     old_errors = await seed(pool, 3, age="3 hours")
     new_errors = await seed(pool, 2, age="1 minute", graph="other")
-    done = await seed(pool, 4, status="success", age="10 minutes")
+    done = await seed(pool, 4, status="success", age="2 hours")
     pending = await seed(pool, 2, status="pending", age="5 seconds", threads=2)
     thread = await pool.fetchval("SELECT thread_id FROM runs WHERE run_id = $1", done[0])
 
-    async def ls(*args: str) -> list[dict[str, Any]]:
-        result = await cli(database_url, "runs", "ls", "--json", *args)
-        assert result.returncode == 0, result.stderr
-        rows: list[dict[str, Any]] = json.loads(result.stdout)
-        return rows
+    def ids(*groups: list[UUID]) -> set[str]:
+        return {str(i) for group in groups for i in group}
 
-    everything = await ls()
-    assert len(everything) == 11
+    # Ages with an hour's margin: a loaded machine may take minutes here.
+    expected = {
+        (): ids(old_errors, new_errors, done, pending),
+        ("--status", "error"): ids(old_errors, new_errors),
+        ("--status", "error", "--status", "pending"): ids(old_errors, new_errors, pending),
+        ("--older-than", "1h"): ids(old_errors, done),
+        ("--older-than", "150m", "--status", "error"): ids(old_errors),
+        ("--newer-than", "1h"): ids(new_errors, pending),
+        ("--assistant", "other"): ids(new_errors),
+        ("--thread", str(thread)): ids(done),
+    }
+    # Concurrently: each subprocess spends most of its time importing.
+    calls = [*expected, ("--limit", "3"), ("--status", "error", "--older-than", "1h")]
+    results = await asyncio.gather(
+        *(cli(database_url, "runs", "ls", "--json", *args) for args in calls)
+    )
+    listed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for args, result in zip(calls, results, strict=True):
+        assert result.returncode == 0, (args, result.stderr)
+        listed[args] = json.loads(result.stdout)
+    for args, want in expected.items():
+        assert {r["run_id"] for r in listed[args]} == want, args
     # Newest first.
-    created = [r["created_at"] for r in everything]
+    created = [r["created_at"] for r in listed[()]]
     assert created == sorted(created, reverse=True)
-    assert {r["run_id"] for r in await ls("--status", "error")} == {
-        str(i) for i in old_errors + new_errors
-    }
-    assert {r["run_id"] for r in await ls("--status", "error", "--status", "pending")} == {
-        str(i) for i in old_errors + new_errors + pending
-    }
-    assert {r["run_id"] for r in await ls("--older-than", "1h")} == {str(i) for i in old_errors}
-    assert {r["run_id"] for r in await ls("--newer-than", "2m")} == {
-        str(i) for i in new_errors + pending
-    }
-    assert {r["run_id"] for r in await ls("--assistant", "other")} == {str(i) for i in new_errors}
-    assert {r["run_id"] for r in await ls("--thread", str(thread))} == {str(i) for i in done}
-    assert len(await ls("--limit", "3")) == 3
-    [row] = await ls("--status", "error", "--older-than", "1h", "--limit", "1")
-    assert row["error_type"] == "Boom" and row["attempt"] == 3
+    assert len(listed[("--limit", "3")]) == 3
+    assert {(r["error_type"], r["attempt"]) for r in listed[calls[-1]]} == {("Boom", 3)}
 
-    table = await cli(database_url, "runs", "ls", "--status", "error")
+    table, none = await asyncio.gather(
+        cli(database_url, "runs", "ls", "--status", "error"),
+        cli(database_url, "runs", "ls", "--status", "timeout"),
+    )
     assert table.returncode == 0
     for run_id in old_errors + new_errors:
         assert str(run_id) in table.stdout
     assert "Boom" in table.stdout
-    none = await cli(database_url, "runs", "ls", "--status", "timeout")
     assert none.returncode == 0 and "no runs matched" in none.stdout
 
 
@@ -175,18 +181,18 @@ async def test_bad_input_exits_2_naming_the_option(database_url: str) -> None:
         (("runs", "cancel", str(uuid7()), "--status", "pending"), "not both"),
         (("runs",), "runs"),
     ]
-    for args, named in cases:
-        result = await cli(database_url, *args)
+    results = await asyncio.gather(*(cli(database_url, *args) for args, _ in cases))
+    for (args, named), result in zip(cases, results, strict=True):
         assert result.returncode == 2, (args, result.returncode, result.stderr)
         assert named in result.stderr, (args, result.stderr)
         assert result.stdout == "", (args, result.stdout)
 
 
 async def test_an_unreachable_database_exits_4(database_url: str) -> None:
-    for args in (("runs", "ls"), ("runs", "retry", "--all"), ("stats",)):
-        result = await cli(
-            database_url, *args, "--database-url", "postgresql://nobody@127.0.0.1:1/none"
-        )
+    commands = (("runs", "ls"), ("runs", "retry", "--all"), ("stats",))
+    nowhere = ("--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    results = await asyncio.gather(*(cli(database_url, *args, *nowhere) for args in commands))
+    for args, result in zip(commands, results, strict=True):
         assert result.returncode == 4, (args, result.returncode, result.stderr)
         assert "could not be reached" in result.stderr
 
