@@ -6,6 +6,8 @@
     pgqueue worker --handler mod:fn    run any async handler instead
     pgqueue sweep --install-cron       sweep by pg_cron instead
     pgqueue prune                      delete what is past keeping, once
+    pgqueue runs ls|show|cancel|retry  runs across every thread, for an operator
+    pgqueue stats                      the queue at a glance
     pgqueue demo                       a worked example on the embedded server
 
 The installed ``pgqueue`` script is ``server.cli``: these commands plus
@@ -27,7 +29,7 @@ import asyncpg
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from pgqueue.cli import database, demo, logs, prune, settings, sweep, worker
+from pgqueue.cli import database, demo, logs, prune, runs, settings, stats, sweep, worker
 from pgqueue.db import migrate
 from pgqueue.errors import ConfigError, SchemaOutdated, Unavailable
 
@@ -88,6 +90,8 @@ def build_commands() -> Commands:
     p.set_defaults(func=cmd_downgrade)
     sweep.add_command(commands.sub, [common])
     prune.add_command(commands.sub, [common])
+    runs.add_command(commands.sub, [common])
+    stats.add_command(commands.sub, [common])
     worker.add_command(commands.sub, [common, running])
     demo.add_command(commands.sub, [common])
     return commands
