@@ -101,7 +101,7 @@ async def runs(pool: asyncpg.Pool) -> dict[str, UUID]:
         "working": await submit(pool, "a"),
     }
     await backdate(
-        pool, ids["done"], status="success", created_ago=100, started_ago=90, ended_ago=80
+        pool, ids["done"], status="success", created_at_ago=100, started_at_ago=90, ended_at_ago=80
     )
     error = json.dumps({"error": "ValueError", "message": "the node failed on purpose"})
     await backdate(
@@ -110,13 +110,18 @@ async def runs(pool: asyncpg.Pool) -> dict[str, UUID]:
         status="error",
         attempt=1,
         error=error,
-        created_ago=70,
-        started_ago=60,
-        ended_ago=50,
+        created_at_ago=70,
+        started_at_ago=60,
+        ended_at_ago=50,
     )
-    await backdate(pool, ids["waiting"], created_ago=40)
+    await backdate(pool, ids["waiting"], created_at_ago=40)
     await backdate(
-        pool, ids["old"], status="success", created_ago=7300, started_ago=7290, ended_ago=7200
+        pool,
+        ids["old"],
+        status="success",
+        created_at_ago=7300,
+        started_at_ago=7290,
+        ended_at_ago=7200,
     )
     # Running for minutes, silent for an hour: its lease ran out.
     await backdate(
@@ -125,19 +130,19 @@ async def runs(pool: asyncpg.Pool) -> dict[str, UUID]:
         status="running",
         attempt=1,
         worker_id="gone-worker",
-        created_ago=600,
-        started_ago=480,
+        created_at_ago=600,
+        started_at_ago=480,
         heartbeat_at_ago=3600,
     )
-    await backdate(pool, ids["cancelled"], status="interrupted", created_ago=30, ended_ago=20)
+    await backdate(pool, ids["cancelled"], status="interrupted", created_at_ago=30, ended_at_ago=20)
     await backdate(
         pool,
         ids["working"],
         status="running",
         attempt=1,
         worker_id="live-worker",
-        created_ago=15,
-        started_ago=10,
+        created_at_ago=15,
+        started_at_ago=10,
         heartbeat_at_ago=0,
     )
     await pool.execute(

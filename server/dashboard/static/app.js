@@ -61,8 +61,10 @@ function when(iso) {
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+// The tail: run ids are UUIDv7, whose head is a timestamp that runs
+// submitted together share.
 function shortId(id) {
-  return id ? String(id).slice(0, 8) : "–";
+  return id ? `…${String(id).slice(-8)}` : "–";
 }
 
 function runLink(id) {
@@ -199,7 +201,7 @@ function drawTimeline(data) {
         `attempt ${a.attempt}${a.claimed_at ? `, claimed ${when(a.claimed_at)}` : ""}: ${a.outcome}`,
         holder,
         `${a.events} event(s)${a.events ? ` (${a.event_kinds.join(", ")}), ${when(a.first_event_at)} – ${when(a.last_event_at)}` : ""}`,
-        `${a.checkpoints.length} checkpoint(s)${a.checkpoints.length ? ": " + a.checkpoints.map(shortId).join(" ") : ""}`,
+        `${a.checkpoints.length} checkpoint(s)`,
       ),
     );
   }
