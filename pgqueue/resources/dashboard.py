@@ -69,6 +69,7 @@ async def overview(pool: asyncpg.Pool, window: Window, visible: Visible) -> dict
     f = visible.filter
     span = timedelta(seconds=window.seconds)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(queries.dashboard_without_jit)
         series = _rows(
             await conn.fetch(
                 queries.dashboard_series,
@@ -125,6 +126,7 @@ def held_by_worker(
 async def timeline(pool: asyncpg.Pool, run_id: UUID, visible: Visible) -> dict[str, Any]:
     """Run ``run_id``'s history; ``NotFound`` if it is missing or hidden."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(queries.dashboard_without_jit)
         row = await conn.fetchrow(queries.dashboard_run, run_id, visible.filter)
         if row is None:
             raise NotFound(f"run {run_id} not found")

@@ -7,6 +7,13 @@
 -- pending/running partial indexes, ended ones through runs_ended_at_idx
 -- bounded by the window, never the whole (ever-growing) runs table.
 
+-- name: dashboard_without_jit
+-- Switches JIT compilation off for the rest of the dashboard's transaction.
+-- The filter's function makes the planner's estimates large enough for JIT,
+-- whose compiling took two seconds where the statements take milliseconds.
+-- internal: a setting, no data.
+SELECT set_config('jit', 'off', true);
+
 -- name: dashboard_series
 -- Queue depth and runs ended per status, for $2 buckets of width $1 ending now.
 -- Derived from the runs' own timestamps, so every process answers the same
