@@ -32,7 +32,7 @@ from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.maintenance.service import PeriodicService, ServiceGroup
 from pgqueue.resources.streams import RunWatch
 from pgqueue.worker.worker import Worker
-from server import cors, http_app, routes
+from server import cors, dashboard, http_app, routes
 from server.api import starlette_routes
 from server.auth import Authenticator, AuthMiddleware
 from server.authorization import Authorizer
@@ -197,7 +197,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             )
         )
     prefix = http_app.mount_prefix(http.get("mount_prefix"), str(registry.config_path))
-    api = http_app.served_routes(starlette_routes(routes.ROUTERS), http)
+    api = http_app.served_routes(starlette_routes(routes.ROUTERS) + dashboard.routes(), http)
     if user_app is not None:
         order = http.get("middleware_order", "middleware_first")
         if order not in ("middleware_first", "auth_first"):

@@ -6,6 +6,7 @@ from server.api import Router
 from server.routes import (
     assistants,
     crons,
+    dashboard,
     meta,
     runs,
     stateless,
@@ -23,4 +24,5 @@ ROUTERS: list[Router] = [
     stateless.router,
     crons.router,
     store.router,
+    dashboard.router,
 ]

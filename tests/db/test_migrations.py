@@ -175,6 +175,11 @@ def test_pgqueue_migrate_from_an_installed_package(
     assert "at revision" in result.stdout
 
 
+def test_the_installed_package_ships_the_dashboards_page(installed_package: Path) -> None:
+    static = installed_package / "server" / "dashboard" / "static"
+    assert sorted(p.name for p in static.iterdir()) == ["app.js", "index.html", "style.css"]
+
+
 def test_0008_names_each_threads_graph_from_its_newest_run(empty_database_url: str) -> None:
     """Threads made before 0008 get graph_id and assistant_id from their
     newest run; keys a thread has already are kept."""

@@ -85,6 +85,11 @@ def nothing(body: Any) -> bool:
     return body in ([], 0, None, {"items": []}, {"namespaces": []})
 
 
+def no_runs(body: Any) -> bool:
+    """The dashboard as b sees it before b ran anything (reads go first)."""
+    return not any(body["live"].values()) and not any(body["ended"].values()) and not body["recent"]
+
+
 def probes(o: Owned) -> list[Probe]:
     """What b sends, per route; at least one probe for every route."""
     t, bt, asst = o.thread, o.busy_thread, o.assistant
@@ -308,6 +313,11 @@ def probes(o: Owned) -> list[Probe]:
         ),
         opened("DELETE", "/store/items", body={"namespace": [o.user, o.namespace], "key": "k"}),
         opened("DELETE", "/store/items", body={"namespace": [o.namespace], "key": "k"}),
+        # -- dashboard: b's runs only, in every list and count
+        opened("GET", "/dashboard/api/overview", check=no_runs),
+        opened("GET", "/dashboard/api/overview", query={"window": "24h"}, check=no_runs),
+        hidden("GET", "/dashboard/api/runs/{run_id}", {"run_id": o.run}),
+        hidden("GET", "/dashboard/api/runs/{run_id}", {"run_id": o.pending_run}),
     ]
     # a's checkpoint named on b's own thread (or with a's thread inside the
     # checkpoint): only b's thread's checkpoints are looked at.

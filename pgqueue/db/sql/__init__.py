@@ -16,7 +16,8 @@ refuses a block without a one-line description (its first line, a comment),
 a name used twice, and psycopg-style placeholders, so a driver-specific copy
 of a statement cannot creep back in.
 
-The files of the resources an Auth guards (``RESOURCE_FILES``) fail closed:
+The files of the resources an Auth guards, and the dashboard's
+(``RESOURCE_FILES``), fail closed:
 each of their blocks applies the request's authorization filter
 (``pgqueue_auth_match(metadata, $n::jsonb)``, or its ``_indexed`` form in
 searches; migration 0010), or says in a
@@ -33,7 +34,9 @@ from importlib import resources
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 # %s and %(name)s; format()'s %L, %I inside a statement stay allowed.
 _PSYCOPG_PLACEHOLDER = re.compile(r"%(\(\w+\))?s")
-RESOURCE_FILES = frozenset({"threads.sql", "runs.sql", "assistants.sql", "crons.sql"})
+RESOURCE_FILES = frozenset(
+    {"threads.sql", "runs.sql", "assistants.sql", "crons.sql", "dashboard.sql"}
+)
 AUTH_PREDICATE = "pgqueue_auth_match"
 INTERNAL = "-- internal:"
 
