@@ -28,7 +28,7 @@ import asyncpg
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from pgqueue.cli import database, demo, prune, settings, sweep, worker
+from pgqueue.cli import database, demo, observe, prune, settings, sweep, worker
 from pgqueue.db import migrate
 from pgqueue.errors import ConfigError, SchemaOutdated, Unavailable
 
@@ -70,6 +70,7 @@ def build_commands() -> Commands:
     )
     common = argparse.ArgumentParser(add_help=False)
     database.add_flags(common)
+    observe.add_log_flags(common)
     running = argparse.ArgumentParser(add_help=False)
     settings.add_flags(running)
     commands = Commands(
@@ -108,6 +109,7 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     # The installed script's first chance (see pgqueue/__main__.py for why).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        observe.apply(args)
         return int(args.func(args) or 0)
     except (ConfigError, SchemaOutdated, Unavailable) as exc:
         # The operator's to fix (a setting, langgraph.json, the schema, a

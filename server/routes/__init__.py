@@ -7,6 +7,7 @@ from server.routes import (
     assistants,
     crons,
     meta,
+    metrics,
     runs,
     stateless,
     store,
@@ -23,4 +24,5 @@ ROUTERS: list[Router] = [
     stateless.router,
     crons.router,
     store.router,
+    metrics.router,
 ]

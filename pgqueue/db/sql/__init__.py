@@ -4,7 +4,8 @@ Keeping them in one directory gives reviewers one place to read everything
 pgqueue asks of PostgreSQL, one file per table or role: ``queue.sql`` (the
 queue core on runs), ``workers.sql`` (leases, heartbeats, the sweep),
 ``events.sql``, ``retention.sql`` (what the pruner deletes),
-``connections.sql`` (session settings of a run's connection), and one per
+``connections.sql`` (session settings of a run's connection),
+``observe.sql`` (what ``/metrics`` reads at each scrape), and one per
 HTTP resource (``threads.sql``, ``runs.sql``, ...).
 Use ``queries.claim_runs`` and so on.
 
