@@ -70,4 +70,6 @@ class WorkerStats:
             return
         name = {"success": "succeeded", "retry": "retried"}.get(outcome, "failed")
         setattr(self, name, getattr(self, name) + 1)
-        metrics.run_ended(outcome, time.monotonic() - run.claimed_at)
+        # A run made by hand, not by queue.claim, has no claim time.
+        seconds = time.monotonic() - run.claimed_at if run.claimed_at else 0.0
+        metrics.run_ended(outcome, seconds)

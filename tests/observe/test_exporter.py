@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pgqueue.observe.exporter import MetricsServer
 from tests.support.procs import REPO
+from tests.support.server import free_port
 
 COUNT = "from pgqueue.observe import metrics; metrics.RETRIES.inc(2)"
 SCRAPE = """
@@ -78,5 +79,24 @@ async def test_the_worker_metrics_server_answers_only_what_it_serves(database_ur
         writer.write(b"nonsense\r\n\r\n")
         assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
         writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_database_that_does_not_answer_is_reported_not_fatal() -> None:
+    # Nothing listens there: the scrape still answers, with the process's
+    # own counters and pgqueue_database_up 0; /ok says 503.
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    server = MetricsServer(nobody, "127.0.0.1", 0, None)
+    port = await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            scraped = await http.get("/metrics")
+            assert scraped.status_code == 200
+            assert "pgqueue_database_up 0.0" in scraped.text
+            assert "pgqueue_claims_total" in scraped.text and "pgqueue_runs{" not in scraped.text
+            ok = await http.get("/ok")
+            assert ok.status_code == 503
+            assert ok.json() == {"ok": False, "database": {"ok": False}}
     finally:
         await server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from langgraph_sdk.client import LangGraphClient
 
 from tests.support.scrape import scrape
 from tests.support.server import ServerProcess
@@ -37,3 +38,20 @@ def test_metrics_answers_4xx_for_what_it_does_not_serve(server: ServerProcess) -
     json_format = httpx.get(server.url + "/metrics", params={"format": "json"}, timeout=30)
     assert json_format.status_code == 422 and json_format.json()["detail"].startswith("format")
     assert httpx.post(server.url + "/metrics", timeout=30).status_code == 405
+
+
+async def test_serve_counts_its_in_process_workers_runs(
+    server: ServerProcess, client: LangGraphClient
+) -> None:
+    before = scrape(server.url)
+    thread = await client.threads.create()
+    result = await client.runs.wait(thread["thread_id"], "three_steps", input={"log": []})
+    assert result == {"log": ["one", "two", "three"]}
+    after = scrape(server.url)
+    done = "pgqueue_run_duration_seconds_count"
+    assert after.sum(done, status="success") - before.sum(done, status="success") == 1
+    assert after.sum("pgqueue_runs_claimed_total") - before.sum("pgqueue_runs_claimed_total") == 1
+    # The worker's own pool and the executor's event pool, beside the HTTP one.
+    for role in ("http", "worker", "events"):
+        assert after.get("lg_api_pg_pool_max", pool=role) >= 1
+    assert after.get("pgqueue_runs", status="success") >= 1
