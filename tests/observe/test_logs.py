@@ -3,7 +3,9 @@ the lines about a run carry its run id, thread id and attempt."""
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import httpx
 
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
+from pgqueue.observe import logs
 from tests.support.procs import FAST, REPO, run_cli
 from tests.support.server import server_process
 from tests.support.waiting import eventually
@@ -99,3 +102,26 @@ def test_the_http_server_logs_json_lines(database_url: str) -> None:
     logged = [line for line in output.splitlines() if not line.startswith("pgqueue: ")]
     lines = json_lines("\n".join(logged))
     assert lines and all(line["level"] and line["logger"] for line in lines)
+
+
+def test_a_line_about_another_run_keeps_its_own_ids() -> None:
+    bound, other = uuid.uuid4(), uuid.uuid4()
+    thread = uuid.uuid4()
+
+    def filtered(**extra: Any) -> logging.LogRecord:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        record.__dict__.update(extra)
+        logs.bind_run(bound, thread, 3)
+        logs.RunFilter().filter(record)
+        return record
+
+    # Bound in a context of its own, as the worker's run task has.
+    plain = contextvars.Context().run(filtered)
+    assert (plain.run_id, plain.thread_id, plain.attempt) == (str(bound), str(thread), 3)
+    named = contextvars.Context().run(filtered, run_id=str(other), attempt=1)
+    assert (named.run_id, named.attempt, getattr(named, "thread_id", None)) == (str(other), 1, None)
+    line = json.loads(logs.JsonFormatter().format(plain))
+    assert line["run_id"] == str(bound) and line["attempt"] == 3
+    assert logs.Tagged(logging.Formatter("%(message)s")).format(plain) == (
+        f"m [run_id={bound} thread_id={thread} attempt=3]"
+    )
