@@ -62,7 +62,7 @@ class Endpoint:
     query: type[BaseModel] | None = None
     # Status codes this route answers besides 4xx errors, with a description.
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
-    # A response model (for the spec) or "sse" for an event stream.
+    # A response model (for the spec), "sse" for an event stream, "text".
     returns: type[BaseModel] | str | None = None
 
 

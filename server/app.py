@@ -38,6 +38,7 @@ from server.auth import Authenticator, AuthMiddleware
 from server.authorization import Authorizer
 from server.context import AppContext
 from server.errors import HANDLERS
+from server.http_metrics import HttpMetrics
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             max_size=20,
             connect_timeout=DB_CONNECT_TIMEOUT,
             command_timeout=DB_COMMAND_TIMEOUT,
+            name="http",
         )
         psycopg_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
@@ -132,6 +134,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             worker = settings.process.graph_worker(
                 registry, url, notifier=notifier, live=context.watch.live
             )
+            context.worker = worker  # /ok reports its load
             worker_task = asyncio.create_task(worker.run())
 
             def on_worker_end(task: asyncio.Task[None]) -> None:
@@ -181,11 +184,13 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Sta
             "not a Starlette or FastAPI app"
         )
     layers = [
+        # Outermost of ours: it counts what CORS and authentication refuse.
+        Middleware(HttpMetrics),
         cors.middleware(
             http.get("cors"),
             private_network=settings.private_network_access,
             where=str(registry.config_path),
-        )
+        ),
     ]
     if auth is not None:
         custom_auth = http.get("enable_custom_route_auth") is True

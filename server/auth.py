@@ -2,7 +2,7 @@
 
 The file defines a ``langgraph_sdk.Auth`` and its ``@auth.authenticate``
 handler, as for the platform. The handler runs on every request but
-``/ok``, ``/info`` and ``/openapi.json``, with the arguments it names
+``/ok``, ``/info``, ``/openapi.json`` and ``/metrics``, with the arguments it names
 (``request``, ``path``, ``method``, ``path_params``, ``query_params``,
 ``headers`` -- bytes to bytes, lower-case names --, ``authorization``).
 It returns a user id, a dict with ``identity`` (and ``permissions``,
@@ -34,8 +34,9 @@ from pgqueue.execution import factories
 
 log = logging.getLogger(__name__)
 
-# Open to everyone, as on the platform: health checks and the API's shape.
-OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json"})
+# Open to everyone, as on the platform: health checks, the API's shape, and
+# counts for Prometheus (no resource's data).
+OPEN_PATHS = frozenset({"/ok", "/info", "/openapi.json", "/metrics"})
 
 # What the authenticate handler may ask for, each made only if asked (this
 # runs on every request).

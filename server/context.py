@@ -16,6 +16,7 @@ from pgqueue.core.notifier import Notifier
 from pgqueue.execution.graphs import GraphRegistry
 from pgqueue.execution.webhook_policy import WebhookPolicy
 from pgqueue.resources.streams import RunWatch
+from pgqueue.worker.worker import Worker
 from server.authorization import Authorizer
 from server.http_app import HeaderPolicy
 from server.settings import Settings
@@ -44,6 +45,8 @@ class AppContext:
     background: set[Any] = field(default_factory=set)
     # Set on the first SIGINT/SIGTERM: open /wait calls wind down.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # serve: the in-process worker pool (/ok reports its load).
+    worker: Worker | None = None
 
 
 def ctx(request: Request) -> AppContext:

@@ -76,6 +76,9 @@ def run(settings: Settings, *, apply_migrations: bool) -> int:
         port=settings.port,
         lifespan="on",
         log_level="warning",
+        # uvicorn's loggers write through the root's handlers, in the
+        # process's --log-format, not through handlers of their own.
+        log_config=None,
         access_log=settings.access_log,
         # A bound on open connections at shutdown. Streams end at once
         # (clients resume with Last-Event-ID) and /wait calls within

@@ -90,8 +90,9 @@ def build_spec(routers: list[Router], version: str) -> dict[str, Any]:
                 }
             for status, description in e.responses.items():
                 response: dict[str, Any] = {"description": description}
-                if e.returns == "sse" and status == 200:
-                    response["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+                if e.returns in ("sse", "text") and status == 200:
+                    kind = "text/event-stream" if e.returns == "sse" else "text/plain"
+                    response["content"] = {kind: {"schema": {"type": "string"}}}
                 elif isinstance(e.returns, type) and status < 300 and status != 204:
                     response["content"] = {"application/json": {"schema": ref(e.returns)}}
                 elif status < 300 and status not in (202, 204):

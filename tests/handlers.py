@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -46,4 +47,16 @@ async def wait_for_file(path: str, timeout: float = 300) -> None:
 async def block_loop(run: ClaimedRun) -> dict[str, Any]:
     """Blocks the worker's event loop: nothing else on it runs meanwhile."""
     time.sleep(float(run.kwargs.get("sleep", 3)))
+    return {"attempt": run.attempt}
+
+
+async def scripted(run: ClaimedRun) -> dict[str, Any]:
+    """On attempt 1, first sleeps ``kwargs.hold`` seconds (none by default);
+    raises on attempts up to ``kwargs.fail`` (0: succeeds at once). Logs a
+    line of its own, which names no run: the worker's context does."""
+    logging.getLogger("tests.handlers").info("scripted attempt %d", run.attempt)
+    if run.attempt == 1 and run.kwargs.get("hold"):
+        await asyncio.sleep(float(run.kwargs["hold"]))
+    if run.attempt <= int(run.kwargs.get("fail", 0)):
+        raise RuntimeError(f"attempt {run.attempt} fails on purpose")
     return {"attempt": run.attempt}

@@ -1,6 +1,8 @@
 """The house rule: which room of the package may import which.
 
-Bottom to top: ``types`` and ``errors``; ``db``; ``core``; ``worker`` and
+Bottom to top: ``types``, ``errors`` and ``instruments`` (the metrics and
+log context every room records to); ``db``; ``observe`` (what a scrape
+reads); ``core``; ``worker`` and
 ``maintenance`` (peers that never import each other); ``execution`` (which
 meets the worker only at ``core.handler``); ``resources``; ``cli``; and
 ``server/`` on top. ``pgqueue/__init__.py`` and ``__main__.py`` are the
@@ -30,7 +32,9 @@ MAX_LINES = 400
 ROOMS: dict[str, tuple[str, ...]] = {
     "types": ("pgqueue.types",),
     "errors": ("pgqueue.errors",),
+    "instruments": ("pgqueue.observe.metrics", "pgqueue.observe.logs"),
     "db": ("pgqueue.db",),
+    "observe": ("pgqueue.observe",),
     "core": ("pgqueue.core",),
     "worker": ("pgqueue.worker",),
     "maintenance": ("pgqueue.maintenance",),
@@ -44,7 +48,7 @@ ROOMS: dict[str, tuple[str, ...]] = {
 # whole package.
 EXACT = {"pgqueue", "pgqueue.__main__"}
 
-_BOTTOM = frozenset({"types", "errors"})
+_BOTTOM = frozenset({"types", "errors", "instruments"})
 _PGQUEUE_ROOMS = frozenset(ROOMS) - {"server"}
 
 # room -> what it may import besides itself: room names, or dotted module
@@ -52,7 +56,10 @@ _PGQUEUE_ROOMS = frozenset(ROOMS) - {"server"}
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "types": frozenset(),
     "errors": frozenset({"types"}),
+    # Counters and a context variable: anything may record to them.
+    "instruments": frozenset({"types", "errors"}),
     "db": _BOTTOM,
+    "observe": _BOTTOM | {"db"},
     "core": _BOTTOM | {"db"},
     "worker": _BOTTOM | {"db", "core"},
     "maintenance": _BOTTOM | {"db", "core"},
@@ -60,7 +67,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "execution": _BOTTOM | {"db", "core"},
     # The scheduler runs on maintenance's periodic loop; nothing else there.
     "resources": _BOTTOM | {"db", "core", "execution", "pgqueue.maintenance.service"},
-    "cli": _BOTTOM | {"db", "core", "worker", "maintenance", "execution", "resources"},
+    "cli": _BOTTOM | {"db", "observe", "core", "worker", "maintenance", "execution", "resources"},
     "facade": _PGQUEUE_ROOMS,
     "server": _PGQUEUE_ROOMS,
 }

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from pgqueue.cli import logs
+from pgqueue.cli import observe
 from pgqueue.db import embedded, migrate
 from pgqueue.db import pools as db
 from pgqueue.errors import Unavailable
@@ -45,7 +45,7 @@ def resolve_database_url(args: argparse.Namespace) -> str:
     data_dir = Path(args.data_dir or os.environ.get("PGQUEUE_DATA_DIR") or default_dir)
     # The embedded server's own chatter (initdb, its commands) goes there.
     log_file = data_dir.parent / "pgqueue.log"
-    logs.also_to_file(log_file)
+    observe.also_to_file(log_file)
     try:
         url = embedded.start(data_dir)
     except Unavailable as exc:

@@ -19,7 +19,6 @@ of the environment; everything else takes config objects.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import asyncpg
 import psycopg
 from sqlalchemy.exc import DBAPIError
 
-from pgqueue.cli import database, demo, logs, prune, runs, settings, stats, sweep, worker
+from pgqueue.cli import database, demo, observe, prune, runs, settings, stats, sweep, worker
 from pgqueue.db import migrate
 from pgqueue.errors import ConfigError, SchemaOutdated, Unavailable
 
@@ -71,7 +70,7 @@ def build_commands() -> Commands:
     )
     common = argparse.ArgumentParser(add_help=False)
     database.add_flags(common)
-    logs.add_flags(common)
+    observe.add_log_flags(common)
     running = argparse.ArgumentParser(add_help=False)
     settings.add_flags(running)
     commands = Commands(
@@ -105,12 +104,10 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run its command; what ``main`` of both entry
     points does."""
     args = parser.parse_args(argv)
-    logs.configure(
-        os.environ.get("PGQUEUE_LOG_LEVEL", "INFO"), verbose=getattr(args, "verbose", False)
-    )
     # The installed script's first chance (see pgqueue/__main__.py for why).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        observe.apply(args)
         return int(args.func(args) or 0)
     except (ConfigError, SchemaOutdated, Unavailable) as exc:
         # The operator's to fix (a setting, langgraph.json, the schema, a

@@ -19,18 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from pgqueue.cli import observe
 from pgqueue.cli.database import resolve_database_url, said, wait_for_database
 from pgqueue.cli.settings import ProcessSettings, webhook_policy
 from pgqueue.core.handler import HandlerFunction
 from pgqueue.db import migrate
 from pgqueue.db import pools as db
 from pgqueue.db.sql import queries
+from pgqueue.errors import ConfigError
 from pgqueue.maintenance.service import ServiceGroup
+from pgqueue.observe.exporter import MetricsServer
 from pgqueue.types import Queryable
 from pgqueue.worker.heartbeat import EXIT_UNHEALTHY
 
 if TYPE_CHECKING:
     from pgqueue.execution.graphs import GraphRegistry
+    from pgqueue.worker.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +99,10 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
             worker = settings.graph_worker(registry, url)
         else:
             worker = settings.handler_worker(load_handler(args.handler), url)
-        pool = await db.create_pool(url, max_size=1)
+        pool = await db.create_pool(url, max_size=1, name="maintenance")
     except db.DATABASE_AWAY as exc:
         raise NotStarted(f"{type(exc).__name__}: {exc}") from exc
+    exporter = await start_metrics(args, url, worker)
     services = ServiceGroup(settings.maintenance(pool, registry=registry))
     services.start()
     on_signals(worker.stop)
@@ -115,6 +120,8 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
         # liveness exit) is cancelled rather than waited for.
         await services.stop(grace=db.CONNECT_TIMEOUT)
         await db.close_pool(pool)
+        if exporter is not None:
+            await exporter.stop()
     if worker.unhealthy is not None:
         log.error(
             "pgqueue worker: exiting with status %d: %s",
@@ -124,6 +131,26 @@ async def run_worker(args: argparse.Namespace, settings: ProcessSettings, url: s
         )
         return EXIT_UNHEALTHY
     return 0
+
+
+async def start_metrics(args: argparse.Namespace, url: str, worker: Worker) -> MetricsServer | None:
+    """--metrics-port: /metrics and /ok (with the worker pool's load) on
+    their own port, printed once bound (the one given, or any free one)."""
+    address = observe.metrics_address(args)
+    if address is None:
+        return None
+    host, port = address
+
+    def load() -> dict[str, int]:
+        return {"running": len(worker.leases), "slots": worker.config.concurrency}
+
+    server = MetricsServer(url, host, port, load)
+    try:
+        bound = await server.start()
+    except OSError as exc:
+        raise ConfigError(f"--metrics-port: cannot listen on {host}:{port}: {exc}") from None
+    print(f"pgqueue: metrics on http://{host}:{bound}/metrics", flush=True)
+    return server
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -165,4 +192,5 @@ def add_command(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--handler", help="'package.module:function', an async callable taking a ClaimedRun"
     )
+    observe.add_metrics_flags(p)
     p.set_defaults(func=cmd_worker)

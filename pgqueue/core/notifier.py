@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from pgqueue.db import pools as db
+from pgqueue.observe import metrics
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Notifier:
                 )
 
     def _on_notification(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        metrics.NOTIFICATIONS.labels(channel).inc()
         self._dispatch(channel, payload)
 
     def _on_termination(self, _conn: object) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ import asyncpg
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
 from pgqueue.errors import NotFound, ThreadBusy
+from pgqueue.observe import metrics
 from pgqueue.types import (
     CANCEL_ACTIONS,
     MULTITASK_STRATEGIES,
@@ -74,6 +76,8 @@ class ClaimedRun:
     # Set when a cancel was asked for while a (now dead) worker held the run:
     # finish the cancel instead of running it.
     cancel_action: str | None = None
+    # time.monotonic() at the claim: the attempt's duration starts here.
+    claimed_at: float = field(default=0.0, compare=False, repr=False)
 
     # Cached: the worker keys its tables by the lease many times per run.
     @cached_property
@@ -221,6 +225,7 @@ async def claim(conn: Queryable, worker_id: str, limit: int) -> list[ClaimedRun]
     """Claim up to ``limit`` ready runs for ``worker_id`` in one statement."""
     if limit <= 0:
         return []
+    started = time.monotonic()
     for _ in range(3):
         try:
             rows = await conn.fetch(queries.claim_runs, worker_id, limit)
@@ -233,6 +238,8 @@ async def claim(conn: Queryable, worker_id: str, limit: int) -> list[ClaimedRun]
             log.info("claim lost a per-thread race", extra={"event": "claim_thread_race"})
     else:
         return []
+    now = time.monotonic()
+    metrics.claimed([r["waited"] for r in rows], now - started)
     return [
         ClaimedRun(
             run_id=r["run_id"],
@@ -246,6 +253,7 @@ async def claim(conn: Queryable, worker_id: str, limit: int) -> list[ClaimedRun]
             seq=r["seq"],
             worker_id=worker_id,
             cancel_action=r["cancel_action"],
+            claimed_at=now,
         )
         for r in rows
     ]

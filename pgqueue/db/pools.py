@@ -28,6 +28,8 @@ from typing import Any
 
 import asyncpg
 
+from pgqueue.observe import metrics
+
 # Long enough for a loaded server's fork + auth; short enough that a dead
 # host is noticed well within a lease window.
 CONNECT_TIMEOUT = 5.0
@@ -131,10 +133,12 @@ async def create_pool(
     server_settings: dict[str, str] | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     command_timeout: float | None = None,
+    name: str = "pgqueue",
 ) -> asyncpg.Pool[Any]:
     """A pool of ``Connection``. ``command_timeout`` bounds every statement
     (None: unbounded; the HTTP server sets one so a request never hangs on
-    a database that stopped answering)."""
+    a database that stopped answering). ``name``: its role, the ``pool``
+    label of its lg_api_pg_pool_* gauges."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -146,6 +150,7 @@ async def create_pool(
         connection_class=Connection,
     )
     assert pool is not None
+    metrics.watch_pool(pool, name)
     return pool
 
 
@@ -153,6 +158,7 @@ async def close_pool(pool: asyncpg.Pool[Any], grace: float = CONNECT_TIMEOUT) ->
     """Close gracefully if the server answers in time, else drop the sockets:
     a pool's graceful close waits on every connection's goodbye, forever if
     the database stopped answering, and shutdown must stay bounded."""
+    metrics.forget_pool(pool)
     try:
         await asyncio.wait_for(pool.close(), grace)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

@@ -32,6 +32,7 @@ from pgqueue.db.pools import DATABASE_AWAY
 from pgqueue.db.sql import queries
 from pgqueue.errors import RetriableError
 from pgqueue.execution.saver import FencedPostgresSaver
+from pgqueue.observe import metrics
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class EventWriter:
         """The caller committed what take() handed over, with the run's
         final status: followers in this process see both."""
         taken, self._taken = self._taken, []
+        metrics.EVENTS_WRITTEN.inc(len(taken))
         if self._live is not None:
             self._publish(taken)
             self._live.finish(status)
@@ -179,6 +181,7 @@ class EventWriter:
                     # client told of a step can read its checkpoint.
                     async with self._saver.transaction("events") as conn:
                         await psycopg_sql.execute(conn, queries.insert_events, *self._params(batch))
+                metrics.EVENTS_WRITTEN.inc(len(batch))
                 self._publish(batch)
         finally:
             self._writing = False

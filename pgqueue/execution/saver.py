@@ -37,6 +37,7 @@ where the parent does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import select
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -230,13 +231,17 @@ class RunConnections:
         async with self._lock:
             if self._checkpoints is None:
                 pool = connection_pool(self._dsn, self._size)
-                await pool.open()
+                # Opened in a context of its own: its tasks serve every run,
+                # and their log lines must not name the first one's.
+                await asyncio.create_task(pool.open(), context=contextvars.Context())
                 self._checkpoints = pool
             if self.events is None:
                 # No connection made now: one made on first need fails
                 # inside the event write, where a database that is away
                 # makes the run retriable, not failed.
-                self.events = await db.create_pool(self._dsn, min_size=0, max_size=self._size)
+                self.events = await db.create_pool(
+                    self._dsn, min_size=0, max_size=self._size, name="events"
+                )
         return self._checkpoints
 
     async def aclose(self) -> None:

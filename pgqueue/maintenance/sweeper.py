@@ -17,6 +17,7 @@ import asyncpg
 from pgqueue.core import queue
 from pgqueue.core.queue import SweepResult
 from pgqueue.maintenance.service import PeriodicService, require, require_interval
+from pgqueue.observe import metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Sweeper(PeriodicService[SweeperConfig]):
 
     async def run_once(self) -> SweepResult:
         result = await queue.sweep(self._pool, self.config.stale_after)
+        metrics.swept(result.requeued, result.failed, result.workers_removed)
         if result.requeued or result.failed or result.workers_removed:
             log.info(
                 "sweep requeued %d, failed %d, removed %d dead workers",

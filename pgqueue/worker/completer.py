@@ -12,6 +12,7 @@ on its own connection and uses none of this.)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from typing import Any
@@ -68,7 +69,9 @@ class Completer:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((completion, future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+            # A context of its own: it writes many runs' outcomes, and its
+            # log lines must not name the run whose completion started it.
+            self._flusher = asyncio.create_task(self._flush(), context=contextvars.Context())
         return await future
 
     def abandon(self) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pgqueue.core.queue import ClaimedRun
+from pgqueue.observe import metrics
 from pgqueue.worker.heartbeat import HeartbeatConfig
 
 
@@ -56,3 +59,17 @@ class WorkerStats:
     retried: int = 0
     lease_lost: int = 0
     claim_queries: int = 0
+
+    def count(self, outcome: str, run: ClaimedRun) -> None:
+        """An attempt ended: ``outcome`` is the status written ("success",
+        "error", "interrupted", ...), "retry" (failed, queued again) or
+        "lease_lost" (nothing written). Also this process's metrics."""
+        if outcome == "lease_lost":
+            self.lease_lost += 1
+            metrics.LEASES_LOST.inc()
+            return
+        name = {"success": "succeeded", "retry": "retried"}.get(outcome, "failed")
+        setattr(self, name, getattr(self, name) + 1)
+        # A run made by hand, not by queue.claim, has no claim time.
+        seconds = time.monotonic() - run.claimed_at if run.claimed_at else 0.0
+        metrics.run_ended(outcome, seconds)

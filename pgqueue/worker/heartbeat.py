@@ -29,6 +29,7 @@ from uuid import UUID
 import asyncpg
 
 from pgqueue.db.sql import queries
+from pgqueue.observe import metrics
 from pgqueue.types import Lease
 from pgqueue.worker.connection import LazyConnection
 
@@ -159,6 +160,7 @@ class Heartbeat:
         lost = {lease for lease in held if (lease.run_id, lease.attempt) not in current}
         result = HeartbeatResult(renewed, lost)
         self.beats += 1
+        metrics.HEARTBEATS.inc()
         self.last_beat_monotonic = time.monotonic()
         if result.lost and self._on_lost is not None:
             self._on_lost(result.lost)

@@ -28,6 +28,7 @@ from pgqueue.core.queue import ClaimedRun, Completion
 from pgqueue.db import pools as db
 from pgqueue.db.ids import uuid7
 from pgqueue.db.sql import queries
+from pgqueue.observe import logs
 from pgqueue.types import CANCEL_CHANNEL, WAKE_CHANNEL, Lease
 from pgqueue.worker.completer import Completer, error_completion, output_completion
 from pgqueue.worker.config import WorkerConfig, WorkerStats
@@ -106,7 +107,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         sync = {} if self.config.synchronous_completion else {"synchronous_commit": "off"}
         self._pool = await db.create_pool(
-            self.dsn, max_size=self.config.pool_size, server_settings=sync
+            self.dsn, max_size=self.config.pool_size, server_settings=sync, name="worker"
         )
         self._completer = Completer(self._pool, self.worker_id)
         await self._claim_conn.get()
@@ -255,8 +256,9 @@ class Worker:
 
     async def _execute(self, run: ClaimedRun) -> None:
         # This task's own context: finishing() in the handler marks this
-        # run only.
+        # run only, and every log line about it names it.
         on_finishing(lambda: self._completing.add(run.lease))
+        logs.bind_run(run.run_id, run.thread_id, run.attempt)
         try:
             try:
                 completion = await self._outcome(run)
@@ -275,13 +277,13 @@ class Worker:
             if not held:
                 self._report_lease_lost(run, "final write matched no row")
             elif completion.status == "success":
-                self.stats.succeeded += 1
+                self.stats.count("success", run)
             elif (
                 completion.retry_delay is not None and run.attempt - run.releases < run.max_attempts
             ):
-                self.stats.retried += 1
+                self.stats.count("retry", run)
             else:
-                self.stats.failed += 1
+                self.stats.count(completion.status, run)
         except Exception:
             log.exception(
                 "run bookkeeping failed",
@@ -327,8 +329,7 @@ class Worker:
             if output.status is None:
                 self._report_lease_lost(run, "the handler's fenced final write matched no row")
             else:
-                self.stats.succeeded += output.status == "success"
-                self.stats.failed += output.status != "success"
+                self.stats.count(output.status, run)
             return None
         return output_completion(run, output)
 
@@ -340,10 +341,12 @@ class Worker:
         assert self._completer is not None
         if not await self._completer.rollback(run):
             self._report_lease_lost(run, "rollback found the lease gone")
+        else:
+            self.stats.count("rolled_back", run)
         return None
 
     def _report_lease_lost(self, run: ClaimedRun, why: str) -> None:
-        self.stats.lease_lost += 1
+        self.stats.count("lease_lost", run)
         log.warning(
             "lease lost for run %s attempt %s: %s; its result was not written",
             run.run_id,

@@ -8,6 +8,7 @@ from server.routes import (
     crons,
     dashboard,
     meta,
+    metrics,
     runs,
     stateless,
     store,
@@ -25,4 +26,5 @@ ROUTERS: list[Router] = [
     crons.router,
     store.router,
     dashboard.router,
+    metrics.router,
 ]

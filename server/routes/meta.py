@@ -36,16 +36,20 @@ def _version() -> str:
 @router.route(
     "GET",
     "/ok",
-    summary="Liveness and database reachability",
+    summary="Liveness, the database, and (serve) the worker pool's load",
     responses={200: "OK", 503: "Database unreachable"},
 )
 async def ok(request: Request) -> Response:
+    """``{"ok": true, "database": {"ok": true}}``, and with in-process
+    workers (serve) ``"workers": {"running": n, "slots": m}``: runs held
+    and the pool's concurrency. 503 when the database does not answer."""
     # The probe runs in a task of its own that this request stops waiting for
     # after OK_TIMEOUT: cancelling a query on a database that stopped
     # answering makes asyncpg wait for the cancel's own round trip before
     # the connection goes back to the pool, so a timeout around the query
     # itself could hold the answer up indefinitely.
-    probe = asyncio.ensure_future(ctx(request).pool.fetchval(queries.ping, timeout=OK_TIMEOUT))
+    context = ctx(request)
+    probe = asyncio.ensure_future(context.pool.fetchval(queries.ping, timeout=OK_TIMEOUT))
     done, _ = await asyncio.wait({probe}, timeout=OK_TIMEOUT)
     if probe not in done:
         probe.cancel()
@@ -54,12 +58,15 @@ async def ok(request: Request) -> Response:
         return _unreachable("TimeoutError")
     if (exc := probe.exception()) is not None:  # any failure is "not ready"
         return _unreachable(type(exc).__name__)
-    return JSON({"ok": True})
+    report: dict[str, object] = {"ok": True, "database": {"ok": True}}
+    if (worker := context.worker) is not None:
+        report["workers"] = {"running": len(worker.leases), "slots": worker.config.concurrency}
+    return JSON(report)
 
 
 def _unreachable(why: str) -> Response:
     return JSON(
-        {"ok": False, "detail": f"database unreachable: {why}"},
+        {"ok": False, "detail": f"database unreachable: {why}", "database": {"ok": False}},
         status_code=503,
         headers={"Retry-After": "2"},
     )

@@ -6,7 +6,10 @@ from tests.support.server import ServerProcess
 
 
 def test_ok_info_and_openapi(server: ServerProcess) -> None:
-    assert httpx.get(server.url + "/ok").json() == {"ok": True}
+    ok = httpx.get(server.url + "/ok").json()
+    # serve: the database, and its in-process worker pool's load.
+    assert ok["ok"] is True and ok["database"] == {"ok": True}
+    assert ok["workers"]["slots"] >= 1 and 0 <= ok["workers"]["running"] <= ok["workers"]["slots"]
     info = httpx.get(server.url + "/info").json()
     assert info["version"]
     spec = httpx.get(server.url + "/openapi.json").json()

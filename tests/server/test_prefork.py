@@ -59,10 +59,7 @@ async def test_two_processes_share_the_port_run_the_runs_and_stop_together(
         client = get_client(url=server.url)
         threads = [await client.threads.create() for _ in range(8)]
         outputs = await asyncio.gather(
-            *(
-                client.runs.wait(t["thread_id"], "echo", input={"count": 1})
-                for t in threads
-            )
+            *(client.runs.wait(t["thread_id"], "echo", input={"count": 1}) for t in threads)
         )
         assert all(isinstance(o, dict) for o in outputs), outputs
         runs = [r for t in threads for r in await client.runs.list(t["thread_id"])]

@@ -111,6 +111,7 @@ def probes(o: Owned) -> list[Probe]:
         public("/ok"),
         public("/info"),
         public("/openapi.json"),
+        public("/metrics"),
         public("/docs"),  # probed only if /openapi.json lists it
         # -- assistants
         hidden(

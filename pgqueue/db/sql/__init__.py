@@ -5,7 +5,8 @@ pgqueue asks of PostgreSQL, one file per table or role: ``queue.sql`` (the
 queue core on runs), ``workers.sql`` (leases, heartbeats, the sweep),
 ``events.sql``, ``retention.sql`` (what the pruner deletes),
 ``connections.sql`` (session settings of a run's connection), ``admin.sql``
-(the operator commands: pgqueue runs, pgqueue stats), and one per
+(the operator commands: pgqueue runs, pgqueue stats), ``observe.sql``
+(what ``/metrics`` reads at each scrape), and one per
 HTTP resource (``threads.sql``, ``runs.sql``, ...).
 Use ``queries.claim_runs`` and so on.
 

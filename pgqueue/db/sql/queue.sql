@@ -87,6 +87,7 @@ ORDER BY seq;
 -- A run whose thread has a running run, or an older pending one, is not
 -- ready: runs on a thread execute one at a time, in order. (The unique
 -- index runs_one_running_per_thread backs this up against races.)
+-- waited: seconds the run was ready (since created, due or handed back).
 WITH candidates AS (
     SELECT r.run_id
     FROM runs r
@@ -111,7 +112,8 @@ UPDATE runs SET
 FROM candidates
 WHERE runs.run_id = candidates.run_id
 RETURNING runs.run_id, runs.thread_id, runs.assistant_id, runs.attempt, runs.max_attempts,
-          runs.releases, runs.kwargs, runs.metadata, runs.seq, runs.cancel_action;
+          runs.releases, runs.kwargs, runs.metadata, runs.seq, runs.cancel_action,
+          extract(epoch FROM now() - greatest(runs.created_at, runs.not_before))::float8 AS waited;
 
 -- name: next_due_at
 -- When the earliest delayed pending run becomes ready, and the database's now.
