@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 from pgqueue.cli.database import resolve_database_url, wait_for_database
@@ -91,7 +92,12 @@ def _prefork(settings: Settings, url: str, workers: int) -> int:
     # started stays up while it waits on them), one worker each, and the
     # port this process holds.
     argv = [*_without_workers(sys.argv[1:]), "--database-url", url, "--workers", "1"]
-    return Prefork(argv, settings.host, settings.port, workers).run()
+    # The children keep their metrics' counters in files there, and each
+    # /metrics answer sums them, whichever child answers (prometheus_client's
+    # multiprocess mode): a directory of the operator's, else one for this run.
+    with tempfile.TemporaryDirectory(prefix="pgqueue-metrics-") as own:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", own)
+        return Prefork(argv, settings.host, settings.port, workers).run()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

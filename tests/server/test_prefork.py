@@ -12,6 +12,7 @@ import time
 import asyncpg
 from langgraph_sdk import get_client
 
+from tests.support.scrape import scrape
 from tests.support.server import ServerProcess, server_process
 
 PIDS = re.compile(r"^pgqueue: 2 server processes share the port \(pids (\d+), (\d+)\)$", re.M)
@@ -64,6 +65,11 @@ async def test_two_processes_share_the_port_run_the_runs_and_stop_together(
         assert all(isinstance(o, dict) for o in outputs), outputs
         runs = [r for t in threads for r in await client.runs.list(t["thread_id"])]
         assert {r["status"] for r in runs} == {"success"}
+        # Whichever child answers /metrics, its counters are both children's
+        # (prometheus_client's multiprocess mode, in a directory the parent made).
+        for _ in range(4):
+            claimed = scrape(server.url).sum("pgqueue_runs_claimed_total")
+            assert claimed == len(threads), server.log()
         # One line per process for everything but the "serving" line, said once.
         assert server.log().count("pgqueue: serving on") == 1
         server.proc.send_signal(signal.SIGTERM)
