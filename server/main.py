@@ -55,7 +55,8 @@ class _Server(uvicorn.Server):
 
 def next_steps(url: str) -> str:
     return (
-        f'pgqueue: try it: curl {url}/info, or from Python: langgraph_sdk.get_client(url="{url}")'
+        f"pgqueue: the dashboard is at {url}/dashboard; try it: curl {url}/info, "
+        f'or from Python: langgraph_sdk.get_client(url="{url}")'
     )
 
 

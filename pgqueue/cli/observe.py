@@ -49,12 +49,14 @@ def configure_terminal(level: str, *, verbose: bool) -> None:
     the one line that matters lost among them: so the libraries pgqueue
     drives speak there only of warnings and errors unless ``verbose``, and
     pgqueue prints a few lines of its own. pgqueue's own INFO records stay:
-    few, and about the queue (a worker started, runs requeued)."""
+    few, and about the queue (a worker started, runs requeued). A DEBUG
+    level shows everything, as ``verbose`` does."""
     root = logging.getLogger()
     root.setLevel(level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
-    if not verbose:
+    # DEBUG asks for everything, as --verbose does.
+    if not verbose and root.getEffectiveLevel() > logging.DEBUG:
         handler.addFilter(QuietLibraries())
     root.addHandler(handler)
 
