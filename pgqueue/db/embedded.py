@@ -54,11 +54,12 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if found is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            log.info(
+            # DEBUG: the CLI says where the data lives in a line of its own.
+            log.debug(
                 "created embedded database %s", database, extra={"event": "embedded_db_created"}
             )
     url = base.replace("/postgres?", f"/{database}?", 1)
-    log.info("embedded PostgreSQL at %s", data_dir, extra={"event": "embedded_started"})
+    log.debug("embedded PostgreSQL at %s", data_dir, extra={"event": "embedded_started"})
     # Keep the server object alive for the life of the process: pgserver
     # stops the server when its last handle is collected.
     _handles.append(server)
