@@ -5,10 +5,14 @@ LangGraph stream modes a run asked for, and the platform's ``events`` mode
 With ``events``, the graph runs under ``astream_events``, and the chunks of
 the other modes are read from the graph's own ``on_chain_stream`` events:
 one run of the graph serves both.
+
+A cancel the graph absorbed is delivered again at its next chunk
+(``redeliver_absorbed_cancel``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Literal, cast, get_args
 
@@ -29,6 +33,20 @@ def event_of(chunk: Any, subgraphs: bool) -> tuple[str, Any]:
     return name, data
 
 
+def redeliver_absorbed_cancel() -> None:
+    """If this task was asked to stop (a user's cancel, a hurried shutdown, a
+    lost lease, the run's timeout) and is still streaming, something below
+    absorbed the CancelledError: on Python 3.11 ``asyncio.wait_for`` returns
+    the awaited result instead of raising when the cancel meets that
+    result (psycopg_pool's ``getconn`` waits so, as may a graph's own
+    libraries). Cancel it again, still counted once: the error is raised at
+    the graph's next await and unwinds it as any cancel does."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+        task.cancel()
+
+
 async def stream(
     graph: Any,
     graph_input: Any,
@@ -44,6 +62,7 @@ async def stream(
         async for chunk in graph.astream(
             graph_input, config, stream_mode=graph_modes, subgraphs=subgraphs, **options
         ):
+            redeliver_absorbed_cancel()
             yield event_of(chunk, subgraphs)
         return
     root = None
@@ -56,6 +75,7 @@ async def stream(
         subgraphs=subgraphs,
         **options,
     ):
+        redeliver_absorbed_cancel()
         if root is None:
             root = event["run_id"]  # the first event is the graph's own start
         if graph_modes and event["event"] == "on_chain_stream" and event["run_id"] == root:

@@ -6,6 +6,14 @@ this). Past it (or at a second stop signal) the rest are hurried: cancelled
 and handed back to the queue with their attempt not counted. Those get a
 bounded while to unwind; a run that does not stop even then is left to its
 lease, which expires, and the sweeper requeues it.
+
+While they unwind, the runs still there are cancelled again every
+``REDELIVER`` seconds: a cancel can be absorbed without a trace (on Python
+3.11 ``asyncio.wait_for`` returns its result instead of raising when the
+cancel meets the awaited future's completion; psycopg_pool's ``getconn``
+waits that way), and the run then goes on as if never asked to stop. A
+repeated cancel may cut a run's cleanup short (its last checkpoints, kept
+for the next attempt); that cleanup was asked to be quick anyway.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# Seconds between cancels of a hurried run that is still there (see above).
+REDELIVER = 1.0
 
 
 async def drain(
@@ -29,7 +40,8 @@ async def drain(
 ) -> None:
     """Wait up to ``grace`` seconds for ``tasks`` (a live view: finished
     runs leave it) unless ``hurried`` is set first; then ``hurry()`` and wait
-    up to ``unwind`` seconds for the stopped runs to be handed back."""
+    up to ``unwind`` seconds for the stopped runs to be handed back,
+    calling ``hurry()`` again every ``REDELIVER`` seconds meanwhile."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     if tasks:
@@ -53,13 +65,16 @@ async def drain(
             )
     finally:
         hurried_wait.cancel()
+    deadline = loop.time() + unwind
+    while tasks and (remaining := deadline - loop.time()) > 0:
+        await asyncio.wait(list(tasks.values()), timeout=min(remaining, REDELIVER))
+        if tasks:
+            hurry()
     if tasks:
-        _, stuck = await asyncio.wait(list(tasks.values()), timeout=unwind)
-        if stuck:
-            log.error(
-                "%d run(s) did not stop within %.0f s; their leases will expire and "
-                "the sweeper will requeue them",
-                len(stuck),
-                unwind,
-                extra={"event": "worker_drain_stuck", "worker_id": worker_id},
-            )
+        log.error(
+            "%d run(s) did not stop within %.0f s; their leases will expire and "
+            "the sweeper will requeue them",
+            len(tasks),
+            unwind,
+            extra={"event": "worker_drain_stuck", "worker_id": worker_id},
+        )

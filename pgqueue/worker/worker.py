@@ -173,9 +173,9 @@ class Worker:
         self._wakeup.set()
 
     def hurry(self) -> None:
-        """Stop every in-flight run now and hand it back (see ``stop``)."""
-        if self._hurried.is_set():
-            return
+        """Stop every in-flight run now and hand it back (see ``stop``).
+        Called again, cancels again the runs not yet handed back: a cancel
+        can be absorbed (see ``shutdown``)."""
         self._hurried.set()
         for lease, task in list(self._tasks.items()):
             # A run whose outcome is being written is done: let it be.
@@ -269,6 +269,9 @@ class Worker:
                 return
             assert self._completer is not None
             if completion is _RELEASE:
+                # The hand-back is this run's final write: no repeated
+                # cancel of a hurry may cut it.
+                self._completing.add(run.lease)
                 await self._completer.release(run)
                 return
             assert isinstance(completion, Completion)
@@ -311,7 +314,8 @@ class Worker:
                 return None
             if run.lease in self._releasing:
                 current = asyncio.current_task()
-                if current is not None:
+                # Every cancel of the hurry (it may have cancelled twice).
+                while current is not None and current.cancelling():
                     current.uncancel()
                 return _RELEASE
             action = self._cancelled.pop(run.lease, None)

@@ -61,6 +61,26 @@ async def test_cancel_interrupt_reaches_another_process_and_keeps_checkpoints(
     assert await pool.fetchval("SELECT count(*) FROM node_runs WHERE node = 'three'") == 0
 
 
+async def test_a_cancel_the_graph_absorbed_is_delivered_again(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The graph absorbs the cancel (see tests/graphs/cancels.py) and steps
+    on: its next chunk delivers the cancel again, and the user's cancel
+    ends the run as the user asked."""
+    [sub] = await queue.submit(pool, [graph_run("absorbs_a_cancel", uuid7(), input={})])
+    with worker_process(database_url, "graphs", *FAST) as worker:
+
+        async def absorbing() -> bool:
+            return "absorbing the next cancel" in worker.log()
+
+        await eventually(absorbing, timeout=60, what="the node")
+        assert await queue.cancel(pool, [sub.run_id], "interrupt") == {sub.run_id: "cancelling"}
+        await eventually(lambda: status_is(pool, sub.run_id, "interrupted"), timeout=60)
+        assert "absorbed a cancel" in worker.log()  # the window was hit
+    run = await queue.get_run(pool, sub.run_id)
+    assert run is not None and run["output"]["absorbed"] is True
+
+
 async def test_cancel_rollback_deletes_the_run_and_its_checkpoints(
     pool: asyncpg.Pool, database_url: str
 ) -> None:

@@ -136,6 +136,43 @@ async def test_a_second_signal_skips_the_grace_period(
     assert await status(pool, run_id) == "pending"
 
 
+async def hurry_a_run_that_absorbs_a_cancel(
+    pool: asyncpg.Pool, database_url: str, then: str
+) -> None:
+    """A run whose graph absorbs its first cancel (see tests/graphs/cancels.py)
+    is hurried: it still stops and is handed back, without waiting out the
+    unwinding time (whose expiry logs an ERROR)."""
+    with worker_process(database_url, "graphs", *FAST, "--shutdown-grace", "600") as worker:
+        run_id = await submit_running(pool, "absorbs_a_cancel", input={"then": then})
+
+        async def logged(text: str) -> bool:
+            return text in worker.log()
+
+        await eventually(lambda: logged("absorbing the next cancel"), timeout=30, what="node")
+        worker.signal(signal.SIGINT)
+        await eventually(lambda: logged("draining 1 run(s)"), timeout=30, what="the drain")
+        worker.signal(signal.SIGINT)
+        assert exits(worker, timeout=60) == 0
+        assert "absorbed a cancel" in worker.log()  # the window was hit
+        assert "handed back to the queue" in worker.log()
+        assert_clean(worker)
+    assert await status(pool, run_id) == "pending"
+
+
+async def test_a_hurried_run_that_absorbed_its_cancel_and_streams_on_is_handed_back(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # Caught at the graph's next chunk.
+    await hurry_a_run_that_absorbs_a_cancel(pool, database_url, "steps")
+
+
+async def test_a_hurried_run_that_absorbed_its_cancel_and_waits_on_is_handed_back(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    # No chunk comes: the drain cancels it again.
+    await hurry_a_run_that_absorbs_a_cancel(pool, database_url, "waits")
+
+
 async def test_serve_shutdown_with_a_stream_attached(pool: asyncpg.Pool, database_url: str) -> None:
     thread_id = uuid7()
     with server_process(database_url, "--shutdown-grace", "1") as serve:
