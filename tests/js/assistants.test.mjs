@@ -8,7 +8,8 @@ import { test } from "node:test";
 import { assistantId, client, rejects, unique } from "./helpers.mjs";
 
 const GRAPHS = [
-  "asks", "chaos_chain", "chat", "echo", "fails", "flaky", "gated", "three_steps", "ticks", "with_tasks",
+  "absorbs_a_cancel", "asks", "chaos_chain", "chat", "echo", "fails", "flaky", "gated", "three_steps",
+  "ticks", "with_tasks",
 ];
 
 // uuid5(namespace, graph_id): UIs hard-code these ids, so they must not
