@@ -51,6 +51,21 @@ def cron_cluster(tmp_path: Path) -> Iterator[pgcluster.PgCluster]:
         cluster.close()
 
 
+async def _job_succeeded(conn: asyncpg.Connection, job: str, deadline: float) -> None:
+    """Wait until pg_cron has recorded the end of a run of job ``job`` (it
+    does after the command's own commit), then check that none failed."""
+    details: list[asyncpg.Record] = []
+    while not {d["status"] for d in details} & {"succeeded", "failed"}:
+        assert time.monotonic() < deadline, f"pg_cron recorded no end of {job}: {details}"
+        await asyncio.sleep(0.5)
+        details = await conn.fetch(
+            "SELECT d.status, d.return_message FROM cron.job_run_details d "
+            "JOIN cron.job j USING (jobid) WHERE j.jobname = $1",
+            job,
+        )
+    assert "failed" not in {d["status"] for d in details}, details
+
+
 async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluster) -> None:
     url = cron_cluster.dsn("pgqueue")
     migrate.upgrade(url)
@@ -76,11 +91,8 @@ async def test_pg_cron_job_requeues_a_stale_run(cron_cluster: pgcluster.PgCluste
         ):
             assert time.monotonic() < deadline, "pg_cron did not sweep within 75 s"
             await asyncio.sleep(0.5)
-        ran = await conn.fetchval(
-            "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
-            "WHERE j.jobname = 'pgqueue-sweep' AND d.status = 'succeeded'"
-        )
-        assert ran >= 1
+        # pg_cron records the run's end after the sweep committed: wait for it.
+        await _job_succeeded(conn, "pgqueue-sweep", deadline)
         # Uninstalling removes the job.
         result = run_cli(url, "sweep", "--uninstall-cron")
         assert result.returncode == 0, result.stderr
@@ -127,17 +139,7 @@ async def test_pg_cron_job_prunes_in_short_transactions(cron_cluster: pgcluster.
             assert time.monotonic() < deadline, "pg_cron did not prune within 75 s"
             await asyncio.sleep(0.5)
         # The procedure's COMMITs work under pg_cron: the job succeeded.
-        while not await conn.fetchval(
-            "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
-            "WHERE j.jobname = 'pgqueue-prune' AND d.status IN ('succeeded', 'failed')"
-        ):
-            assert time.monotonic() < deadline, "the pg_cron job did not finish within 75 s"
-            await asyncio.sleep(0.5)
-        details = await conn.fetch(
-            "SELECT d.status, d.return_message FROM cron.job_run_details d "
-            "JOIN cron.job j USING (jobid) WHERE j.jobname = 'pgqueue-prune'"
-        )
-        assert {d["status"] for d in details} == {"succeeded"}, details
+        await _job_succeeded(conn, "pgqueue-prune", deadline)
         assert {r["run_id"] for r in await conn.fetch("SELECT run_id FROM runs")} == {newer.run_id}
         assert await conn.fetchval("SELECT count(*) FROM run_events") == 0
         result = run_cli(url, "prune", "--uninstall-cron")
