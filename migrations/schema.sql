@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0012_prune_in_sql
+-- Revision: 0013_graph_interrupts_succeed
 
 -- Tables, with their indexes and triggers -----------------------------------
 

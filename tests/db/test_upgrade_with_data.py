@@ -111,7 +111,8 @@ def fill_0001(url: str, f: Filled) -> None:
     f.run(R_RUNNING, T_BUSY, A1, "running", "agent", attempt=1, worker_id="w-1")
     f.run(R_PENDING, T_BUSY, A1, "pending", "agent", priority=5, max_attempts=5,
           multitask_strategy="enqueue", not_before=FUTURE)  # fmt: skip
-    # A graph's interrupt, as the executor ended such runs until after 0010.
+    # A graph's interrupt, as the executor ended such runs until after 0010
+    # (0013 gives it the meaning it has since: AT_HEAD).
     f.run(R_INTERRUPTED, T_INT, A1, "interrupted", "agent", attempt=1,
           output={"items": ["x", "a"], "__interrupt__": [{"value": "ok?", "id": "i1"}]})  # fmt: skip
     f.run(R_ERROR, T_ERR, A2, "error", "other", error=BOOM, attempt=3, releases=1)
@@ -231,7 +232,13 @@ FILLS: dict[str, Callable[[str, Filled], None]] = {
     "0009_cron_user": fill_0009,
 }
 # What a revision may change in the rows it finds.
-CHANGES = {"0008_thread_graph": {("threads", "metadata")}}
+# Rows whose columns read otherwise at head than as written: 0013 makes a
+# run a graph's interrupt ended (no cancel asked) a success, as it is since.
+AT_HEAD = {("runs", (R_INTERRUPTED,)): {"status": "success"}}
+CHANGES = {
+    "0008_thread_graph": {("threads", "metadata")},
+    "0013_graph_interrupts_succeed": {("runs", "status")},
+}
 # 0008: each thread's graph and assistant from its newest run (by seq), keys
 # it had kept; a run with no graph or no assistant adds no such key.
 METADATA = {
@@ -294,6 +301,8 @@ def _carried_over(
 
 
 def _check_head(url: str, f: Filled) -> None:
+    for (table, key), columns in AT_HEAD.items():
+        f.rows[table][key].update(columns)
     for table, rows in f.rows.items():
         assert f.count(table) == len(rows), table
         for key, row in rows.items():
