@@ -51,12 +51,13 @@ async def block_loop(run: ClaimedRun) -> dict[str, Any]:
 
 
 async def scripted(run: ClaimedRun) -> dict[str, Any]:
-    """On attempt 1, first sleeps ``kwargs.hold`` seconds (none by default);
-    raises on attempts up to ``kwargs.fail`` (0: succeeds at once). Logs a
-    line of its own, which names no run: the worker's context does."""
+    """On attempt 1 with ``kwargs.hold``, holds the run until the worker
+    dies or cancels it; raises on attempts up to ``kwargs.fail`` (0:
+    succeeds at once). Logs a line of its own, which names no run: the
+    worker's context does."""
     logging.getLogger("tests.handlers").info("scripted attempt %d", run.attempt)
     if run.attempt == 1 and run.kwargs.get("hold"):
-        await asyncio.sleep(float(run.kwargs["hold"]))
+        await asyncio.Event().wait()
     if run.attempt <= int(run.kwargs.get("fail", 0)):
         raise RuntimeError(f"attempt {run.attempt} fails on purpose")
     return {"attempt": run.attempt}

@@ -26,6 +26,11 @@ class Absorbing(TypedDict, total=False):
     absorbed: bool
 
 
+async def _until_cancelled() -> None:
+    """Waits on nothing that ever happens: only a cancel ends it."""
+    await asyncio.Event().wait()
+
+
 async def absorb(state: Absorbing) -> dict[str, Any]:
     count = state.get("count", 0) + 1
     if state.get("absorbed"):
@@ -34,11 +39,11 @@ async def absorb(state: Absorbing) -> dict[str, Any]:
     # The worker's log says when the run is inside the window.
     print("absorbing the next cancel", flush=True)
     try:
-        await asyncio.sleep(3600)
+        await _until_cancelled()
     except asyncio.CancelledError:
         print("absorbed a cancel", flush=True)
     if state.get("then") == "waits":
-        await asyncio.sleep(3600)
+        await _until_cancelled()
     return {"count": count, "absorbed": True}
 
 

@@ -41,7 +41,7 @@ def runs(n: int, **kwargs: Any) -> list[NewRun]:
 async def test_counters_and_gauges_match_the_rows(pool: asyncpg.Pool, database_url: str) -> None:
     # A worker takes a run and is killed holding it: its counters die with
     # it; the run comes back through a sweep of a surviving worker.
-    [held] = await queue.submit(pool, runs(1, hold=300))
+    [held] = await queue.submit(pool, runs(1, hold=True))
     with worker_process(database_url, "scripted", *FAST, "--no-sweep") as victim:
 
         async def victim_holds() -> bool:
