@@ -3,24 +3,27 @@
 ``pgqueue serve`` and ``pgqueue server`` answer ``GET /metrics`` on their
 own port (``server/routes/metrics.py``). A standalone ``pgqueue worker`` has
 no HTTP server: ``--metrics-port`` starts ``MetricsServer``, which answers
-``GET /metrics`` and ``GET /ok`` on plain asyncio streams and nothing else
-(prometheus_client's own server runs in a thread, where the database
-gauges, read with asyncpg, cannot be).
+``GET /metrics`` and ``GET /ok`` and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 
 import asyncpg
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from pgqueue.db import pools as db
 from pgqueue.db.sql import queries
@@ -32,8 +35,6 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # How long a scrape waits for the database before reporting it down.
 DATABASE_TIMEOUT = 2.0
-# A client that sends no complete request head within this is dropped.
-READ_TIMEOUT = 5.0
 
 # prometheus_client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR), set
 # by the CLI: the instruments of every process sharing it are merged.
@@ -86,9 +87,20 @@ async def database_ok(pool: asyncpg.Pool, seconds: float = DATABASE_TIMEOUT) -> 
     return True
 
 
+class _InLoop(uvicorn.Server):
+    """uvicorn in the worker's own event loop. The worker handles SIGINT and
+    SIGTERM itself (drain, then hand back): this server must not take them."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
 class MetricsServer:
-    """``GET /metrics`` and ``GET /ok`` for a worker process. ``load``: the
-    worker pool's {"running": n, "slots": m}, for /ok."""
+    """``GET /metrics`` and ``GET /ok`` for a worker process, a small
+    Starlette app under uvicorn in the worker's loop (prometheus_client's
+    own server runs in a thread, where the database gauges, read with
+    asyncpg, cannot be). ``load``: the worker pool's {"running": n,
+    "slots": m}, for /ok."""
 
     def __init__(
         self,
@@ -101,7 +113,8 @@ class MetricsServer:
         self._host = host
         self._port = port
         self._load = load
-        self._server: asyncio.Server | None = None
+        self._server: _InLoop | None = None
+        self._serving: asyncio.Task[None] | None = None
         self._pool: asyncpg.Pool | None = None
         self.port: int | None = None
 
@@ -109,68 +122,38 @@ class MetricsServer:
         """Listen; returns the port bound (the one asked for, or any free
         one for 0). No connection is made until the first scrape."""
         self._pool = await db.create_pool(self._dsn, min_size=0, max_size=1, name="metrics")
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        # Bound here, not by uvicorn: the caller learns the port at once, and
+        # a port taken is an OSError to report, not a log line and an exit.
+        sock = socket.create_server((self._host, self._port))
+        self.port = int(sock.getsockname()[1])
+        app = Starlette(
+            routes=[
+                Route("/metrics", self._metrics, methods=["GET"]),
+                Route("/ok", self._ok, methods=["GET"]),
+            ]
+        )
+        config = uvicorn.Config(
+            app, lifespan="off", log_config=None, log_level="warning", access_log=False
+        )
+        self._server = _InLoop(config)
+        self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         return self.port
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), READ_TIMEOUT)
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
         if self._pool is not None:
             await db.close_pool(self._pool)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                async with asyncio.timeout(READ_TIMEOUT):
-                    head = await reader.readuntil(b"\r\n\r\n")
-                method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-            except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                return  # nothing sensible came: hang up
-            except ValueError:
-                status, kind, body = 400, "text/plain", b"bad request line\n"
-            else:
-                try:
-                    status, kind, body = await self._answer(method, target.split("?", 1)[0])
-                except Exception:  # noqa: BLE001 - one failed scrape, not the server
-                    log.exception("metrics request failed", extra={"event": "metrics_failed"})
-                    status, kind, body = 500, "text/plain", b"internal error\n"
-            writer.write(
-                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
-                f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode("latin-1")
-                + body
-            )
-            await writer.drain()
-        except (OSError, ConnectionError):
-            pass  # the client went away
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
-                await writer.wait_closed()
-
-    async def _answer(self, method: str, path: str) -> tuple[int, str, bytes]:
+    async def _metrics(self, _request: Request) -> Response:
         assert self._pool is not None
-        if path not in ("/metrics", "/ok"):
-            return 404, "text/plain", b"not found: this port serves /metrics and /ok\n"
-        if method != "GET":
-            return 405, "text/plain", b"method not allowed: use GET\n"
-        if path == "/metrics":
-            return 200, CONTENT_TYPE, await exposition(self._pool)
+        return Response(await exposition(self._pool), media_type=CONTENT_TYPE)
+
+    async def _ok(self, _request: Request) -> Response:
+        assert self._pool is not None
         up = await database_ok(self._pool)
         report: dict[str, object] = {"ok": up, "database": {"ok": up}}
         if self._load is not None:
             report["workers"] = self._load()
-        return (200 if up else 503), "application/json", json.dumps(report).encode()
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+        return JSONResponse(report, status_code=200 if up else 503)
