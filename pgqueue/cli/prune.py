@@ -16,40 +16,25 @@ import json
 import sys
 from typing import Any
 
-import asyncpg
-
 from pgqueue.cli.database import resolve_database_url
 from pgqueue.cli.settings import ProcessSettings
+from pgqueue.cli.sweep import cron_job
 from pgqueue.cli.worker import load_graphs
 from pgqueue.db import pools as db
-from pgqueue.errors import Unavailable
 from pgqueue.maintenance import pg_cron as cron
 from pgqueue.maintenance.pruner import DAY, Pruner
 
 
 async def _cron(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:
-    conn = await asyncpg.connect(url, timeout=db.CONNECT_TIMEOUT)
-    try:
-        if args.uninstall_cron:
-            removed = await cron.uninstall(conn, cron.PRUNE_JOB)
-            print(
-                "pgqueue: pg_cron job removed" if removed else "pgqueue: no pg_cron job to remove"
-            )
-            return 0
-        registry = load_graphs(args.config) if args.config else None
-        days = settings.pruner_config(registry).run_retention / DAY
-        try:
-            job_id = await cron.install_prune(conn, args.schedule, days)
-        except Unavailable as exc:
-            print(f"pgqueue: {exc}", file=sys.stderr)
-            return 2
-        print(
-            f"pgqueue: pg_cron job {cron.PRUNE_JOB!r} (id {job_id}) scheduled "
-            f"'{args.schedule}', keeping finished runs {days:g} days"
-        )
-        return 0
-    finally:
-        await conn.close()
+    registry = load_graphs(args.config) if args.config and args.install_cron else None
+    days = settings.pruner_config(registry).run_retention / DAY
+    return await cron_job(
+        url,
+        cron.PRUNE_JOB,
+        uninstall=args.uninstall_cron,
+        install=lambda conn: cron.install_prune(conn, args.schedule, days),
+        scheduled=f"'{args.schedule}', keeping finished runs {days:g} days",
+    )
 
 
 async def _prune(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -19,21 +20,31 @@ from pgqueue.maintenance import pg_cron as cron
 from pgqueue.maintenance.sweeper import Sweeper
 
 
-async def _cron(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:
-    conn = await asyncpg.connect(url)
+async def cron_job(
+    url: str,
+    job: str,
+    *,
+    uninstall: bool,
+    install: Callable[[asyncpg.Connection], Awaitable[int]],
+    scheduled: str,
+) -> int:
+    """--install-cron / --uninstall-cron of ``pgqueue sweep`` and ``pgqueue
+    prune``: ``install`` (re)schedules job ``job`` and returns its id;
+    ``scheduled`` is said after it. Exit status 2 where pg_cron is unusable."""
+    conn = await asyncpg.connect(url, timeout=db.CONNECT_TIMEOUT)
     try:
-        if args.uninstall_cron:
-            removed = await cron.uninstall(conn)
+        if uninstall:
+            removed = await cron.uninstall(conn, job)
             print(
                 "pgqueue: pg_cron job removed" if removed else "pgqueue: no pg_cron job to remove"
             )
             return 0
         try:
-            job_id = await cron.install(conn, args.schedule, settings.stale_after)
+            job_id = await install(conn)
         except Unavailable as exc:
             print(f"pgqueue: {exc}", file=sys.stderr)
             return 2
-        print(f"pgqueue: pg_cron job {cron.JOB_NAME!r} (id {job_id}) scheduled '{args.schedule}'")
+        print(f"pgqueue: pg_cron job {job!r} (id {job_id}) scheduled {scheduled}")
         return 0
     finally:
         await conn.close()
@@ -41,7 +52,13 @@ async def _cron(args: argparse.Namespace, settings: ProcessSettings, url: str) -
 
 async def _sweep(args: argparse.Namespace, settings: ProcessSettings, url: str) -> int:
     if args.install_cron or args.uninstall_cron:
-        return await _cron(args, settings, url)
+        return await cron_job(
+            url,
+            cron.JOB_NAME,
+            uninstall=args.uninstall_cron,
+            install=lambda conn: cron.install(conn, args.schedule, settings.stale_after),
+            scheduled=f"'{args.schedule}'",
+        )
     pool = await db.create_pool(url, max_size=1)
     try:
         sweeper = Sweeper(pool, settings.sweeper_config())
