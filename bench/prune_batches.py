@@ -50,7 +50,7 @@ KINDS = [
 
 async def measure(dsn: str, runs: int) -> dict[str, Any]:
     conn, fill_s = await fill(dsn, runs)
-    result: dict[str, Any] = {"runs": runs, "fill_s": round(fill_s, 1)}
+    result: dict[str, Any] = {"history_runs": runs, "fill_s": round(fill_s, 1)}
     try:
         for kind, call, size in KINDS:
             cursor, rows, batches = None, 0, 0

@@ -13,6 +13,7 @@ import asyncpg
 
 from pgqueue.db.sql import queries
 from pgqueue.errors import Unavailable
+from pgqueue.maintenance.pruner import PrunerConfig
 
 JOB_NAME = "pgqueue-sweep"
 PRUNE_JOB = "pgqueue-prune"
@@ -32,11 +33,14 @@ async def install_prune(
 ) -> int:
     """(Re)schedule ``CALL pgqueue_prune(...)`` (migration 0012); returns the job id."""
     retention = f"{run_retention_days} days"
-    return await _schedule(conn, PRUNE_JOB, queries.install_prune_cron, schedule, retention)
+    pause_ratio = PrunerConfig.pause_ratio
+    return await _schedule(
+        conn, PRUNE_JOB, queries.install_prune_cron, schedule, retention, pause_ratio
+    )
 
 
 async def _schedule(
-    conn: asyncpg.Connection, job: str, statement: str, schedule: str, argument: str | None
+    conn: asyncpg.Connection, job: str, statement: str, schedule: str, *arguments: object
 ) -> int:
     try:
         await conn.execute(queries.create_pg_cron)
@@ -48,7 +52,7 @@ async def _schedule(
         ) from exc
     async with conn.transaction():
         await conn.execute(queries.uninstall_cron, job)
-        job_id = await conn.fetchval(statement, schedule, argument)
+        job_id = await conn.fetchval(statement, schedule, *arguments)
     return int(job_id)
 
 

@@ -120,7 +120,9 @@ async def test_pg_cron_job_prunes_in_short_transactions(cron_cluster: pgcluster.
         command = await conn.fetchval(
             "SELECT command FROM cron.job WHERE jobname = 'pgqueue-prune'"
         )
-        assert command == "CALL pgqueue_prune(run_retention => '2.0 days'::interval)"
+        assert command == (
+            "CALL pgqueue_prune(run_retention => '2.0 days'::interval, pause_ratio => '8')"
+        )
         # An old run on a thread whose newer run stays, and a stateless run
         # with events: all but the thread's newest go.
         t = uuid7()
