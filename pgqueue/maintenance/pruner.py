@@ -68,12 +68,13 @@ class PrunerConfig:
     # Between two batches, a pause of at least batch_pause seconds and of
     # pause_ratio times the last batch's own time, so the pruner's backend
     # is busy at most 1 / (1 + pause_ratio) of the time. A claim that meets
-    # a running batch shares the CPU with it (bench/retention.py: p99 about
-    # 5.5 ms against 2.1-2.8 idle, on a machine the drain keeps 94% busy),
-    # so what the batches cost the workers' p99 is how often a claim meets
-    # one: at 2, claim p99 during a 1M-run pass was 1.3-2.0x the idle
-    # table's; at 8, 1.22x. A backlog takes longer to empty (that pass: 714
-    # against 250 s); a steady state's pass is a few batches either way.
+    # a running batch shares the CPU with it (bench/retention.py: those
+    # claims' p99 was 4.9-5.8 ms, against 2.0-2.8 ms on the idle table, on a
+    # machine the drain keeps 94% busy), so what the batches cost the
+    # workers' p99 is how often a claim meets one: at 2, claim p99 during a
+    # 1M-run pass was 1.3-2.0x the idle table's; at 8, 1.22x of an unpruned
+    # control. A backlog takes longer to empty (that pass: 714 against
+    # 250 s); a steady state's pass is a few batches either way.
     batch_pause: float = 0.05
     pause_ratio: float = 8.0
 
