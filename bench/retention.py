@@ -17,10 +17,15 @@ Measured, in one database:
   claim p50/p99    --drainers tasks each loop submit / claim / complete on a
                    new thread; the claim statement's latency, first on the
                    idle table (--idle-seconds), then while the pass runs,
-                   then as long again after it (the drain's own growth);
-                   with --control (the default), a second copy of the
-                   history drained as long as the pass took, unpruned: the
-                   idle table over the same time
+                   then as long again after it (the drain's own growth).
+                   With --ab-window S (the default, 10 s), the pass stops
+                   every S seconds, at the end of a batch, for S seconds:
+                   the claims of those windows ("paused") are the idle
+                   table's at the same moments and on the same rows, so
+                   this VM's drift over minutes, which moved the ratios by
+                   up to 0.4x between invocations, falls out of the
+                   comparison. With --control, a second copy of the history
+                   drained as long as the pass took, unpruned
   lock waits       every 10 ms, drainers' backends waiting on a lock
                    (pg_stat_activity wait_event_type 'Lock'): the longest
                    wait seen, and whether the pruner's backend blocked one
@@ -162,8 +167,54 @@ async def control(
     return {"n": len(claims), "p50_ms": pct(claims, 0.5), "p99_ms": pct(claims, 0.99)}
 
 
+class GatedPruner(Pruner):
+    """The pruner, held before its next batch while ``gate`` is clear:
+    ``held`` is set once it waits there, so no batch of it is running."""
+
+    def __init__(self, pool: asyncpg.Pool, config: PrunerConfig) -> None:
+        super().__init__(pool, config)
+        self.gate, self.held = asyncio.Event(), asyncio.Event()
+        self.gate.set()
+
+    async def _pause(self, batches: int) -> None:
+        await super()._pause(batches)
+        if not self.gate.is_set():
+            self.held.set()
+            await self.gate.wait()
+            self.held.clear()
+            self._started = time.monotonic()  # the batch's time, not the hold's
+
+
+async def alternate(drain: Drain, pruner: GatedPruner, window: float, done: asyncio.Event) -> None:
+    """Windows of ``window`` seconds: the pass runs ("pruning"), then is
+    held ("paused"). A paused window starts only when the batch under way
+    has ended, so no claim counted there met one."""
+    while not done.is_set():
+        drain.phase = "pruning"
+        pruner.gate.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), window)
+        if done.is_set():
+            return
+        pruner.gate.clear()
+        held, ended = asyncio.create_task(pruner.held.wait()), asyncio.create_task(done.wait())
+        await asyncio.wait({held, ended}, return_when=asyncio.FIRST_COMPLETED)
+        held.cancel()
+        ended.cancel()
+        if done.is_set():
+            return
+        drain.phase = "paused"
+        drain.windows_paused += 1
+        await asyncio.sleep(window)
+
+
 async def measure(
-    dsn: str, runs: int, drainers: int, idle_seconds: float, config: PrunerConfig
+    dsn: str,
+    runs: int,
+    drainers: int,
+    idle_seconds: float,
+    config: PrunerConfig,
+    ab_window: float = 0.0,
 ) -> dict[str, Any]:
     conn, fill_s = await fill(dsn, runs)
     settings = {
@@ -180,10 +231,14 @@ async def measure(
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=1, server_settings={"application_name": "pruner"}
     )
-    pruner = Pruner(pool, config)
+    pruner = GatedPruner(pool, config)
     drain.phase = "pruning"
     cpu["pruning"] = busy_jiffies()
     t0 = time.perf_counter()
+    pass_done = asyncio.Event()
+    windows = (
+        asyncio.create_task(alternate(drain, pruner, ab_window, pass_done)) if ab_window else None
+    )
     passes, totals = 0, {"events": 0, "runs": 0, "threads": 0, "batches": 0}
     while True:
         result = await pruner.run_once()
@@ -195,6 +250,9 @@ async def measure(
         if not (result.events or result.runs or result.threads_deleted):
             break
     prune_s = time.perf_counter() - t0
+    pass_done.set()
+    if windows is not None:
+        await windows
     drain.phase = "after"
     cpu["after"] = busy_jiffies()
     # The same drain on the table the pass left: what the drain's own growth
@@ -212,6 +270,7 @@ async def measure(
     dead_after_vacuum = await dead_tuples(conn)
     await conn.close()
     idle, pruning, later = drain.claims["idle"], drain.claims["pruning"], drain.claims["after"]
+    paused = drain.claims["paused"]
     return {
         "server": settings,
         "runs": runs,
@@ -229,6 +288,19 @@ async def measure(
             "p99_ms": pct(pruning, 0.99),
         },
         "claims_after": {"n": len(later), "p50_ms": pct(later, 0.5), "p99_ms": pct(later, 0.99)},
+        "ab_window_s": ab_window,
+        "windows_paused": drain.windows_paused,
+        **(
+            {
+                "claims_paused": {
+                    "n": len(paused),
+                    "p50_ms": pct(paused, 0.5),
+                    "p99_ms": pct(paused, 0.99),
+                }
+            }
+            if paused
+            else {}
+        ),
         "locks": locks,
         **conditions(drain),
         "pruner": {name: getattr(config, name) for name in KNOBS},
@@ -260,9 +332,15 @@ async def main() -> None:
         "this run, with log_lock_waits after 100 ms; its log's lock waits are counted",
     )
     ap.add_argument(
+        "--ab-window",
+        type=float,
+        default=10.0,
+        help="hold the pass every this many seconds for as long (0: never)",
+    )
+    ap.add_argument(
         "--control",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="then drain a second copy of the history, unpruned, as long as the pass took",
     )
     a = ap.parse_args()
@@ -276,7 +354,7 @@ async def main() -> None:
             a.dsn = cluster.dsn()
         async with benchdb.fresh_database(a.dsn, "retention") as dsn:
             config = PrunerConfig(interval=60, **{name: getattr(a, name) for name in KNOBS})
-            result = await measure(dsn, a.runs, a.drainers, a.idle_seconds, config)
+            result = await measure(dsn, a.runs, a.drainers, a.idle_seconds, config, a.ab_window)
             if cluster is not None:
                 result["lock_waits_logged_over_100ms"] = await lock_waits(cluster.log_file, dsn)
         if a.control:
@@ -288,7 +366,7 @@ async def main() -> None:
     print(text)
     if a.output:
         a.output.write_text(text)
-    for base in ("idle", "control"):
+    for base in ("paused", "idle", "control"):
         if f"claims_{base}" in result:
             p50, p99 = (
                 round(result["claims_pruning"][q] / result[f"claims_{base}"][q], 2)

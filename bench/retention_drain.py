@@ -44,7 +44,9 @@ class Drain:
     def __init__(self, dsn: str, drainers: int) -> None:
         self.dsn, self.n = dsn, drainers
         self.phase = "idle"
-        self.claims: dict[str, list[float]] = {"idle": [], "pruning": [], "after": []}
+        # bench/retention.py --ab-window: how many times the pass was held.
+        self.windows_paused = 0
+        self.claims: dict[str, list[float]] = {"idle": [], "pruning": [], "paused": [], "after": []}
         # (monotonic time the claim ended, phase, ms): to set beside what
         # the sampler saw at that moment (see conditions()).
         self.timed: list[tuple[float, str, float]] = []
@@ -59,10 +61,11 @@ class Drain:
         try:
             while not self.stop.is_set():
                 await queue.submit(conn, [NewRun(thread_id=uuid7())], wake=False)
-                t0 = time.perf_counter()
+                t0, phase = time.perf_counter(), self.phase
                 claimed = await queue.claim(conn, f"drain-{i}", 1)
                 took = (time.perf_counter() - t0) * 1000
-                if self.phase in self.claims:
+                # A claim across a change of phase counts in neither.
+                if self.phase == phase and phase in self.claims:
                     self.claims[self.phase].append(took)
                     self.timed.append((time.monotonic(), self.phase, took))
                 done = [Completion(r.run_id, r.attempt, "success") for r in claimed]

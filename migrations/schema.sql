@@ -3,7 +3,7 @@
 -- Regenerate after changing a migration, on any PostgreSQL server:
 --     python -m pgqueue.db.schema --scratch postgresql://HOST/postgres > migrations/schema.sql
 -- tests/db/test_schema.py fails when this file and the migrations disagree.
--- Revision: 0013_graph_interrupts_succeed
+-- Revision: 0014_prune_pause_ratio_8
 
 -- Tables, with their indexes and triggers -----------------------------------
 
@@ -534,7 +534,7 @@ AS $function$
                     interval '20 seconds')
 $function$;
 
-CREATE OR REPLACE PROCEDURE public.pgqueue_prune(IN event_retention interval DEFAULT '01:00:00'::interval, IN run_retention interval DEFAULT '30 days'::interval, IN batch_size integer DEFAULT 10000, IN run_batch_size integer DEFAULT 1000, IN thread_batch_size integer DEFAULT 100, IN garbage_threads integer DEFAULT 100, IN garbage_batches integer DEFAULT 10, IN pause_ratio double precision DEFAULT 2, IN batch_pause double precision DEFAULT 0.05)
+CREATE OR REPLACE PROCEDURE public.pgqueue_prune(IN event_retention interval DEFAULT '01:00:00'::interval, IN run_retention interval DEFAULT '30 days'::interval, IN batch_size integer DEFAULT 10000, IN run_batch_size integer DEFAULT 1000, IN thread_batch_size integer DEFAULT 100, IN garbage_threads integer DEFAULT 100, IN garbage_batches integer DEFAULT 10, IN pause_ratio double precision DEFAULT 8, IN batch_pause double precision DEFAULT 0.05)
  LANGUAGE plpgsql
 AS $procedure$
 DECLARE

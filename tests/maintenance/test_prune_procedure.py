@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from uuid import UUID
 
@@ -14,6 +15,7 @@ import asyncpg
 from pgqueue.core import queue
 from pgqueue.core.queue import NewRun
 from pgqueue.db.ids import uuid7
+from pgqueue.maintenance.pruner import PrunerConfig
 from tests.maintenance.test_pruner import (
     PRUNE_LOCK,
     _blobs_and_writes,
@@ -78,6 +80,29 @@ async def test_the_procedure_deletes_what_the_pruner_does(pool: asyncpg.Pool) ->
     h = await _history(pool)
     await pool.execute("CALL pgqueue_prune(batch_size => 2, run_batch_size => 1)")
     await _what_is_left(pool, h)
+
+
+async def test_the_procedures_defaults_are_the_pruners(pool: asyncpg.Pool) -> None:
+    """A hand-written ``CALL pgqueue_prune()`` prunes as the in-process
+    pruner does: each parameter's default (0012, pause ratio 0014) is
+    PrunerConfig's."""
+    arguments = await pool.fetchval("SELECT pg_get_function_arguments('pgqueue_prune'::regproc)")
+    defaults = dict(re.findall(r"IN (\w+) [a-z ]+ DEFAULT ('[^']*'::interval|[\d.]+)", arguments))
+    config = PrunerConfig()
+    seconds = {"event_retention", "run_retention"}
+    assert set(defaults) == seconds | {
+        "batch_size",
+        "run_batch_size",
+        "thread_batch_size",
+        "garbage_threads",
+        "garbage_batches",
+        "pause_ratio",
+        "batch_pause",
+    }
+    for name, default in defaults.items():
+        unit = "extract(epoch FROM {})" if name in seconds else "{}"
+        value = await pool.fetchval(f"SELECT ({unit.format(default)})::double precision")
+        assert value == getattr(config, name), name
 
 
 async def test_the_procedure_commits_each_batch_before_the_next(pool: asyncpg.Pool) -> None:
