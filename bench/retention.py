@@ -175,6 +175,7 @@ class GatedPruner(Pruner):
         super().__init__(pool, config)
         self.gate, self.held = asyncio.Event(), asyncio.Event()
         self.gate.set()
+        self.held_s = 0.0  # the pass's time spent held
 
     async def _pause(self, batches: int) -> None:
         await super()._pause(batches)
@@ -182,7 +183,8 @@ class GatedPruner(Pruner):
             self.held.set()
             await self.gate.wait()
             self.held.clear()
-            self._started = time.monotonic()  # the batch's time, not the hold's
+            self._started, since = time.monotonic(), self._started
+            self.held_s += self._started - since  # the next pause is the batch's, not this
 
 
 async def alternate(drain: Drain, pruner: GatedPruner, window: float, done: asyncio.Event) -> None:
@@ -281,6 +283,7 @@ async def measure(
         "deleted": totals,
         "passes": passes,
         "prune_s": round(prune_s, 1),
+        "held_s": round(pruner.held_s, 1),  # of prune_s, the --ab-window holds
         "claims_idle": {"n": len(idle), "p50_ms": pct(idle, 0.5), "p99_ms": pct(idle, 0.99)},
         "claims_pruning": {
             "n": len(pruning),
