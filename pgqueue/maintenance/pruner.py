@@ -72,9 +72,10 @@ class PrunerConfig:
     # claims' p99 was 4.9-5.8 ms, against 2.0-2.8 ms on the idle table, on a
     # machine the drain keeps 94% busy), so what the batches cost the
     # workers' p99 is how often a claim meets one: at 2, claim p99 during a
-    # 1M-run pass was 1.3-2.0x the idle table's; at 8, 1.22x of an unpruned
-    # control. A backlog takes longer to empty (that pass: 714 against
-    # 250 s); a steady state's pass is a few batches either way.
+    # 1M-run pass was 1.3-2.0x the idle table's; at 8, 1.14-1.18x of the
+    # same table's claims while the pass was held (bench --ab-window). A
+    # backlog takes longer to empty (714 against 250 s for that history); a
+    # steady state's pass is a few batches either way.
     batch_pause: float = 0.05
     pause_ratio: float = 8.0
 
