@@ -3,9 +3,9 @@ pruner deletes a history of finished runs, their events, and expired
 threads with their checkpoints while drainers claim new runs. Checked here:
 what went and what stayed, that no drainer ever waited on the pruner, that
 the pass held between windows still empties it, and that VACUUM reclaims
-every dead tuple. Its timings are the benchmark's to
-report (BENCHMARKS.md), never asserted. And that the bench's reading of the
-server log's lock waits (--private-cluster) finds a real one."""
+every dead tuple. Its timings are the benchmark's to report
+(BENCHMARKS.md), never asserted. And that the bench's reading of the server
+log's lock waits (--private-cluster) finds a real one."""
 
 from __future__ import annotations
 

@@ -58,10 +58,10 @@ SELECT mine, deleted, threads FROM pgqueue_prune_checkpoint_garbage($1);
 
 -- name: install_prune_cron
 -- Schedules the pruner's pass as pg_cron job pgqueue-prune: schedule $1,
--- finished runs kept $2 (an interval's text), pause ratio $3 (PrunerConfig's,
--- named so that a database before migration 0014, whose procedure's own
--- default was 2, prunes as gently). The procedure
--- commits after each batch, so the job is no long transaction.
+-- finished runs kept $2 (an interval's text), pause ratio $3 (PrunerConfig's;
+-- the procedure's own default is the same since migration 0014, and
+-- test_prune_procedure holds the two together). The procedure commits
+-- after each batch, so the job is no long transaction.
 SELECT cron.schedule('pgqueue-prune', $1::text,
                      format('CALL pgqueue_prune(run_retention => %L::interval, pause_ratio => %L)',
                             $2::text, $3::double precision));
